@@ -1,0 +1,9 @@
+"""Command-line verbs of the backtest package."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's verbs to the top-level app."""

@@ -1,0 +1,1 @@
+"""bots: see ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""Binance Vision history: listing, verified download, conversion to partitioned Parquet."""

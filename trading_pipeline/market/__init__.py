@@ -1,0 +1,1 @@
+"""Canonical market data: the kline schema, candle loading, quality checks, indicators."""

@@ -1,0 +1,1 @@
+"""regimes: see ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""selector: see ARCHITECTURE.md."""
