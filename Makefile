@@ -46,6 +46,7 @@ bench: bench-history bench-backtest bench-features ## every benchmark
 
 bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change re-run time
 	$(PY) benchmarks/bench_history.py
+	$(PY) benchmarks/bench_fetch_rerun.py
 
 bench-backtest: setup ## sma_cross 1,515-combo grid vs vectorbt
 	$(PY) benchmarks/bench_backtest.py

@@ -39,9 +39,10 @@ def _register() -> None:
     from trading_pipeline import ops_cli
     from trading_pipeline.backtest import cli as backtest_cli
     from trading_pipeline.history import cli as history_cli
+    from trading_pipeline.history import import_cli
     from trading_pipeline.regimes import cli as regimes_cli
 
-    for module in (history_cli, backtest_cli, regimes_cli, ops_cli):
+    for module in (history_cli, import_cli, backtest_cli, regimes_cli, ops_cli):
         module.register(app)
 
 
