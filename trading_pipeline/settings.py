@@ -13,6 +13,7 @@ from pathlib import Path
 
 DEFAULT_VISION_URL = "https://data.binance.vision"
 DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
+DEFAULT_FNG_URL = "https://api.alternative.me"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 DEFAULT_INTERVAL = "1h"
 DEFAULT_START = "2019-01-01"
@@ -35,6 +36,7 @@ class Settings:
     bots_dir_override: Path | None = None
     vision_url: str = DEFAULT_VISION_URL
     listing_url: str = DEFAULT_LISTING_URL
+    fng_url: str = DEFAULT_FNG_URL
     universe: tuple[str, ...] = DEFAULT_SYMBOLS
     market: str = "spot"
     interval: str = DEFAULT_INTERVAL
@@ -77,6 +79,7 @@ class Settings:
             bots_dir_override=Path(bots) if bots else None,
             vision_url=(env.get("TP_VISION_URL") or DEFAULT_VISION_URL).rstrip("/"),
             listing_url=(env.get("TP_VISION_LISTING_URL") or DEFAULT_LISTING_URL).rstrip("/"),
+            fng_url=(env.get("TP_FNG_URL") or DEFAULT_FNG_URL).rstrip("/"),
             universe=_split(env.get("TP_UNIVERSE", "")) or DEFAULT_SYMBOLS,
             market=env.get("TP_MARKET") or "spot",
             interval=env.get("TP_INTERVAL") or DEFAULT_INTERVAL,
