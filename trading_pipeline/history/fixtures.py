@@ -1,0 +1,178 @@
+"""Generate small, deterministic Binance Vision trees (zips + official ``.CHECKSUM``) for tests
+and benchmarks.
+
+The CSVs are real Binance kline format: 12 columns, no header for spot (a header on request for
+futures), millisecond times, and microseconds for spot files dated 2025-01-01 or later.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import io
+import random
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from trading_pipeline.history.checksum import format_checksum
+from trading_pipeline.history.layout import Series
+from trading_pipeline.history.vision import VisionFile
+from trading_pipeline.market.schema import INTERVAL_MS
+
+HEADER = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+    "taker_buy_volume,taker_buy_quote_volume,ignore"
+)
+MICROS_FROM = date(2025, 1, 1)
+Row = tuple[int, float, float, float, float, float, int, float, int, float, float]
+RowsFn = Callable[[Series, datetime, datetime, int], Iterable[Row]]
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def bar_open_times(interval: str, start: datetime, end: datetime) -> Iterator[int]:
+    """Open times (ms) of the bars starting in ``[start, end)``, on the UTC interval grid."""
+    if interval == "1mo":
+        cur = datetime(start.year, start.month, 1, tzinfo=UTC)
+        if cur < start:
+            cur = _next_month(cur)
+        while cur < end:
+            yield _ms(cur)
+            cur = _next_month(cur)
+        return
+    step = INTERVAL_MS[interval]
+    first = -(-_ms(start) // step) * step
+    yield from range(first, _ms(end), step)
+
+
+def _next_month(moment: datetime) -> datetime:
+    days = calendar.monthrange(moment.year, moment.month)[1]
+    return (moment.replace(day=1) + timedelta(days=days)).replace(day=1)
+
+
+next_month = _next_month  # public name (the Dagster tests use the first instant of next month)
+
+
+def random_walk_rows(series: Series, start: datetime, end: datetime, seed: int) -> Iterator[Row]:
+    """Seeded OHLCV bars for every grid slot in ``[start, end)`` (a reproducible random walk)."""
+    rng = random.Random(f"{series.key}:{start.isoformat()}:{seed}")
+    price = 100.0 + rng.random() * 50_000
+    opens = list(bar_open_times(series.interval, start, end))
+    for i, open_ms in enumerate(opens):
+        if series.interval == "1mo":
+            close_ms = (opens[i + 1] if i + 1 < len(opens) else _ms(end)) - 1
+        else:
+            close_ms = open_ms + INTERVAL_MS[series.interval] - 1
+        close = max(price * (1 + rng.gauss(0, 0.002)), 0.01)
+        high = max(price, close) * (1 + rng.random() * 0.001)
+        low = min(price, close) * (1 - rng.random() * 0.001)
+        volume = rng.random() * 100
+        taker = volume * rng.random()
+        mid = (high + low) / 2
+        yield (open_ms, price, high, low, close, volume, close_ms, volume * mid,
+               rng.randint(1, 5000), taker, taker * mid)  # fmt: skip
+        price = close
+
+
+def kline_csv(series: Series, period: date, rows: Iterable[Row], *, header: bool = False) -> bytes:
+    """Render rows as Binance prints them (µs for spot from 2025-01-01, 8 or 2 decimals)."""
+    scale = 1000 if series.market == "spot" and period >= MICROS_FROM else 1
+    places = 8 if series.market == "spot" else 2
+    out = io.StringIO()
+    if header:
+        out.write(HEADER + "\n")
+    for o, op, hi, lo, cl, vol, c, qv, n, tb, tq in rows:
+        prices = ",".join(f"{x:.{places}f}" for x in (op, hi, lo, cl))
+        out.write(
+            f"{o * scale},{prices},{vol:.8f},{c * scale + (scale - 1)},"
+            f"{qv:.8f},{n},{tb:.8f},{tq:.8f},0\n"
+        )
+    return out.getvalue().encode("ascii")
+
+
+def zip_bytes(member: str, payload: bytes, stamp: date) -> bytes:
+    """A zip holding one member with a fixed timestamp, so equal input gives equal bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(member, date_time=(stamp.year, stamp.month, stamp.day, 0, 30, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, payload)
+    return buffer.getvalue()
+
+
+def write_vision_file(
+    root: Path,
+    file: VisionFile,
+    payload: bytes,
+    *,
+    checksum: bool = True,
+    checksum_newline: bool = False,
+) -> Path:
+    """Put one zip (its CSV ``payload`` inside) and its ``.CHECKSUM`` under ``root``."""
+    path = root / file.key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.name[: -len(".zip")]
+    data = zip_bytes(f"{stem}.csv", payload, file.period + timedelta(days=1))
+    path.write_bytes(data)
+    if checksum:
+        digest = hashlib.sha256(data).hexdigest()
+        path.with_name(path.name + ".CHECKSUM").write_bytes(
+            format_checksum(digest, path.name, newline=checksum_newline)
+        )
+    return path
+
+
+def _bounds(file: VisionFile) -> tuple[datetime, datetime]:
+    start = datetime(file.period.year, file.period.month, file.period.day, tzinfo=UTC)
+    end = _next_month(start) if file.kind == "monthly" else start + timedelta(days=1)
+    return start, end
+
+
+def make_vision_tree(
+    root: Path,
+    series: Series,
+    *,
+    months: Sequence[tuple[int, int]] = (),
+    days: Sequence[date] = (),
+    rows: RowsFn = random_walk_rows,
+    seed: int = 0,
+    header: bool = False,
+    checksum_newline: bool = False,
+) -> list[Path]:
+    """Write monthly zips for ``months`` and daily zips for ``days`` of ``series`` under ``root``
+    (``root/data/spot/…``), each with its official 91-byte-style ``.CHECKSUM``; return the zips.
+
+    Change ``seed`` to "re-publish" a file with different bytes.
+    """
+    files = [
+        VisionFile(series.market, series.symbol, series.interval, "monthly", date(y, m, 1))
+        for y, m in months
+    ] + [VisionFile(series.market, series.symbol, series.interval, "daily", d) for d in days]
+    written = []
+    for file in files:
+        start, end = _bounds(file)
+        payload = kline_csv(series, file.period, rows(series, start, end, seed), header=header)
+        written.append(write_vision_file(root, file, payload, checksum_newline=checksum_newline))
+    return written
+
+
+def month_days(year: int, month: int, *, until: date | None = None) -> list[date]:
+    """Every day of a month (up to ``until`` inclusive when given)."""
+    last = calendar.monthrange(year, month)[1]
+    days = [date(year, month, d) for d in range(1, last + 1)]
+    return [d for d in days if until is None or d <= until]
+
+
+def month_range(start: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """``count`` consecutive (year, month) pairs from ``start``."""
+    year, month = start
+    out = []
+    for _ in range(count):
+        out.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
