@@ -1,0 +1,76 @@
+"""The explicit registry of strategy families, and loading of user families from a file.
+
+A user file is any Python module defining :class:`StrategyFamily` subclasses with a ``name``;
+it goes through the same contract (validated search space, ``signals``) as the built-ins.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.strategies.base import SearchSpace, StrategyFamily
+from trading_pipeline.strategies.bollinger_reversion import BollingerReversion
+from trading_pipeline.strategies.buy_and_hold import BuyAndHold
+from trading_pipeline.strategies.donchian_breakout import DonchianBreakout
+from trading_pipeline.strategies.ema_cross import EmaCross
+from trading_pipeline.strategies.macd import Macd
+from trading_pipeline.strategies.momentum import Momentum
+from trading_pipeline.strategies.rsi_reversion import RsiReversion
+from trading_pipeline.strategies.sma_cross import SmaCross
+
+FAMILIES: dict[str, StrategyFamily] = {
+    f.name: f
+    for f in (
+        SmaCross(),
+        EmaCross(),
+        Macd(),
+        RsiReversion(),
+        BollingerReversion(),
+        DonchianBreakout(),
+        Momentum(),
+        BuyAndHold(),
+    )
+}
+
+
+def get_family(name: str, extra: dict[str, StrategyFamily] | None = None) -> StrategyFamily:
+    """The family called ``name`` (user families in ``extra`` first)."""
+    pool = {**FAMILIES, **(extra or {})}
+    if name not in pool:
+        raise UserInputError(f"unknown strategy {name!r}; known: {', '.join(sorted(pool))}")
+    return pool[name]
+
+
+def load_strategy_file(path: str | Path) -> dict[str, StrategyFamily]:
+    """Import a Python file and return its strategy families by name."""
+    p = Path(path)
+    if not p.is_file() or p.suffix != ".py":
+        raise UserInputError(f"strategy file must be an existing .py file: {p}")
+    mod_name = f"tp_user_strategy_{abs(hash(str(p.resolve())))}"
+    spec = importlib.util.spec_from_file_location(mod_name, p)
+    if spec is None or spec.loader is None:
+        raise UserInputError(f"cannot import strategy file {p}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[mod_name]
+        raise UserInputError(f"strategy file {p} failed to import: {exc}") from exc
+    found: dict[str, StrategyFamily] = {}
+    for obj in vars(module).values():
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, StrategyFamily)
+            and obj is not StrategyFamily
+            and isinstance(getattr(obj, "name", None), str)
+            and isinstance(getattr(obj, "space", None), SearchSpace)
+            and obj.__module__ == mod_name
+        ):
+            found[obj.name] = obj()
+    if not found:
+        raise UserInputError(f"strategy file {p} defines no StrategyFamily subclass with a name")
+    return found

@@ -1,0 +1,140 @@
+"""SMA cross, the core bot's family: long when the fast mean crosses above the slow one.
+
+Optional, off by default: a trend filter (enter only above a long SMA), a volume filter (enter
+only when volume exceeds ``vol_mult`` × its mean) and an ATR stop (``atr_mult`` × ATR below the
+entry). Without them the grid runs in the fused kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+
+from trading_pipeline.backtest.kernels import sma_lines
+from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies.base import (
+    LessThan,
+    Param,
+    Params,
+    SearchSpace,
+    Signals,
+    StrategyFamily,
+)
+
+
+def close_of(bars: pl.DataFrame) -> np.ndarray:
+    """The close column as contiguous float64."""
+    return np.ascontiguousarray(bars["close"].to_numpy(), dtype=np.float64)
+
+
+def column(bars: pl.DataFrame, name: str) -> np.ndarray:
+    """Any numeric column as contiguous float64 (nulls become 0)."""
+    return np.ascontiguousarray(bars[name].fill_null(0.0).to_numpy(), dtype=np.float64)
+
+
+def line_index(
+    combos: Sequence[Params], a: str, b: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct windows of parameters ``a`` and ``b`` and each combination's row in them."""
+    windows = sorted({int(p[a]) for p in combos} | {int(p[b]) for p in combos})  # type: ignore[arg-type]
+    row = {w: i for i, w in enumerate(windows)}
+    ia = np.array([row[int(p[a])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
+    ib = np.array([row[int(p[b])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
+    return np.array(windows, dtype=np.int64), ia, ib
+
+
+class SmaCross(StrategyFamily):
+    """Fast/slow simple-moving-average crossover, long only."""
+
+    name: ClassVar[str] = "sma_cross"
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = "fast SMA crosses slow SMA; optional trend, volume, ATR stop"
+    space: ClassVar[SearchSpace] = SearchSpace(
+        params=(
+            Param("fast", "int", 10, low=2, high=200, step=1, help="fast SMA window"),
+            Param("slow", "int", 50, low=3, high=400, step=1, help="slow SMA window"),
+            Param(
+                "trend",
+                "int",
+                0,
+                low=20,
+                high=500,
+                step=10,
+                off=0,
+                tune=False,
+                help="enter only when close > SMA(trend); 0 = off",
+            ),
+            Param(
+                "vol_window",
+                "int",
+                0,
+                low=5,
+                high=200,
+                step=5,
+                off=0,
+                tune=False,
+                help="volume filter window; 0 = off",
+            ),
+            Param(
+                "vol_mult",
+                "float",
+                1.0,
+                low=0.1,
+                high=10.0,
+                step=0.1,
+                tune=False,
+                help="enter only when volume > vol_mult × mean volume",
+            ),
+            Param("atr_window", "int", 14, low=2, high=100, step=1, tune=False, help="ATR window"),
+            Param(
+                "atr_mult",
+                "float",
+                0.0,
+                low=0.5,
+                high=10.0,
+                step=0.5,
+                off=0.0,
+                tune=False,
+                help="stop atr_mult × ATR below the entry; 0 = off",
+            ),
+        ),
+        constraints=(LessThan("fast", "slow"),),
+    )
+
+    def warmup(self, params: Params) -> int:
+        return max(
+            int(params["slow"]),
+            int(params["trend"]),
+            int(params["vol_window"]),  # type: ignore[arg-type]
+            int(params["atr_window"]) if params["atr_mult"] else 0,
+        )  # type: ignore[arg-type]
+
+    def signals(self, bars: pl.DataFrame, params: Params) -> Signals:
+        close = close_of(bars)
+        fast = ind.sma(close, int(params["fast"]))  # type: ignore[arg-type]
+        slow = ind.sma(close, int(params["slow"]))  # type: ignore[arg-type]
+        entries = ind.cross_above(fast, slow)
+        exits = ind.cross_below(fast, slow)
+        if int(params["trend"]):  # type: ignore[arg-type]
+            with np.errstate(invalid="ignore"):
+                entries &= close > ind.sma(close, int(params["trend"]))  # type: ignore[arg-type]
+        if int(params["vol_window"]):  # type: ignore[arg-type]
+            vol = column(bars, "volume")
+            with np.errstate(invalid="ignore"):
+                entries &= vol > float(params["vol_mult"]) * ind.sma(vol, int(params["vol_window"]))  # type: ignore[arg-type]
+        stop = None
+        if float(params["atr_mult"]) > 0:  # type: ignore[arg-type]
+            a = ind.atr(column(bars, "high"), column(bars, "low"), close, int(params["atr_window"]))  # type: ignore[arg-type]
+            stop = float(params["atr_mult"]) * a  # type: ignore[arg-type]
+        return Signals.from_arrays(entries, exits, stop_distance=stop)
+
+    def cross_lines(
+        self, bars: pl.DataFrame, combos: Sequence[Params]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        if any(int(p["trend"]) or int(p["vol_window"]) or float(p["atr_mult"]) for p in combos):  # type: ignore[arg-type]
+            return None
+        windows, ia, ib = line_index(combos, "fast", "slow")
+        return sma_lines(close_of(bars), windows), ia, ib

@@ -1,0 +1,47 @@
+"""The strategies' few indicators agree with TA-Lib and are causal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trading_pipeline.backtest.synthetic import random_walk_bars
+from trading_pipeline.strategies import indicators as ind
+
+
+@pytest.fixture(scope="module")
+def ohlc() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    bars = random_walk_bars(800, seed=4)
+    return tuple(bars[c].to_numpy() for c in ("high", "low", "close"))  # type: ignore[return-value]
+
+
+def test_against_talib(ohlc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    talib = pytest.importorskip("talib")
+    high, low, close = ohlc
+    pairs = [
+        (ind.sma(close, 20), talib.SMA(close, 20)),
+        (ind.ema(close, 12), talib.EMA(close, 12)),
+        (ind.rsi(close, 14), talib.RSI(close, 14)),
+        (ind.atr(high, low, close, 14), talib.ATR(high, low, close, 14)),
+        (ind.rolling_max(high, 20), talib.MAX(high, 20)),
+        (ind.rolling_min(low, 20), talib.MIN(low, 20)),
+        (ind.rolling_std(close, 20), talib.STDDEV(close, 20, 1.0)),
+        (ind.roc(close, 10), talib.ROCP(close, 10)),
+    ]
+    for ours, theirs in pairs:
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9, equal_nan=True)
+
+
+def test_prefix_sum_sma_is_causal(ohlc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    close = ohlc[2]
+    full = ind.sma(close, 30)
+    for t in (29, 100, 500):
+        np.testing.assert_array_equal(ind.sma(close[: t + 1], 30), full[: t + 1])
+
+
+def test_cross_events() -> None:
+    a = np.array([np.nan, 1.0, 3.0, 3.0, 1.0, 2.0])
+    b = np.array([2.0, 2.0, 2.0, 3.0, 2.0, 2.0])
+    assert ind.cross_above(a, b).tolist() == [False, False, True, False, False, False]
+    assert ind.cross_below(a, b).tolist() == [False, False, False, False, True, False]

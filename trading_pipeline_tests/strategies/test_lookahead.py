@@ -1,0 +1,48 @@
+"""No family may use future bars: signals on truncated data equal the full-data signals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trading_pipeline.backtest.engine import lookahead_check
+from trading_pipeline.backtest.synthetic import random_walk_bars
+from trading_pipeline.cli import main
+from trading_pipeline.strategies.registry import FAMILIES, load_strategy_file
+
+LEAKY = Path(__file__).parent / "leaky_strategy.py"
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_has_no_lookahead(name: str) -> None:
+    bars = random_walk_bars(1500, seed=11)
+    fam = FAMILIES[name]
+    report = lookahead_check(fam, bars, fam.default_params(), points=25)
+    assert report.clean, report.describe()
+    assert len(report.points) > 10
+
+
+def test_sma_cross_with_filters_has_no_lookahead() -> None:
+    bars = random_walk_bars(1500, seed=12)
+    params = {"fast": 5, "slow": 30, "trend": 100, "vol_window": 20, "atr_mult": 2.0}
+    assert lookahead_check("sma_cross", bars, params).clean
+
+
+def test_leaky_strategy_is_caught() -> None:
+    fam = load_strategy_file(LEAKY)["peek_next_close"]
+    report = lookahead_check(fam, random_walk_bars(500, seed=5), {}, points=20)
+    assert not report.clean
+    assert report.first_leak_bar is not None
+    assert report.first_leak_bar in report.leaks  # the truncated run's last bar differs
+    assert "first leaking bar" in report.describe()
+
+
+def test_lookahead_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lookahead", "--strategy", "sma_cross"]) == 0
+    assert "no lookahead" in capsys.readouterr().out
+    code = main(["lookahead", "--strategy", "peek_next_close", "--strategy-file", str(LEAKY)])
+    assert code == 1
+    assert "first leaking bar" in capsys.readouterr().out
+    assert main(["lookahead", "--strategy", "nope"]) == 2
+    assert "unknown strategy" in capsys.readouterr().err
