@@ -36,7 +36,7 @@ def open_storage(url: str | None, *, data_dir: str | Path) -> BaseStorage:
     if url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2
         url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        return optuna.storages.RDBStorage(url)
     raise UserInputError(
         f"unsupported study storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://…"
     )

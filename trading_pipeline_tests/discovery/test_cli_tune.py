@@ -1,0 +1,184 @@
+"""`trading-pipeline tune` end to end: Parquet klines → studies → MLflow → top strategies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import polars as pl
+import pytest
+
+from trading_pipeline.discovery.matrix import BENCHMARK, performance_matrix
+from trading_pipeline.discovery.ranking import rank, top
+from trading_pipeline.discovery.results import collect
+from trading_pipeline.discovery.storage import open_storage
+from trading_pipeline.discovery.tuning import load_spec
+from trading_pipeline.history.layout import Series
+from trading_pipeline.market.candles import load_store
+from trading_pipeline.regimes.rules import RulesLabeller
+from trading_pipeline.regimes.synthetic import synthetic_bars
+from trading_pipeline.strategies.registry import get_family
+from trading_pipeline_tests.discovery.helpers import cli_main, write_store
+
+SCRIPT = (("sideways", 800), ("bull", 1000), ("bear", 1000), ("bull", 800), ("sideways", 600))
+SERIES = Series("spot", "SYNUSDT", "1h")
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    data_dir = tmp_path / "data"
+    write_store(data_dir / "history", synthetic_bars(SCRIPT, seed=5), SERIES)
+    return data_dir
+
+
+def _tune(data_dir: Path, strategy: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    argv = ["tune", "--strategy", strategy, "--symbol", "SYNUSDT", "--interval", "1h"]
+    argv += ["--data-dir", str(data_dir), "--trials", "8", "--folds", "3", "--json"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out
+    return json.loads(out[0])
+
+
+def test_klines_to_top_strategies(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    docs = {s: _tune(store, s, capsys) for s in ("sma_cross", "momentum")}
+    doc = docs["sma_cross"]
+    assert doc["study"] == "sma_cross-v1-spot-SYNUSDT-1h"
+    assert set(doc["best_params"]) >= {"fast", "slow"}
+    assert doc["best_params"]["fast"] < doc["best_params"]["slow"]
+    for key in ("sharpe", "total_return", "max_drawdown", "trades"):
+        assert key in doc["oos"] and key in doc["buy_and_hold"]
+    assert 0.0 <= doc["deflated_sharpe"]["probability"] <= 1.0
+    assert doc["deflated_sharpe"]["n_trials"] == 24
+    assert doc["pbo"] is None or 0.0 <= doc["pbo"] <= 1.0
+
+    # the MLflow run in the embedded store under the data dir
+    client = MlflowClient(f"sqlite:///{(store / 'mlflow' / 'mlflow.db').resolve()}")
+    run = client.get_run(doc["mlflow_run_id"])
+    assert run.data.params["study"] == doc["study"]
+    assert run.data.params["best.fast"] == str(doc["best_params"]["fast"])
+    assert run.data.metrics["dsr_probability"] == pytest.approx(
+        doc["deflated_sharpe"]["probability"]
+    )
+    assert "bh_sharpe" in run.data.metrics and "oos_sharpe" in run.data.metrics
+    files = list((store / "history" / "parquet").rglob("*.parquet"))
+    assert int(run.data.params["data_partitions"]) == len(files) == 6  # the monthly files
+    assert run.data.tags["code_version"]
+    artifacts = {a.path for a in client.list_artifacts(doc["mlflow_run_id"])}
+    assert {"oos_equity.png", "trials.csv", "data_partitions.json"} <= artifacts
+    png = Path(client.download_artifacts(doc["mlflow_run_id"], "oos_equity.png", str(store)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the studies live in the default journal file; judge them together
+    storage = open_storage(None, data_dir=store)
+    bars = load_store(store / "history", market="spot", symbol="SYNUSDT", interval="1h")
+    results = []
+    for name, d in docs.items():
+        fam = get_family(name)
+        results.append(collect(bars, fam, spec=load_spec(d["study"], storage), storage=storage))
+    labeller = RulesLabeller(
+        ma_days=10,
+        slope_days=3,
+        high_days=30,
+        vol_window_days=30,
+        min_vol_days=5,
+        min_duration_days=1.0,
+    )
+    matrix = performance_matrix(results, labeller.label(bars))
+    assert {"sma_cross", "momentum", BENCHMARK} == set(matrix["strategy"])
+    assert matrix.filter(pl.col("regime") != "all")["regime"].n_unique() >= 2
+    ranked = rank(results)
+    assert ranked.height == 2 and ranked["rank"].to_list() == [1, 2]
+    assert ranked["n_trials"].to_list() == [24, 24]
+    best = top(results, 1)
+    assert best.height <= 1
+    assert results[0].metrics["sharpe"] == pytest.approx(docs["sma_cross"]["oos"]["sharpe"])
+
+
+def test_human_output_and_rerun_adds_nothing(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["tune", "--strategy", "sma_cross", "--symbol", "SYNUSDT", "--interval", "1h"]
+    argv += ["--data-dir", str(store), "--trials", "6", "--folds", "2"]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "deflated Sharpe probability" in out and "buy&hold" in out
+    assert cli_main(argv) == 0  # same command again: the studies are already complete
+    storage = open_storage(None, data_dir=store)
+    study = optuna.load_study(study_name="sma_cross-v1-spot-SYNUSDT-1h-wf1of2", storage=storage)
+    assert len(study.trials) == 6
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "nope", "--symbol", "SYNUSDT", "--interval", "1h"], "unknown strategy"),
+        (["--strategy", "sma_cross", "--symbol", "NOPE", "--interval", "1h"], "no history"),
+        (
+            ["--strategy", "sma_cross", "--symbol", "SYNUSDT", "--interval", "1h", "--folds", "0"],
+            "folds",
+        ),
+        (
+            [
+                "--strategy",
+                "sma_cross",
+                "--symbol",
+                "SYNUSDT",
+                "--interval",
+                "1h",
+                "--storage",
+                "mysql://x",
+            ],
+            "unsupported study storage",
+        ),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(
+    store: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    before = sorted(p for p in store.rglob("*"))
+    code = cli_main(["tune", *extra, "--data-dir", str(store), "--trials", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0]
+    assert sorted(p for p in store.rglob("*")) == before
+
+
+def test_worker_needs_an_existing_study(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"journal:{store / 'optuna' / 'other.log'}"
+    argv = ["tune-worker", "--study", "sma_cross-v1-spot-SYNUSDT-1h", "--storage", url]
+    argv += ["--symbol", "SYNUSDT", "--interval", "1h", "--data-dir", str(store), "--trials", "2"]
+    assert cli_main(argv) == 2
+    assert "no study" in capsys.readouterr().err
+
+
+def test_provenance_prefers_the_manifest_checksums(store: Path) -> None:
+    from trading_pipeline.discovery.report import provenance_from_file, provenance_from_store
+    from trading_pipeline.history.manifest import Manifest, ManifestEntry
+
+    history = store / "history"
+    plain = provenance_from_store(history, market="spot", symbol="SYNUSDT", interval="1h")
+    assert len(plain.checksums) == 6 and all(len(v) == 64 for v in plain.checksums.values())
+    entries = [
+        ManifestEntry(
+            key=f"data/spot/monthly/klines/SYNUSDT/1h/SYNUSDT-1h-2020-0{m}.zip",
+            market="spot",
+            symbol="SYNUSDT",
+            interval="1h",
+            sha256=f"{m}" * 64,
+        )
+        for m in (1, 2)
+    ] + [
+        ManifestEntry(key="other", market="spot", symbol="ETHUSDT", interval="1h", sha256="e" * 64)
+    ]
+    Manifest(history / "manifest.json").update(entries)
+    listed = provenance_from_store(history, market="spot", symbol="SYNUSDT", interval="1h")
+    assert sorted(listed.checksums.values()) == ["1" * 64, "2" * 64]
+    assert listed.digest != plain.digest
+    one = next((history / "parquet").rglob("*.parquet"))
+    assert list(provenance_from_file(one).checksums.values()) == [
+        plain.checksums[str(one.relative_to(history))]
+    ]
