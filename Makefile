@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test lint pytest ui bench bench-history bench-backtest bench-features clean
+.PHONY: help setup main fetch test lint pytest ui bench bench-history bench-backtest bench-features bench-tuning clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	@touch $@
 
 main: setup ## set up and run the main job: the default universe's history into ./data
-	$(TP) fetch
+	$(PY) -m trading_pipeline.defs.main_job
 
 fetch: main
 
@@ -42,7 +42,7 @@ pytest: setup
 ui: setup ## the Dagster UI on 127.0.0.1:3000 (Ctrl-C stops it)
 	$(TP) ui
 
-bench: bench-history bench-backtest bench-features ## every benchmark
+bench: bench-history bench-backtest bench-features bench-tuning ## every benchmark
 
 bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change re-run time
 	$(PY) benchmarks/bench_history.py
@@ -53,6 +53,9 @@ bench-backtest: setup ## sma_cross 1,515-combo grid vs vectorbt
 
 bench-features: setup ## all indicators, 5 y hourly × 3 symbols, vs TA-Lib column by column
 	$(PY) benchmarks/bench_features.py
+
+bench-tuning: setup ## walk-forward trials/s, sma_cross 5 y hourly: journal file, PostgreSQL 1 and 2 workers
+	$(PY) benchmarks/bench_tuning.py
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,11 +38,12 @@ def version() -> None:
 def _register() -> None:
     from trading_pipeline import ops_cli
     from trading_pipeline.backtest import cli as backtest_cli
+    from trading_pipeline.discovery import cli as discovery_cli
     from trading_pipeline.history import cli as history_cli
     from trading_pipeline.history import import_cli
     from trading_pipeline.regimes import cli as regimes_cli
 
-    for module in (history_cli, import_cli, backtest_cli, regimes_cli, ops_cli):
+    for module in (history_cli, import_cli, backtest_cli, discovery_cli, regimes_cli, ops_cli):
         module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""Features, regimes, cross-asset correlation and sentiment as assets (downstream of klines)."""

@@ -1,0 +1,255 @@
+"""Indicator features and regime periods per series and month, market correlation per month,
+and the Fear & Greed index.
+
+Per-month assets read the month's klines plus the warm-up bars before it from the history
+store, so a new month recomputes only its own partition. Each writes Parquet under the feature
+store and returns metadata a person reads in the UI.
+"""
+
+import base64
+import math
+from datetime import datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from trading_pipeline.defs.features.resources import FearGreedSource, FeatureStore
+from trading_pipeline.defs.history.assets import klines
+from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.partitions import month_partitions, series_month, split_key
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.fsutil import atomic_path
+from trading_pipeline.history.layout import Series
+from trading_pipeline.market.candles import CandleError, load_store
+from trading_pipeline.market.features import cross_asset_features, month_bounds, window_features
+from trading_pipeline.market.indicators import feature_names, warmup_bars
+from trading_pipeline.market.schema import INTERVAL_MS, bars_per_year
+from trading_pipeline.regimes import get_labeller, segment, share
+from trading_pipeline.regimes.current import HISTORY_DAYS
+from trading_pipeline.regimes.plot import regime_chart_png
+
+GROUP = "features"
+BACKFILL = dg.BackfillPolicy.single_run()
+CORRELATION_WINDOW = 168  # bars (a week of hours)
+LABELLER = "rules"
+
+
+def _write(df: pl.DataFrame, path: object) -> None:
+    with atomic_path(path) as tmp:  # type: ignore[arg-type]
+        df.write_parquet(tmp)
+
+
+def _load_with_history(
+    history: HistoryStore, series: Series, year: int, month: int, warm_bars: int
+) -> pl.DataFrame | None:
+    """The month's bars plus about ``warm_bars`` before it, or None when the month is empty."""
+    start, end = month_bounds(year, month)
+    per_day = 86_400_000 / INTERVAL_MS[series.interval]
+    days = math.ceil(warm_bars / per_day) + 2
+    try:
+        bars = load_store(
+            history.root,
+            market=series.market,
+            symbol=series.symbol,
+            interval=series.interval,
+            start=(start - timedelta(days=days)).date(),
+            end=(end - timedelta(days=1)).date(),
+        )
+    except CandleError:
+        return None
+    if bars.filter(pl.col("open_time") >= start).height == 0:
+        return None
+    return bars
+
+
+def _month_label(key: str) -> str:
+    series, year, month = split_key(key)
+    return f"{series.key} {year:04d}-{month:02d}"
+
+
+@dg.asset(
+    partitions_def=series_month,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"polars", "parquet", "talib"},
+    deps=[klines],
+)
+def features(
+    context: dg.AssetExecutionContext, history: HistoryStore, feature_store: FeatureStore
+) -> dg.MaterializeResult:
+    """Every indicator output for the month's bars, warmed up on the bars before the month."""
+    warm = warmup_bars()
+    rows = []
+    for key in context.partition_keys:
+        series, year, month = split_key(key)
+        bars = _load_with_history(history, series, year, month, warm)
+        if bars is None:
+            context.log.info(f"{_month_label(key)}: no klines, nothing to compute")
+            rows.append((_month_label(key), 0, 0, ""))
+            continue
+        start, end = month_bounds(year, month)
+        feats = window_features(bars, start, end)
+        path = feature_store.path(
+            "indicators", f"series={series.key}", f"month={year:04d}-{month:02d}"
+        )
+        _write(feats, path)
+        before = bars.filter(pl.col("open_time") < start).height
+        rows.append((_month_label(key), feats.height, min(before, warm), str(path)))
+    return dg.MaterializeResult(
+        metadata={
+            "partitions": len(rows),
+            "rows": sum(r[1] for r in rows),
+            "indicator_outputs": len(feature_names()),
+            "warmup_bars_needed": warm,
+            "months": dg.MetadataValue.md(
+                markdown_table(["month", "rows", "warm-up bars used", "path"], rows)
+            ),
+        }
+    )
+
+
+def _png_markdown(png: bytes, alt: str) -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+@dg.asset(
+    partitions_def=series_month,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    deps=[klines],
+)
+def regime_periods(
+    context: dg.AssetExecutionContext, history: HistoryStore, feature_store: FeatureStore
+) -> dg.MaterializeResult:
+    """Regime labels (rules labeller) of the month's bars and their periods, with a chart."""
+    labeller = get_labeller(LABELLER)
+    per_month = []
+    last: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, str] | None = None
+    for key in context.partition_keys:
+        series, year, month = split_key(key)
+        per_day = 86_400_000 / INTERVAL_MS[series.interval]
+        bars = _load_with_history(
+            history, series, year, month, int(HISTORY_DAYS[LABELLER] * per_day)
+        )
+        if bars is None:
+            per_month.append((_month_label(key), 0, 0, ""))
+            continue
+        start, _ = month_bounds(year, month)
+        labels = labeller.label(bars).filter(pl.col("open_time") >= start)
+        inside = bars.filter(pl.col("open_time") >= start)
+        periods = segment(labels, inside, bars_per_year=bars_per_year(series.interval))
+        month_dir = (f"series={series.key}", f"month={year:04d}-{month:02d}")
+        _write(labels, feature_store.path("regime_labels", *month_dir))
+        _write(periods, feature_store.path("regime_periods", *month_dir))
+        top = max(share(labels).items(), key=lambda kv: kv[1])[0]
+        per_month.append((_month_label(key), labels.height, periods.height, top))
+        last = (inside, labels, periods, _month_label(key))
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "partitions": len(per_month),
+        "labeller": LABELLER,
+        "months": dg.MetadataValue.md(
+            markdown_table(["month", "bars", "periods", "main regime"], per_month)
+        ),
+    }
+    if last is not None:
+        inside, labels, periods, title = last
+        metadata["share"] = dg.MetadataValue.md(
+            markdown_table(["regime", "share"], ((r, f"{s:.1%}") for r, s in share(labels).items()))
+        )
+        metadata["periods"] = dg.MetadataValue.md(
+            markdown_table(
+                ["start", "end", "regime", "bars", "return", "volatility"],
+                (
+                    (
+                        p["start"],
+                        p["end"],
+                        p["regime"],
+                        p["bars"],
+                        f"{p['return']:+.2%}",
+                        "" if p["volatility"] is None else f"{p['volatility']:.0%}",
+                    )
+                    for p in periods.iter_rows(named=True)
+                ),
+            )
+        )
+        png = regime_chart_png(inside, periods, title=f"{title} regimes ({LABELLER})")
+        metadata["chart"] = dg.MetadataValue.md(_png_markdown(png, "regimes"))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=month_partitions,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    deps=[klines],
+)
+def market_correlation(
+    context: dg.AssetExecutionContext, history: HistoryStore, feature_store: FeatureStore
+) -> dg.MaterializeResult:
+    """Rolling correlation, breadth and BTC dominance across the universe, per month."""
+    universe = history.series()
+    rows: list[tuple[object, ...]] = []
+    for key in context.partition_keys:
+        day = datetime.fromisoformat(key)
+        year, month = day.year, day.month
+        start, end = month_bounds(year, month)
+        closes = {}
+        for s in universe:
+            bars = _load_with_history(history, s, year, month, CORRELATION_WINDOW + 200)
+            if bars is not None:
+                closes[s.symbol] = bars
+        if len(closes) < 2:
+            context.log.info(f"{key}: fewer than two series with klines, nothing to compute")
+            rows.append((key[:7], len(closes), 0, None, None))
+            continue
+        frame = cross_asset_features(closes, window=CORRELATION_WINDOW)
+        frame = frame.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
+        _write(frame, feature_store.path("market_correlation", f"month={year:04d}-{month:02d}"))
+        corr_cols = [c for c in frame.columns if c.startswith("corr_")]
+        mean_corr = frame.select(pl.mean_horizontal(corr_cols).mean()).item()
+        breadth = frame.get_column("breadth_up").mean()
+        rows.append((key[:7], len(closes), frame.height, mean_corr, breadth))
+    return dg.MaterializeResult(
+        metadata={
+            "partitions": len(rows),
+            "symbols": ", ".join(s.symbol for s in universe),
+            "window_bars": CORRELATION_WINDOW,
+            "months": dg.MetadataValue.md(
+                markdown_table(
+                    ["month", "symbols", "rows", "mean pairwise corr", "mean breadth up"], rows
+                )
+            ),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+def fear_greed(
+    context: dg.AssetExecutionContext,
+    fear_greed_source: FearGreedSource,
+    feature_store: FeatureStore,
+) -> dg.MaterializeResult:
+    """The Crypto Fear & Greed index, one value per day, from alternative.me."""
+    import httpx
+
+    from trading_pipeline.market.sentiment import fetch_fear_greed
+
+    with httpx.Client(timeout=fear_greed_source.timeout_seconds) as client:
+        fng = fetch_fear_greed(client, fear_greed_source.base_url)
+    path = feature_store.path("fear_greed")
+    _write(fng, path)
+    days = fng.get_column("published_at").to_list()
+    span = (days[-1] - days[0]).days + 1 if days else 0
+    latest = fng.tail(1).row(0, named=True) if fng.height else None
+    context.log.info(f"fear & greed: {fng.height} days")
+    return dg.MaterializeResult(
+        metadata={
+            "days": fng.height,
+            "missing_days": span - fng.height,
+            "first_day": str(days[0]) if days else "",
+            "latest": f"{latest['value']} ({latest['classification']})" if latest else "",
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )

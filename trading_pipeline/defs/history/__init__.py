@@ -1,0 +1,1 @@
+"""Binance Vision history as partitioned assets: raw zips → CSV → Parquet klines."""

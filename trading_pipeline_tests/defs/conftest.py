@@ -1,0 +1,64 @@
+"""Fixtures for the Dagster layer: a generated Binance Vision tree served on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from trading_pipeline.defs.history.partitions import series_partitions
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.history.fixtures import make_vision_tree, month_days
+from trading_pipeline.history.layout import Series
+from trading_pipeline.history.mirror import MirrorServer, running_mirror
+
+BTC = Series("spot", "BTCUSDT", "1h")
+ETH = Series("spot", "ETHUSDT", "1h")
+MONTHLY = [(2024, 1), (2024, 2)]  # published monthly zips
+DAILY_ONLY = (2024, 3)  # no monthly zip yet: 31 daily zips
+
+
+@pytest.fixture(scope="module")
+def vision_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("vision")
+    for i, series in enumerate((BTC, ETH)):
+        make_vision_tree(root, series, months=MONTHLY, days=month_days(*DAILY_ONLY), seed=i)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mirror(vision_tree: Path) -> Iterator[MirrorServer]:
+    with running_mirror(vision_tree) as server:
+        yield server
+
+
+@pytest.fixture
+def make_store(tmp_path: Path, mirror: MirrorServer) -> Callable[..., HistoryStore]:
+    def make(**overrides: object) -> HistoryStore:
+        fields: dict[str, object] = {
+            "data_dir": str(tmp_path / "data"),
+            "vision_url": mirror.url,
+            "listing_url": mirror.url,
+            "universe": ["BTCUSDT", "ETHUSDT"],
+            "start": "2024-01-01",
+            "concurrency": 2,
+        }
+        fields.update(overrides)
+        return HistoryStore(**fields)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    """One SQLite instance per test module (schedule and sensor contexts need a persistent one)."""
+    with dg.DagsterInstance.local_temp(str(tmp_path_factory.mktemp("dagster_home"))) as inst:
+        inst.add_dynamic_partitions(series_partitions.name or "series", [BTC.key, ETH.key])
+        yield inst
+
+
+def month(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}-01"

@@ -1,0 +1,139 @@
+"""The features assets, materialized in-process on a generated history store."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+from pytest_httpserver import HTTPServer
+
+from trading_pipeline.defs.features.assets import (
+    fear_greed,
+    features,
+    market_correlation,
+    regime_periods,
+)
+from trading_pipeline.defs.features.resources import FearGreedSource, FeatureStore
+from trading_pipeline.defs.history.partitions import series_month_key
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.history.layout import HistoryLayout
+from trading_pipeline.market.features import month_bounds, month_features
+from trading_pipeline.regimes import get_labeller
+from trading_pipeline.regimes.synthetic import synthetic_bars
+from trading_pipeline_tests.defs.conftest import BTC, ETH
+
+
+@pytest.fixture(scope="module")
+def bars() -> dict[str, pl.DataFrame]:
+    return {BTC.key: synthetic_bars(seed=1), ETH.key: synthetic_bars(seed=2)}
+
+
+@pytest.fixture(scope="module")
+def data_dir(bars: dict[str, pl.DataFrame], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    layout = HistoryLayout(root / "history")
+    for series in (BTC, ETH):
+        keyed = bars[series.key].with_columns(
+            pl.col("open_time").dt.year().alias("y"), pl.col("open_time").dt.month().alias("m")
+        )
+        for (y, m), part in keyed.group_by("y", "m"):
+            path = layout.parquet_path(series, int(y), int(m))  # type: ignore[arg-type]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.drop("y", "m").sort("open_time").write_parquet(path)
+    return root
+
+
+def _resources(data_dir: Path, fng_url: str = "http://127.0.0.1:9") -> dict[str, object]:
+    return {
+        "history": HistoryStore(
+            data_dir=str(data_dir),
+            vision_url="http://127.0.0.1:9",
+            listing_url="http://127.0.0.1:9",
+            universe=["BTCUSDT", "ETHUSDT"],
+        ),
+        "feature_store": FeatureStore(data_dir=str(data_dir)),
+        "fear_greed_source": FearGreedSource(base_url=fng_url),
+    }
+
+
+def test_features_and_regimes_for_one_month(
+    instance: dg.DagsterInstance, data_dir: Path, bars: dict[str, pl.DataFrame]
+) -> None:
+    key = series_month_key(BTC.key, "2021-03-01")
+    result = dg.materialize(
+        [features, regime_periods],
+        partition_key=str(key),
+        instance=instance,
+        resources=_resources(data_dir),
+    )
+    assert result.success
+    store = FeatureStore(data_dir=str(data_dir))
+    got = pl.read_parquet(store.path("indicators", f"series={BTC.key}", "month=2021-03"))
+    assert got.equals(month_features(bars[BTC.key], 2021, 3))
+    # only the touched month was written
+    written = list((store.root / "indicators").rglob("*.parquet"))
+    assert [p.parent.name for p in written] == ["month=2021-03"]
+
+    start, end = month_bounds(2021, 3)
+    full = get_labeller("rules").label(bars[BTC.key])
+    expected = full.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
+    labels = pl.read_parquet(store.path("regime_labels", f"series={BTC.key}", "month=2021-03"))
+    assert labels.equals(expected)
+    periods = pl.read_parquet(store.path("regime_periods", f"series={BTC.key}", "month=2021-03"))
+    assert periods["bars"].sum() == labels.height
+
+    meta = result.asset_materializations_for_node("regime_periods")[0].metadata
+    chart = meta["chart"].value
+    assert chart.startswith("![regimes](data:image/png;base64,")
+    png = base64.b64decode(chart.split(",", 1)[1].rstrip(")"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| start | end | regime |" in meta["periods"].value
+    assert "| regime | share |" in meta["share"].value
+    fmeta = result.asset_materializations_for_node("features")[0].metadata
+    assert fmeta["rows"].value == got.height and fmeta["indicator_outputs"].value >= 200
+
+
+def test_market_correlation_month(instance: dg.DagsterInstance, data_dir: Path) -> None:
+    result = dg.materialize(
+        [market_correlation],
+        partition_key="2021-02-01",
+        instance=instance,
+        resources=_resources(data_dir),
+    )
+    assert result.success
+    frame = pl.read_parquet(
+        FeatureStore(data_dir=str(data_dir)).path("market_correlation", "month=2021-02")
+    )
+    assert frame.height == 28 * 24
+    assert frame["corr_BTCUSDT_ETHUSDT"].null_count() == 0  # warmed up on January's bars
+
+
+def test_fear_greed_from_fake_server(
+    instance: dg.DagsterInstance, data_dir: Path, httpserver: HTTPServer
+) -> None:
+    day0 = datetime(2024, 1, 1, tzinfo=UTC)
+    data = [
+        {
+            "value": str(30 + i),
+            "value_classification": "Fear",
+            "timestamp": str(int((day0 + timedelta(days=i)).timestamp())),
+        }
+        for i in (4, 3, 1, 0)  # newest first, day 2 missing
+    ]
+    httpserver.expect_request("/fng/").respond_with_json(
+        {"name": "Fear and Greed Index", "data": data, "metadata": {"error": None}}
+    )
+    result = dg.materialize(
+        [fear_greed],
+        instance=instance,
+        resources=_resources(data_dir, httpserver.url_for("/").rstrip("/")),
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("fear_greed")[0].metadata
+    assert meta["days"].value == 4 and meta["missing_days"].value == 1
+    stored = pl.read_parquet(FeatureStore(data_dir=str(data_dir)).path("fear_greed"))
+    assert stored["value"].to_list() == [30, 31, 33, 34]

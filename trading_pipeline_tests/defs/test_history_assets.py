@@ -1,0 +1,203 @@
+"""The history assets, materialized in-process against a local Binance Vision mirror."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from trading_pipeline.defs.history.assets import kline_csv, klines, raw_zips
+from trading_pipeline.defs.history.checks import (
+    bars_on_interval_grid,
+    no_duplicate_bars,
+    no_gaps,
+    ohlc_consistent,
+)
+from trading_pipeline.defs.history.partitions import series_month, series_month_key
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.history.fixtures import _next_month, bar_open_times
+from trading_pipeline.history.manifest import Manifest
+from trading_pipeline.history.vision import monthly_key
+from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY
+
+ASSETS = [raw_zips, kline_csv, klines]
+CHECKS = [no_duplicate_bars, ohlc_consistent, bars_on_interval_grid, no_gaps]
+RANGE_START = dg.MultiPartitionKey({"series": ETH.key, "month": "2024-01-01"})
+
+
+def _expected_rows(year: int, month: int) -> int:
+    start = datetime(year, month, 1, tzinfo=UTC)
+    return len(list(bar_open_times("1h", start, _next_month(start))))
+
+
+def _check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+@dg.asset(
+    partitions_def=series_month,
+    deps=[klines],
+    group_name="test",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def downstream(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """Stands for the features that will read klines."""
+    return dg.MaterializeResult(metadata={"partitions": len(context.partition_keys)})
+
+
+def test_one_partition_builds_parquet_and_passes_checks(
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+) -> None:
+    store = make_store()
+    key = series_month_key(BTC.key, "2024-01-01")
+    result = dg.materialize(
+        [*ASSETS, *CHECKS], partition_key=str(key), instance=instance, resources={"history": store}
+    )
+    assert result.success
+    path = store.layout().parquet_path(BTC, 2024, 1)
+    frame = pl.read_parquet(path)
+    assert frame.height == _expected_rows(2024, 1)
+    assert frame["open_time"].is_sorted() and frame["open_time"].n_unique() == frame.height
+    # the metadata a person reads matches the file
+    meta = result.asset_materializations_for_node("history__klines")[0].metadata
+    assert meta["rows"].value == frame.height
+    assert meta["parquet_path"].value == str(path)
+    assert "| open_time |" in meta["preview"].value
+    raw_meta = result.asset_materializations_for_node("history__raw_zips")[0].metadata
+    assert raw_meta["source"].value == "monthly" and raw_meta["files_new"].value == 1
+    assert Manifest(store.layout().manifest_path).get(monthly_key(BTC, 2024, 1)) is not None
+    assert _check_results(result) == dict.fromkeys(
+        ["no_duplicate_bars", "ohlc_consistent", "bars_on_interval_grid", "no_gaps"], True
+    )
+
+
+def test_a_partition_range_runs_as_one_run_and_fills_from_dailies(
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+) -> None:
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    store = make_store()
+    runs_before = len(instance.get_run_records())
+    end = series_month_key(ETH.key, f"{DAILY_ONLY[0]}-{DAILY_ONLY[1]:02d}-01")
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        instance=instance,
+        resources={"history": store},
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(RANGE_START),
+            ASSET_PARTITION_RANGE_END_TAG: str(end),
+        },
+    )
+    assert result.success
+    assert len(instance.get_run_records()) == runs_before + 1
+    for year, month in [*MONTHLY, DAILY_ONLY]:
+        frame = pl.read_parquet(store.layout().parquet_path(ETH, year, month))
+        assert frame.height == _expected_rows(year, month)
+    raw_meta = result.asset_materializations_for_node("history__raw_zips")[0].metadata
+    assert "| ETHUSDT" not in raw_meta["sources"].value  # series keys, not bare symbols
+    assert "spot-ETHUSDT-1h 2024-03 | daily | 31 |" in raw_meta["sources"].value
+    materialized = instance.get_materialized_partitions(dg.AssetKey(["history", "klines"]))
+    assert {k for k in materialized if ETH.key in k} == {
+        str(series_month_key(ETH.key, f"{y}-{m:02d}-01")) for y, m in [*MONTHLY, DAILY_ONLY]
+    }
+    assert all(_check_results(result).values())
+
+
+def test_failing_blocking_check_on_planted_duplicate_stops_downstream(
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+) -> None:
+    store = make_store()
+    key = str(series_month_key(BTC.key, "2024-02-01"))
+    everything = [*ASSETS, *CHECKS, downstream]
+    first = dg.materialize(
+        everything, partition_key=key, instance=instance, resources={"history": store}
+    )
+    assert first.success and first.asset_materializations_for_node("downstream")
+
+    path = store.layout().parquet_path(BTC, 2024, 2)
+    frame = pl.read_parquet(path)
+    pl.concat([frame, frame.slice(10, 1)]).write_parquet(path)  # plant one duplicate bar
+
+    again = dg.materialize(
+        everything,
+        selection=dg.AssetSelection.checks_for_assets(klines)
+        | dg.AssetSelection.assets(downstream),
+        partition_key=key,
+        instance=instance,
+        resources={"history": store},
+        raise_on_error=False,
+    )
+    assert not again.success
+    checks = {e.check_name: e for e in again.get_asset_check_evaluations()}
+    assert checks["no_duplicate_bars"].passed is False
+    assert checks["no_duplicate_bars"].metadata["duplicate_rows"].value == 2
+    assert checks["ohlc_consistent"].passed and checks["bars_on_interval_grid"].passed
+    assert not again.asset_materializations_for_node("downstream")
+    skipped = [e for e in again.all_events if e.step_key == "downstream"]
+    assert not any(e.is_successful_output for e in skipped)
+
+
+def test_gaps_warn_without_stopping(
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore], tmp_path: Path
+) -> None:
+    store = make_store()
+    key = str(series_month_key(BTC.key, "2024-01-01"))
+    dg.materialize([*ASSETS], partition_key=key, instance=instance, resources={"history": store})
+    path = store.layout().parquet_path(BTC, 2024, 1)
+    frame = pl.read_parquet(path)
+    frame.filter(pl.arange(0, frame.height) != 100).write_parquet(path)  # one missing bar
+
+    result = dg.materialize(
+        [*ASSETS, *CHECKS, downstream],
+        selection=dg.AssetSelection.checks_for_assets(klines)
+        | dg.AssetSelection.assets(downstream),
+        partition_key=key,
+        instance=instance,
+        resources={"history": store},
+    )
+    assert result.success
+    gaps = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_gaps")
+    assert gaps.passed is False and gaps.severity == dg.AssetCheckSeverity.WARN
+    assert gaps.metadata["gaps"].value == 1
+    assert result.asset_materializations_for_node("downstream")
+
+
+def test_wrong_checksum_fails_the_zip_and_builds_nothing(
+    vision_tree: Path,
+    instance: dg.DagsterInstance,
+    make_store: Callable[..., HistoryStore],
+) -> None:
+    store = make_store()
+    zip_path = vision_tree / monthly_key(ETH, 2024, 2)
+    checksum = zip_path.with_name(zip_path.name + ".CHECKSUM")
+    good = checksum.read_bytes()
+    checksum.write_bytes(b"0" * 64 + b"  " + zip_path.name.encode())
+    try:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            partition_key=str(series_month_key(ETH.key, "2024-02-01")),
+            instance=instance,
+            resources={"history": store},
+            raise_on_error=False,
+        )
+    finally:
+        checksum.write_bytes(good)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "history__raw_zips"
+    assert zip_path.name in str(failure.event_specific_data)
+    assert not store.layout().raw_path(monthly_key(ETH, 2024, 2)).exists()
+    assert not store.layout().parquet_path(ETH, 2024, 2).exists()
+
+
+@pytest.mark.parametrize("bad", ["2024-01-01|nonsense", "2024-01-01|spot-BTCUSDT"])
+def test_malformed_series_keys_are_rejected(bad: str) -> None:
+    from trading_pipeline.defs.history.partitions import split_key
+
+    with pytest.raises(ValueError):
+        split_key(bad)

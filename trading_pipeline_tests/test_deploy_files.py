@@ -1,0 +1,109 @@
+"""The Dockerfile and the GitHub workflows, linted offline by hadolint and check-jsonschema."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name, path=str(BIN))
+    assert path is not None, f"{name} is not installed in {BIN}"
+    return path
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_hadolint_passes_on_the_dockerfile() -> None:
+    out = _run(_tool("hadolint"), "Dockerfile")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hadolint_does_fail_on_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN apt-get install -y curl\n")
+    out = _run(_tool("hadolint"), str(bad))
+    assert out.returncode != 0 and "DL3008" in out.stdout
+
+
+def test_dockerfile_caches_dependencies_and_runs_the_fetcher_as_non_root() -> None:
+    lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines()]
+    instructions = [ln for ln in lines if ln and not ln.startswith("#")]
+    text = "\n".join(instructions)
+    deps = text.index("uv sync --frozen --no-install-project")
+    assert text.index("COPY pyproject.toml uv.lock") < deps < text.index("COPY trading_pipeline")
+    users = [ln.split()[1] for ln in instructions if ln.startswith("USER ")]
+    assert users and not users[-1].startswith(("root", "0"))
+    assert 'ENTRYPOINT ["trading-pipeline", "fetch"]' in instructions
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "data", ".git"} <= set(ignored)
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_matches_the_github_schema(workflow: Path) -> None:
+    out = _run(
+        _tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_schema_check_does_fail_on_a_bad_workflow(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: x\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stepz: []\n")
+    out = _run(_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad))
+    assert out.returncode == 1
+
+
+def _load(name: str) -> dict:
+    data = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    assert isinstance(data, dict)
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    steps = _load("ci.yml")["jobs"]["test"]["steps"]
+    assert any(step.get("run", "").strip() == "make test" for step in steps)
+    assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_history_fetch_takes_the_fetchers_flags_and_keeps_the_manifest() -> None:
+    wf = _load("history-fetch.yml")
+    inputs = wf["on"]["workflow_dispatch"]["inputs"]
+    assert {"symbol", "interval", "from", "to", "market", "fill_daily", "force"} <= set(inputs)
+    assert wf["on"]["schedule"]
+    steps = wf["jobs"]["fetch"]["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert "trading-pipeline fetch" in runs
+    for flag in ("--symbol", "--interval", "--from", "--to", "--market", "--fill_daily", "--force"):
+        assert flag in runs, flag
+    uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    assert uploads and uploads[0]["with"]["path"].endswith("manifest.json")
+    # Inputs reach the shell through the environment, never pasted into the script.
+    assert "${{ inputs" not in runs
+
+
+def test_fetch_command_has_every_flag_the_workflow_passes() -> None:
+    from typer.main import get_command
+
+    from trading_pipeline.cli import app
+
+    group = get_command(app)
+    fetch = group.commands.get("fetch")  # type: ignore[attr-defined]
+    if fetch is None:
+        pytest.skip("the fetch verb is not registered yet")
+    opts = {o for p in fetch.params for o in p.opts}
+    for flag in ("--symbol", "--interval", "--from", "--to", "--market", "--fill_daily", "--force"):
+        assert flag in opts, flag

@@ -1,0 +1,125 @@
+"""``trading-pipeline ui`` serves the Dagster UI on 127.0.0.1 and stops on SIGTERM by its PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from trading_pipeline.cli import main
+from trading_pipeline.ops_cli import dagster_dev_command, ui_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+START_BOUND_S = 120.0
+STOP_BOUND_S = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _graphql_version(port: int) -> str | None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": "{ version }"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return str(json.load(response)["data"]["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens on the port (SO_REUSEADDR: closed connections in TIME_WAIT don't count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _processes_using(home: Path) -> list[int]:
+    """PIDs whose environment names ``home`` (the UI's processes all inherit DAGSTER_HOME)."""
+    needle = f"DAGSTER_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_ui_command_line_binds_loopback_and_sets_home(tmp_path: Path) -> None:
+    cmd = dagster_dev_command(3999, ROOT / "workspace.yaml")
+    assert cmd[cmd.index("-h") + 1] == "127.0.0.1" and cmd[cmd.index("-p") + 1] == "3999"
+    env = ui_environment(Path("dagster_home"), base={"PATH": "/bin"})
+    assert Path(env["DAGSTER_HOME"]).is_absolute()
+    assert env["DAGSTER_HOME"].endswith("dagster_home")
+
+
+def test_ui_bad_port_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--port", "70000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_ui_answers_graphql_then_stops_on_sigterm(tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    # An instance of its own, so the test leaves no runs or ticks in the project's dagster_home.
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = _free_port()
+    exe = shutil.which("trading-pipeline", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    proc = subprocess.Popen(
+        [exe, "ui", "--port", str(port), "--dagster-home", str(home)],
+        cwd=ROOT,
+        env={**os.environ, "TP_DATA_DIR": str(tmp_path / "data")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # As from a script in the background: SIGINT ignored by the parent shell.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        deadline = time.monotonic() + START_BOUND_S
+        version = None
+        while version is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            version = _graphql_version(port)
+        assert version is not None, "the UI never answered /graphql"
+        assert version.split(".")[0] == "1"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=STOP_BOUND_S)
+        assert code == 0
+        deadline = time.monotonic() + 10
+        while not _port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _port_free(port)
+        assert _graphql_version(port) is None
+        while _processes_using(home) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processes_using(home) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
