@@ -128,14 +128,17 @@ class Manifest:
         new = list(entries)
         gone = list(remove)
         with self._lock():
-            current = self.load()
-            merged = dict(current)
+            merged = self.load()
+            changed = False
             for key in gone:
-                merged.pop(key, None)
+                changed |= merged.pop(key, None) is not None
             for entry in new:
                 old = merged.get(entry.key)
                 if old is None or not old.same_content(entry):
                     merged[entry.key] = entry
+                    changed = True
+            if not changed:  # nothing to write: skip rendering the whole document
+                return merged
             text = render(merged)
             on_disk = self.path.read_text(encoding="utf-8") if self.path.exists() else None
             if text != on_disk:
