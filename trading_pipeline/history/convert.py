@@ -11,7 +11,6 @@ Truncated or misaligned bars are kept as they are; ``trading_pipeline.market.qua
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import zipfile
 import zlib
@@ -24,6 +23,7 @@ from typing import Final
 import polars as pl
 
 from trading_pipeline.fsutil import atomic_path
+from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.market.quality import count_gaps
 from trading_pipeline.market.schema import KLINE_COLUMNS, KLINE_SCHEMA, UTC_US
 
@@ -48,7 +48,7 @@ _US_THRESHOLD = 10**14
 PARQUET_COMPRESSION: Final = "zstd"
 PARQUET_COMPRESSION_LEVEL = 3
 _ROW_GROUP_SIZE = 1 << 20
-_HASH_CHUNK = 1 << 20
+_COPY_CHUNK = 1 << 20
 
 
 class ZipRejected(ValueError):
@@ -82,7 +82,7 @@ def extract_zip(zip_path: Path, csv_path: Path) -> Path:
                     f"{zip_path.name}: expected exactly one member {expected!r}, found {names}"
                 )
             with zf.open(infos[0]) as src, atomic_path(csv_path) as tmp, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, _HASH_CHUNK)
+                shutil.copyfileobj(src, dst, _COPY_CHUNK)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise ZipRejected(f"{zip_path.name}: not a valid zip ({exc})") from exc
     return csv_path
@@ -158,14 +158,6 @@ def write_parquet(df: pl.DataFrame, parquet_path: Path) -> str:
         )
         digest = sha256_file(tmp)
     return digest
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_month(csv_paths: Sequence[Path], parquet_path: Path, *, interval: str) -> MonthBuild:

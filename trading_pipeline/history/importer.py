@@ -24,7 +24,8 @@ from pathlib import Path
 import polars as pl
 
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.history.convert import sha256_file, write_parquet
+from trading_pipeline.history.checksum import sha256_file
+from trading_pipeline.history.convert import write_parquet
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.market.candles import CandleError, read_candle_file
