@@ -1,0 +1,378 @@
+"""Strategy discovery as assets, downstream of the history klines.
+
+* ``strategy_results`` (family × series): walk-forward Optuna tuning of one family on one
+  series, its out-of-sample result, logged as one MLflow run. Re-running one partition tops
+  its studies up to the configured trials (the studies are resumable).
+* ``performance_matrix``: every materialized study re-collected from the Optuna storage
+  (deterministic; nothing pickled), split by the rules labeller's regimes.
+* ``top_strategies``: the robustness ranking, also written to ``<data>/discovery/`` as JSON
+  for the selector and the bots.
+"""
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from trading_pipeline.backtest.costs import CostModel
+from trading_pipeline.backtest.metrics import json_safe
+from trading_pipeline.defs.discovery.charts import heatmap_png
+from trading_pipeline.defs.discovery.partitions import family_series, split_family_series
+from trading_pipeline.defs.discovery.resources import DiscoveryStore
+from trading_pipeline.defs.history.assets import klines
+from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.discovery.matrix import ALL, BENCHMARK, pivot
+from trading_pipeline.discovery.matrix import performance_matrix as build_matrix
+from trading_pipeline.discovery.ranking import RankingRule, rank, top
+from trading_pipeline.discovery.report import log_study, provenance_from_store
+from trading_pipeline.discovery.results import StudyResult, collect
+from trading_pipeline.discovery.storage import redact
+from trading_pipeline.discovery.tuning import TuneSpec, WalkForward, fingerprint, make_spec, tune
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.fsutil import atomic_path, atomic_write_text
+from trading_pipeline.history.layout import Series
+from trading_pipeline.market.candles import CandleError, load_store
+from trading_pipeline.regimes import get_labeller
+from trading_pipeline.strategies.registry import get_family
+
+GROUP = "discovery"
+LABELLER = "rules"
+SUMMARY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "exposure", "bars")
+MATRIX_FILE = "performance_matrix.parquet"
+TOP_FILE = "top_strategies.json"
+
+# every month of the partition's series feeds it
+SERIES_OF_KLINES = dg.MultiPartitionMapping(
+    {"series": dg.DimensionPartitionMapping("series", dg.IdentityPartitionMapping())}
+)
+
+
+class TuneConfig(dg.Config):
+    """How a study group is tuned (small defaults; raise ``trials`` for a real search)."""
+
+    trials: int = 20  # finished trials per fold (a target: a re-run tops up to it)
+    folds: int = 4
+    seed: int = 0
+    fee: float = 0.001
+    slippage_bps: float = 2.0
+
+
+class TopConfig(dg.Config):
+    """The ranking rule's thresholds and how many strategies make the top."""
+
+    top: int = 5
+    min_trades: int = 10
+    dsr_level: float = 0.95
+    max_pbo: float = 0.5
+    min_consistency: float = 0.5
+
+
+def _bars(history: HistoryStore, series: Series) -> pl.DataFrame:
+    try:
+        return load_store(
+            history.root, market=series.market, symbol=series.symbol, interval=series.interval
+        )
+    except CandleError as exc:
+        raise dg.Failure(description=f"{series.key}: {exc}") from exc
+
+
+def _md_png(png: bytes, alt: str) -> str:
+    import base64
+
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def _summary_table(result: StudyResult) -> str:
+    return markdown_table(
+        ["metric", result.spec.family, BENCHMARK],
+        ((k, result.metrics.get(k), result.bh_metrics.get(k)) for k in SUMMARY_METRICS),
+    )
+
+
+@dg.asset(
+    partitions_def=family_series,
+    group_name=GROUP,
+    kinds={"optuna", "mlflow"},
+    deps=[dg.AssetDep(klines, partition_mapping=SERIES_OF_KLINES)],
+)
+def strategy_results(
+    context: dg.AssetExecutionContext,
+    config: TuneConfig,
+    history: HistoryStore,
+    discovery: DiscoveryStore,
+) -> dg.MaterializeResult:
+    """One family tuned walk-forward on one series, judged out of sample, logged to MLflow."""
+    family_name, series_key = split_family_series(context.partition_key)
+    series = Series.parse(series_key)
+    family = get_family(family_name)
+    bars = _bars(history, series)
+    try:
+        spec = make_spec(
+            bars,
+            family,
+            series=series.key,
+            interval=series.interval,
+            walk=WalkForward(folds=config.folds),
+            costs=CostModel(fee=config.fee, slippage_bps=config.slippage_bps),
+        )
+        storage = discovery.storage()
+        run = tune(
+            bars, family, spec=spec, storage=storage, n_trials=config.trials, seed=config.seed
+        )
+        result = collect(bars, family, spec=spec, storage=storage)
+    except UserInputError as exc:
+        raise dg.Failure(description=f"{context.partition_key}: {exc}") from exc
+    context.log.info(f"{spec.study_group}: {run.trials_run} new trials in {run.seconds:.1f} s")
+    provenance = provenance_from_store(
+        history.root, market=series.market, symbol=series.symbol, interval=series.interval
+    )
+    tracker = discovery.tracker()
+    run_id = log_study(
+        tracker,
+        result,
+        storage_url=discovery.storage_url(),
+        provenance=provenance,
+        extra_tags={
+            "dagster_run_id": context.run.run_id,
+            "dagster_partition": context.partition_key,
+        },
+    )
+    pbo = None if result.pbo is None else result.pbo.pbo
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "study": spec.study_group,
+        "oos_sharpe": result.metrics["sharpe"],
+        "oos_return": result.metrics["total_return"],
+        "oos_max_drawdown": result.metrics["max_drawdown"],
+        "oos_trades": int(result.metrics["trades"]),
+        "bh_sharpe": result.bh_metrics["sharpe"],
+        "bh_return": result.bh_metrics["total_return"],
+        "dsr_probability": result.dsr.probability,
+        "dsr_significant": result.dsr.significant(),
+        "consistency": result.consistency,
+        "n_trials": result.n_trials,
+        "trials_run_now": run.trials_run,
+        "summary": dg.MetadataValue.md(_summary_table(result)),
+        "folds": dg.MetadataValue.md(
+            markdown_table(
+                ["fold", "train", "test", "test sharpe", "test return", "params"],
+                (
+                    (
+                        f.index,
+                        f"{f.train[0]}..{f.train[1]}",
+                        f"{f.test[0]}..{f.test[1]}",
+                        f.test_metrics.get("sharpe"),
+                        f.test_metrics.get("total_return"),
+                        json.dumps(f.params, sort_keys=True),
+                    )
+                    for f in result.folds
+                ),
+            )
+        ),
+        "best_params": dg.MetadataValue.json(json_safe(result.best_params)),
+        "spec": dg.MetadataValue.json(spec.to_json()),
+        "optuna_storage": redact(discovery.storage_url()),
+        "mlflow_tracking_uri": redact(tracker.tracking_uri),
+        "mlflow_experiment_id": tracker.experiment_id,
+        "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(discovery.run_link(tracker.experiment_id, run_id)),
+    }
+    if pbo is not None:
+        metadata["pbo"] = pbo
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A materialized study group re-collected from the storage, with its bars and run id."""
+
+    partition: str
+    result: StudyResult
+    bars: pl.DataFrame
+    mlflow_run_id: str | None
+
+
+def _meta_value(metadata: Mapping[str, Any], name: str) -> Any:
+    entry = metadata.get(name)
+    return None if entry is None else entry.value
+
+
+def collect_materialized(
+    context: dg.AssetExecutionContext, history: HistoryStore, discovery: DiscoveryStore
+) -> list[Tuned]:
+    """Every materialized ``strategy_results`` partition, its result re-collected from the
+    Optuna storage with the settings its latest materialization recorded. Partitions whose
+    bars have changed since (new months, other data) are skipped with a warning: re-run them."""
+    instance = context.instance
+    key = strategy_results.key
+    storage = discovery.storage()
+    bars_by_series: dict[str, pl.DataFrame] = {}
+    out = []
+    for partition in sorted(instance.get_materialized_partitions(key)):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        if materialization is None:
+            continue
+        spec_json = _meta_value(materialization.metadata, "spec")
+        if spec_json is None:
+            context.log.warning(f"{partition}: no settings recorded; re-materialize it")
+            continue
+        spec = TuneSpec.from_json(spec_json)
+        family = get_family(spec.family)
+        if family.version != spec.family_version:
+            context.log.warning(f"{partition}: tuned {spec.family} v{spec.family_version}, stale")
+            continue
+        if spec.series not in bars_by_series:
+            bars_by_series[spec.series] = _bars(history, Series.parse(spec.series))
+        bars = bars_by_series[spec.series].head(spec.n_bars)
+        if bars.height != spec.n_bars or fingerprint(bars) != spec.data_fingerprint:
+            context.log.warning(f"{partition}: the bars changed since it was tuned; re-run it")
+            continue
+        try:
+            result = collect(bars, family, spec=spec, storage=storage)
+        except UserInputError as exc:  # the storage no longer holds it (moved, deleted)
+            context.log.warning(f"{partition}: {exc}; re-run it")
+            continue
+        run_id = _meta_value(materialization.metadata, "mlflow_run_id")
+        out.append(Tuned(partition, result, bars, None if run_id is None else str(run_id)))
+    if not out:
+        raise dg.Failure(description="no usable strategy_results partition: materialize some")
+    return out
+
+
+def best_per_regime(matrix: pl.DataFrame) -> pl.DataFrame:
+    """Per series and regime: the strategy with the highest Sharpe and buy-and-hold's beside."""
+    bh = matrix.filter(pl.col("strategy") == BENCHMARK).select(
+        "series",
+        "regime",
+        pl.col("sharpe").alias("bh_sharpe"),
+        pl.col("total_return").alias("bh_return"),
+    )
+    tuned = matrix.filter(pl.col("strategy") != BENCHMARK).sort(
+        "sharpe", descending=True, nulls_last=True
+    )
+    best = tuned.group_by("series", "regime", maintain_order=True).first()
+    return (
+        best.join(bh, on=["series", "regime"], how="left")
+        .select(
+            "series",
+            "regime",
+            "strategy",
+            "bars",
+            "sharpe",
+            "total_return",
+            "max_drawdown",
+            "trades",
+            "bh_sharpe",
+            "bh_return",
+        )
+        .sort("series", pl.col("regime") != ALL, "regime")
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results])
+def performance_matrix(
+    context: dg.AssetExecutionContext, history: HistoryStore, discovery: DiscoveryStore
+) -> dg.MaterializeResult:
+    """Out-of-sample Sharpe, return, drawdown, trades and exposure per strategy × regime."""
+    tuned = collect_materialized(context, history, discovery)
+    labeller = get_labeller(LABELLER)
+    labels = {}
+    for t in tuned:
+        if t.result.spec.series not in labels:
+            labels[t.result.spec.series] = labeller.label(t.bars)
+    matrix = build_matrix([t.result for t in tuned], labels)
+    path = discovery.root / MATRIX_FILE
+    with atomic_path(path) as tmp:
+        matrix.write_parquet(tmp)
+    wide = pivot(matrix, "sharpe")
+    best = best_per_regime(matrix)
+    return dg.MaterializeResult(
+        metadata={
+            "studies": len(tuned),
+            "series": ", ".join(sorted(labels)),
+            "labeller": LABELLER,
+            "rows": matrix.height,
+            "path": dg.MetadataValue.path(str(path)),
+            "sharpe_by_regime": dg.MetadataValue.md(markdown_table(wide.columns, wide.iter_rows())),
+            "best_per_regime": dg.MetadataValue.md(markdown_table(best.columns, best.iter_rows())),
+            "matrix": dg.MetadataValue.md(markdown_table(matrix.columns, matrix.iter_rows())),
+            "heatmap": dg.MetadataValue.md(_md_png(heatmap_png(matrix), "sharpe by regime")),
+        }
+    )
+
+
+TOP_COLUMNS = (
+    "rank",
+    "strategy",
+    "series",
+    "robust",
+    "dsr_probability",
+    "pbo",
+    "consistency",
+    "oos_sharpe",
+    "oos_return",
+    "trades",
+    "bh_sharpe",
+    "n_trials",
+)
+
+
+@dg.asset(group_name=GROUP, kinds={"python", "json"}, deps=[strategy_results])
+def top_strategies(
+    context: dg.AssetExecutionContext,
+    config: TopConfig,
+    history: HistoryStore,
+    discovery: DiscoveryStore,
+) -> dg.MaterializeResult:
+    """The strategies ranked by robustness (deflated Sharpe over every trial, PBO, trades,
+    consistency), written to ``<data>/discovery/top_strategies.json``."""
+    tuned = collect_materialized(context, history, discovery)
+    rule = RankingRule(
+        min_trades=config.min_trades,
+        dsr_level=config.dsr_level,
+        max_pbo=config.max_pbo,
+        min_consistency=config.min_consistency,
+    )
+    results = [t.result for t in tuned]
+    ranked = rank(results, rule)
+    best = top(results, config.top, rule)
+    by_study = {t.result.spec.study_group: t for t in tuned}
+
+    def entry(row: dict[str, Any]) -> dict[str, Any]:
+        t = by_study[row["study"]]
+        return {
+            **row,
+            "interval": t.result.spec.interval,
+            "params": t.result.best_params,
+            "mlflow_run_id": t.mlflow_run_id,
+            "dagster_partition": t.partition,
+        }
+
+    doc = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dagster_run_id": context.run.run_id,
+        "rule": asdict(rule),
+        "candidates": ranked.height,
+        "top": [entry(r) for r in best.iter_rows(named=True)],
+        "ranked": [entry(r) for r in ranked.iter_rows(named=True)],
+    }
+    path = discovery.root / TOP_FILE
+    atomic_write_text(path, json.dumps(json_safe(doc), indent=1, default=str))
+    cols = [c for c in TOP_COLUMNS if c in ranked.columns]
+    return dg.MaterializeResult(
+        metadata={
+            "candidates": ranked.height,
+            "in_top": best.height,
+            "robust": int(ranked["robust"].sum()),
+            "path": dg.MetadataValue.path(str(path)),
+            "top": dg.MetadataValue.md(markdown_table(cols, best.select(cols).iter_rows())),
+            "ranking": dg.MetadataValue.md(markdown_table(cols, ranked.select(cols).iter_rows())),
+        }
+    )

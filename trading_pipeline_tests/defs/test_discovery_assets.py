@@ -1,0 +1,194 @@
+"""The discovery assets end to end, in-process: generated klines → tuned strategies in a real
+Optuna journal and a real MLflow SQLite store → the regime matrix → the top strategies file."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from trading_pipeline.defs.discovery.assets import (
+    MATRIX_FILE,
+    TOP_FILE,
+    performance_matrix,
+    strategy_results,
+    top_strategies,
+)
+from trading_pipeline.defs.discovery.partitions import TUNED_FAMILIES, family_series_key
+from trading_pipeline.defs.discovery.resources import DiscoveryStore
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.discovery.matrix import ALL, BENCHMARK
+from trading_pipeline.discovery.report import EXPERIMENT
+from trading_pipeline.discovery.storage import open_storage
+from trading_pipeline_tests.defs.conftest import BTC
+from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
+
+FAMILIES = ("sma_cross", "momentum")
+TINY = {"trials": 6, "folds": 2, "seed": 3}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    write_store(root / "history", random_walk_bars(2500, seed=7), BTC)
+    return root
+
+
+def _resources(data_dir: Path) -> dict[str, object]:
+    return {
+        "history": HistoryStore(
+            data_dir=str(data_dir),
+            vision_url="http://127.0.0.1:9",
+            listing_url="http://127.0.0.1:9",
+            universe=["BTCUSDT"],
+        ),
+        "discovery": DiscoveryStore(data_dir=str(data_dir)),
+    }
+
+
+def _run_config(**ops: dict[str, object]) -> dg.RunConfig:
+    return dg.RunConfig(ops={name: {"config": cfg} for name, cfg in ops.items()})
+
+
+def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) -> None:
+    assert set(FAMILIES) <= set(TUNED_FAMILIES) and BENCHMARK not in TUNED_FAMILIES
+    resources = _resources(data_dir)
+    run_ids = {}
+    for family in FAMILIES:
+        key = family_series_key(family, BTC.key)
+        result = dg.materialize(
+            [strategy_results],
+            partition_key=str(key),
+            instance=instance,
+            resources=resources,
+            run_config=_run_config(strategy_results=TINY),
+        )
+        assert result.success
+        meta = result.asset_materializations_for_node("strategy_results")[0].metadata
+        assert meta["study"].value == f"{family}-v1-{BTC.key}"
+        assert meta["n_trials"].value == TINY["trials"] * TINY["folds"]
+        assert "| metric |" in meta["summary"].value and BENCHMARK in meta["summary"].value
+        assert 0.0 <= meta["dsr_probability"].value <= 1.0
+        run_ids[family] = meta["mlflow_run_id"].value
+        assert run_ids[family] in meta["mlflow_run"].value
+
+    # the MLflow runs exist in the SQLite store under the data dir, with the study's numbers
+    from mlflow.tracking import MlflowClient
+
+    db = data_dir / "mlflow" / "mlflow.db"
+    assert db.is_file()
+    client = MlflowClient(tracking_uri=f"sqlite:///{db.resolve()}")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    for family, run_id in run_ids.items():
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["strategy"] == family and run.data.tags["series"] == BTC.key
+        assert "oos_sharpe" in run.data.metrics and "bh_sharpe" in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert {"oos_equity.png", "trials.csv", "summary.json"} <= artifacts
+
+    # every fold study is in the real journal file under the data dir
+    import optuna
+
+    storage = open_storage(None, data_dir=data_dir)
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    for family in FAMILIES:
+        assert {f"{family}-v1-{BTC.key}-wf{k}of2" for k in (1, 2)} <= names
+
+    result = dg.materialize(
+        [performance_matrix, top_strategies],
+        instance=instance,
+        resources=resources,
+        run_config=_run_config(top_strategies={"top": 3, "min_trades": 0}),
+    )
+    assert result.success
+
+    matrix = pl.read_parquet(data_dir / "discovery" / MATRIX_FILE)
+    assert set(matrix["strategy"]) == {*FAMILIES, BENCHMARK}
+    bh = matrix.filter(pl.col("strategy") == BENCHMARK)
+    assert bh.height >= 2 and ALL in set(bh["regime"])  # a whole-period row and per regime
+    for strategy in (*FAMILIES, BENCHMARK):
+        rows = matrix.filter(pl.col("strategy") == strategy)
+        whole = rows.filter(pl.col("regime") == ALL)["bars"].item()
+        assert rows.filter(pl.col("regime") != ALL)["bars"].sum() == whole
+    mmeta = result.asset_materializations_for_node("performance_matrix")[0].metadata
+    assert mmeta["studies"].value == len(FAMILIES)
+    assert "| series | strategy |" in mmeta["sharpe_by_regime"].value
+    heatmap = mmeta["heatmap"].value
+    assert heatmap.startswith("![sharpe by regime](data:image/png;base64,")
+    png = base64.b64decode(heatmap.split(",", 1)[1].rstrip(")"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    doc = json.loads((data_dir / "discovery" / TOP_FILE).read_text())
+    assert doc["candidates"] == len(FAMILIES) and doc["rule"]["min_trades"] == 0
+    assert [r["rank"] for r in doc["ranked"]] == [1, 2]
+    assert {r["strategy"] for r in doc["ranked"]} == set(FAMILIES)
+    for row in doc["ranked"]:
+        assert row["mlflow_run_id"] == run_ids[row["strategy"]]
+        assert row["series"] == BTC.key and isinstance(row["params"], dict) and row["params"]
+        assert row["n_trials"] == TINY["trials"] * TINY["folds"]
+    # a pure random walk: nothing survives the deflation for the trials run
+    assert not any(r["robust"] for r in doc["ranked"])
+    tmeta = result.asset_materializations_for_node("top_strategies")[0].metadata
+    assert tmeta["candidates"].value == len(FAMILIES)
+    assert "| rank | strategy |" in tmeta["ranking"].value
+    assert not list((data_dir / "discovery").glob(".*.part"))  # nothing half-written left
+
+
+def test_one_partition_reruns_alone_and_resumes(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    """Re-running one family × series tops its studies up; nothing else is touched."""
+    resources = _resources(data_dir)
+    key = str(family_series_key("ema_cross", BTC.key))
+    first = dg.materialize(
+        [strategy_results],
+        partition_key=key,
+        instance=instance,
+        resources=resources,
+        run_config=_run_config(strategy_results={**TINY, "trials": 4}),
+    )
+    more = dg.materialize(
+        [strategy_results],
+        partition_key=key,
+        instance=instance,
+        resources=resources,
+        run_config=_run_config(strategy_results={**TINY, "trials": 6}),
+    )
+    m1 = first.asset_materializations_for_node("strategy_results")[0].metadata
+    m2 = more.asset_materializations_for_node("strategy_results")[0].metadata
+    assert m1["trials_run_now"].value == 4 * TINY["folds"]
+    assert m2["trials_run_now"].value == 2 * TINY["folds"]  # topped up, not restarted
+    assert m2["n_trials"].value == 6 * TINY["folds"]
+    assert m1["mlflow_run_id"].value != m2["mlflow_run_id"].value
+    import optuna
+
+    storage = open_storage(None, data_dir=data_dir)
+    groups = {s.study_name.rsplit("-wf", 1)[0] for s in optuna.get_all_study_summaries(storage)}
+    assert groups == {f"ema_cross-v1-{BTC.key}"}
+
+
+def test_discovery_store_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from trading_pipeline.definitions import defs
+
+    monkeypatch.setenv("TP_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("TP_OPTUNA_STORAGE", "postgresql://tp:secret@127.0.0.1:5432/optuna")
+    monkeypatch.setenv("TP_MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    store = defs().resources["discovery"]
+    assert isinstance(store, DiscoveryStore)
+    assert store.storage_url() == "postgresql://tp:secret@127.0.0.1:5432/optuna"
+    assert store.mlflow_uri() == "http://127.0.0.1:5000"
+    assert store.run_link("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    assert store.root == tmp_path / "d" / "discovery"
+    monkeypatch.delenv("TP_OPTUNA_STORAGE")
+    monkeypatch.delenv("TP_MLFLOW_TRACKING_URI")
+    local = defs().resources["discovery"]
+    assert local.storage_url() == f"journal:{(tmp_path / 'd' / 'optuna' / 'studies.log').resolve()}"
+    assert local.mlflow_uri() == f"sqlite:///{(tmp_path / 'd' / 'mlflow' / 'mlflow.db').resolve()}"
