@@ -22,6 +22,7 @@ def atomic_path(final: str | Path, *, suffix: str = ".part") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; published files are readable like any other
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
