@@ -70,9 +70,6 @@ def family_from_options(name: str, strategy_file: Path | None) -> StrategyFamily
     return get_family(name, extra)
 
 
-_family = family_from_options  # the name other verbs imported first
-
-
 def _infer_interval(bars: pl.DataFrame) -> str:
     from trading_pipeline.market.schema import INTERVAL_MS
 
@@ -262,7 +259,7 @@ def register(app: typer.Typer) -> None:
         from trading_pipeline.backtest import engine
         from trading_pipeline.backtest.metrics import METRICS, json_safe
 
-        fam = _family(strategy, strategy_file)
+        fam = family_from_options(strategy, strategy_file)
         params = fam.validate(parse_params(param or []))
         costs = _costs(fee, slippage_bps, fill)
         risk = _risk(size, stop_loss, take_profit, trailing_stop, max_holding_bars, allow_short)
@@ -332,7 +329,7 @@ def register(app: typer.Typer) -> None:
         from trading_pipeline.backtest import engine
         from trading_pipeline.backtest.metrics import json_safe
 
-        fam = _family(strategy, strategy_file)
+        fam = family_from_options(strategy, strategy_file)
         axes = parse_grid(fam, grid or [])
         combos = fam.grid(**axes)
         if not combos:
@@ -418,7 +415,7 @@ def register(app: typer.Typer) -> None:
         from trading_pipeline.backtest import engine
         from trading_pipeline.backtest.metrics import json_safe
 
-        fam = _family(strategy, strategy_file)
+        fam = family_from_options(strategy, strategy_file)
         params = fam.validate(parse_params(param or []))
         if points < 1:
             raise UserInputError(f"--points must be at least 1, got {points}")

@@ -165,7 +165,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Tune a strategy walk-forward; report out-of-sample results only, tracked in MLflow."""
-        from trading_pipeline.backtest.cli import _family, load_bars
+        from trading_pipeline.backtest.cli import family_from_options, load_bars
         from trading_pipeline.backtest.costs import CostModel
         from trading_pipeline.discovery.results import collect
         from trading_pipeline.discovery.storage import default_storage_url, open_storage
@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
         if trials < 0:
             raise UserInputError("--trials must be >= 0")
         settings = Settings.from_env().with_overrides(data_dir=data_dir)
-        family = _family(strategy, strategy_file)
+        family = family_from_options(strategy, strategy_file)
         bars, interval = load_bars(
             symbol=symbol,
             interval=interval,
@@ -240,7 +240,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Join an existing study and add --trials trials to each of its folds."""
-        from trading_pipeline.backtest.cli import _family, load_bars
+        from trading_pipeline.backtest.cli import family_from_options, load_bars
         from trading_pipeline.discovery.storage import open_storage, redact
         from trading_pipeline.discovery.tuning import load_spec, work
         from trading_pipeline.settings import Settings
@@ -262,7 +262,7 @@ def register(app: typer.Typer) -> None:
         spec = load_spec(study, study_storage)
         if spec.interval != interval:
             raise UserInputError(f"study {study} is on {spec.interval} bars, not {interval}")
-        family = _family(spec.family, strategy_file)
+        family = family_from_options(spec.family, strategy_file)
         run = work(
             bars, family, study_group=study, storage=study_storage, n_trials=trials, seed=seed
         )
