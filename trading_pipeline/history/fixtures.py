@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import io
+import math
 import random
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -57,17 +58,33 @@ def _next_month(moment: datetime) -> datetime:
 next_month = _next_month  # public name (the Dagster tests use the first instant of next month)
 
 
+def price_at(series: Series, open_ms: int, seed: int) -> float:
+    """The close of the bar opening at ``open_ms``: a smooth, trending path (weeks-long up and
+    down swings) with seeded noise, a function of time alone, so that consecutive files join
+    without a jump and the same bar is the same in a monthly and in a daily file."""
+    base = 100.0 + random.Random(series.key).random() * 50_000
+    days = open_ms / 86_400_000
+    trend = (
+        0.35 * math.sin(days / 41.0)
+        + 0.15 * math.sin(days / 13.0 + 1.0)
+        + 0.04 * math.sin(days / 2.7)
+    )
+    noise = random.Random(f"{series.key}:{open_ms}:{seed}").gauss(0, 0.002)
+    return base * math.exp(trend) * (1 + noise)
+
+
 def random_walk_rows(series: Series, start: datetime, end: datetime, seed: int) -> Iterator[Row]:
-    """Seeded OHLCV bars for every grid slot in ``[start, end)`` (a reproducible random walk)."""
+    """Seeded OHLCV bars for every grid slot in ``[start, end)``; each opens at the previous close."""
     rng = random.Random(f"{series.key}:{start.isoformat()}:{seed}")
-    price = 100.0 + rng.random() * 50_000
     opens = list(bar_open_times(series.interval, start, end))
+    step = INTERVAL_MS[series.interval]
     for i, open_ms in enumerate(opens):
         if series.interval == "1mo":
             close_ms = (opens[i + 1] if i + 1 < len(opens) else _ms(end)) - 1
         else:
-            close_ms = open_ms + INTERVAL_MS[series.interval] - 1
-        close = max(price * (1 + rng.gauss(0, 0.002)), 0.01)
+            close_ms = open_ms + step - 1
+        price = price_at(series, open_ms - step, seed)
+        close = price_at(series, open_ms, seed)
         high = max(price, close) * (1 + rng.random() * 0.001)
         low = min(price, close) * (1 - rng.random() * 0.001)
         volume = rng.random() * 100
@@ -75,7 +92,6 @@ def random_walk_rows(series: Series, start: datetime, end: datetime, seed: int) 
         mid = (high + low) / 2
         yield (open_ms, price, high, low, close, volume, close_ms, volume * mid,
                rng.randint(1, 5000), taker, taker * mid)  # fmt: skip
-        price = close
 
 
 def kline_csv(series: Series, period: date, rows: Iterable[Row], *, header: bool = False) -> bytes:
