@@ -19,6 +19,7 @@ import hashlib
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -130,6 +131,12 @@ class MirrorServer(ThreadingHTTPServer):
         self.faults = faults
         self.cache = _Cache()
         super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up mid-response (a killed fetch, a reset) is normal, not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     @property
     def url(self) -> str:
