@@ -49,7 +49,7 @@ class InMemoryTracker:
         self.runs[run_id]["params"].update({k: str(v) for k, v in params.items()})
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
-        self.runs[run_id]["metrics"].update(_finite(metrics))
+        self.runs[run_id]["metrics"].update(finite_metrics(metrics))
 
     def log_artifact(self, run_id: str, path: str | Path) -> None:
         self.runs[run_id]["artifacts"].append(Path(path).name)
@@ -111,7 +111,7 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, v, now, 0) for k, v in _finite(metrics).items()]
+        batch = [Metric(k, v, now, 0) for k, v in finite_metrics(metrics).items()]
         self.client.log_batch(run_id, metrics=batch)
 
     def log_artifact(self, run_id: str, path: str | Path) -> None:
@@ -121,7 +121,7 @@ class MlflowTracker:
         self.client.set_terminated(run_id, status=status)
 
 
-def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     """MLflow rejects NaN/inf; such metrics are dropped rather than invented."""
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from trading_pipeline.tracking import finite_metrics
+
 CHAMPION = "champion"
 DEFAULT_METRIC = "heldout_net_return"
 
@@ -167,7 +169,7 @@ class InMemoryRegistry:
         versions.append(
             _Version(
                 copy.deepcopy(model),
-                _finite(metrics),
+                finite_metrics(metrics),
                 {k: str(v) for k, v in (params or {}).items()},
                 dict(tags or {}),
             )
@@ -257,7 +259,7 @@ class MlflowRegistry:
         ):
             if params:
                 mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
-            mlflow.log_metrics(_finite(metrics))
+            mlflow.log_metrics(finite_metrics(metrics))
             info = mlflow.sklearn.log_model(
                 model,
                 name="model",
@@ -329,8 +331,3 @@ def _score(metrics: Mapping[str, float], metric: str) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
-    """MLflow rejects NaN/inf; such metrics are dropped rather than invented."""
-    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
