@@ -1,0 +1,116 @@
+"""The fleet: the plan's five bots, what each may trade and its share of capital.
+
+This is the one description of the fleet that the selector (which strategies each bot may be
+given), the deployment job (what an assignment may contain), the runners and the replay read.
+Nothing here talks to an exchange or a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from trading_pipeline.errors import UserInputError
+
+CASH = "cash"  # the choice "hold no position": every bot may always be given it
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    """One bot: its symbols and bar interval, the strategy families it may run, its default
+    share of the fleet's capital and the families it runs before any selector decision."""
+
+    name: str
+    role: str
+    symbols: tuple[str, ...]
+    interval: str
+    families: tuple[str, ...]
+    capital_fraction: float
+    venues: tuple[str, ...] = ("binance",)
+    default_family: str = CASH
+    default_params: Mapping[str, object] = field(default_factory=dict)
+    description: str = ""
+
+    def allows(self, family: str) -> bool:
+        return family == CASH or family in self.families
+
+
+# Ten liquid spot pairs for the 5-minute scalper; the momentum bot picks its five from these by
+# recent momentum (see bots.fleet).
+SCALPING_UNIVERSE = (
+    "BTCUSDT",
+    "ETHUSDT",
+    "BNBUSDT",
+    "SOLUSDT",
+    "XRPUSDT",
+    "ADAUSDT",
+    "DOGEUSDT",
+    "LTCUSDT",
+    "LINKUSDT",
+    "AVAXUSDT",
+)
+
+FLEET: tuple[BotSpec, ...] = (
+    BotSpec(
+        name="bot1",
+        role="core",
+        symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT"),
+        interval="1h",
+        families=("sma_cross",),
+        capital_fraction=0.30,
+        default_family="sma_cross",
+        description="core trend follower: SMA crossover on the three majors",
+    ),
+    BotSpec(
+        name="bot2",
+        role="scalping",
+        symbols=SCALPING_UNIVERSE,
+        interval="5m",
+        families=("rsi_reversion", "bollinger_reversion", "ema_cross"),
+        capital_fraction=0.25,
+        description="5-minute mean reversion and fast crosses on ten coins",
+    ),
+    BotSpec(
+        name="bot3",
+        role="momentum",
+        symbols=SCALPING_UNIVERSE,
+        interval="1h",
+        families=("momentum", "donchian_breakout", "macd"),
+        capital_fraction=0.25,
+        description="momentum and breakout on the five coins with the strongest recent momentum",
+    ),
+    BotSpec(
+        name="bot4",
+        role="arbitrage",
+        symbols=("BTCUSDT",),
+        interval="1h",
+        families=("arbitrage",),
+        capital_fraction=0.15,
+        venues=("binanceus", "coinbase"),
+        description="Binance US × Coinbase spread; holds cash until a spread survives costs",
+    ),
+    BotSpec(
+        name="bot5",
+        role="hedging",
+        symbols=("BTCUSDT", "ETHUSDT"),
+        interval="1h",
+        families=("hedging",),
+        capital_fraction=0.05,
+        description="cuts exposure when drawdown, regime or correlation says the market turned",
+    ),
+)
+
+FLEET_BY_NAME: dict[str, BotSpec] = {b.name: b for b in FLEET}
+
+
+def bot_spec(name: str) -> BotSpec:
+    """The bot called ``name``; an unknown name is a one-line :class:`UserInputError`."""
+    try:
+        return FLEET_BY_NAME[name]
+    except KeyError:
+        raise UserInputError(f"unknown bot {name!r}; known: {', '.join(FLEET_BY_NAME)}") from None
+
+
+def default_split() -> dict[str, float]:
+    """The plan's 30/25/25/15/5 capital split."""
+    return {b.name: b.capital_fraction for b in FLEET}
