@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.strategies.arbitrage import Arbitrage
 from trading_pipeline.strategies.base import SearchSpace, StrategyFamily
 from trading_pipeline.strategies.bollinger_reversion import BollingerReversion
 from trading_pipeline.strategies.buy_and_hold import BuyAndHold
 from trading_pipeline.strategies.donchian_breakout import DonchianBreakout
 from trading_pipeline.strategies.ema_cross import EmaCross
+from trading_pipeline.strategies.hedging import Hedging
 from trading_pipeline.strategies.macd import Macd
 from trading_pipeline.strategies.momentum import Momentum
 from trading_pipeline.strategies.rsi_reversion import RsiReversion
@@ -35,10 +37,14 @@ FAMILIES: dict[str, StrategyFamily] = {
     )
 }
 
+# Families with several input series (run through signals_multi / backtest.multi, not the
+# single-series tuner, so they are kept out of FAMILIES).
+MULTI_FAMILIES: dict[str, StrategyFamily] = {f.name: f for f in (Arbitrage(), Hedging())}
+
 
 def get_family(name: str, extra: dict[str, StrategyFamily] | None = None) -> StrategyFamily:
     """The family called ``name`` (user families in ``extra`` first)."""
-    pool = {**FAMILIES, **(extra or {})}
+    pool = {**FAMILIES, **MULTI_FAMILIES, **(extra or {})}
     if name not in pool:
         raise UserInputError(f"unknown strategy {name!r}; known: {', '.join(sorted(pool))}")
     return pool[name]
