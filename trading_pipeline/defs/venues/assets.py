@@ -1,0 +1,311 @@
+"""Venue candles (ccxt) partitioned by venue series × month, their schedule, and the basis asset.
+
+``venue_candles`` calls ``venues.ohlcv.fetch_month`` for each partition: the files go into the
+history store under ``market=<venue>`` with manifest entries, exactly as ``trading-pipeline venue
+fetch`` writes them. ``venue_basis`` joins Binance (Vision history, ``market=spot``) and Coinbase
+on UTC open time through ``market.align`` and writes the per-bar basis as Parquet. The USDT/USD
+quote difference is accepted only because the asset's config names it (``equate_quotes``), and the
+metadata says that the basis includes the USDT/USD rate.
+
+The venues' URLs come from ``TP_COINBASE_URL`` / ``TP_BINANCEUS_URL`` (a mirror or a local fake;
+unset means the real venues), read by the ``VenueExchanges`` resource.
+"""
+
+import os
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.fsutil import atomic_path
+from trading_pipeline.history.checksum import sha256_file
+from trading_pipeline.history.layout import Series
+from trading_pipeline.market.align import align_venues, alignment_report, basis
+from trading_pipeline.market.candles import CandleError, load_store
+from trading_pipeline.venues.exchange import make_exchange, venue_url_from_env
+from trading_pipeline.venues.ohlcv import (
+    MonthResult,
+    Pager,
+    VenueFetchError,
+    check_listed,
+    fetch_month,
+    month_bounds_ms,
+    utc_now,
+)
+from trading_pipeline.venues.symbols import (
+    VenueSymbol,
+    from_series,
+    parse_symbol,
+    quote_difference,
+    require_equivalent,
+)
+
+GROUP = "venues"
+KEY_PREFIX = ["venues"]
+FIRST_MONTH = "2024-01-01"
+# The series the venue assets keep current: BTC and ETH in USD on Coinbase; BTC on Binance US in
+# USD (the arbitrage pair against Coinbase) and in USDT (the bridge to Binance's USDT books).
+VENUE_SERIES: tuple[str, ...] = (
+    "coinbase-BTCUSD-1h",
+    "coinbase-ETHUSD-1h",
+    "binanceus-BTCUSD-1h",
+    "binanceus-BTCUSDT-1h",
+)
+DAILY_CRON = "30 4 * * *"
+
+venue_series_partitions = dg.StaticPartitionsDefinition(list(VENUE_SERIES))
+venue_month_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1)
+venue_month = dg.MultiPartitionsDefinition(
+    {"series": venue_series_partitions, "month": venue_month_partitions}
+)
+
+
+def venue_month_key(series_key: str, month: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"series": series_key, "month": month})
+
+
+def split_venue_key(key: str) -> tuple[Series, int, int]:
+    """``"2024-03-01|coinbase-BTCUSD-1h"`` → (series, 2024, 3)."""
+    dims = venue_month.get_partition_key_from_str(key).keys_by_dimension
+    year, month = (int(x) for x in dims["month"].split("-")[:2])
+    return Series.parse(dims["series"]), year, month
+
+
+class VenueExchanges(dg.ConfigurableResource):
+    """How to reach each venue: an override URL (a mirror or a local fake), else the real host."""
+
+    coinbase_url: str | None = None
+    binanceus_url: str | None = None
+    rate_limit_ms: int | None = None  # None keeps ccxt's own pacing for the venue
+
+    @classmethod
+    def from_env(cls) -> "VenueExchanges":
+        return cls(
+            coinbase_url=venue_url_from_env("coinbase", os.environ),
+            binanceus_url=venue_url_from_env("binanceus", os.environ),
+        )
+
+    def exchange(self, venue: str) -> Any:
+        url = {"coinbase": self.coinbase_url, "binanceus": self.binanceus_url}.get(venue)
+        exchange = make_exchange(venue, base_url=url)
+        if self.rate_limit_ms is not None:
+            exchange.rateLimit = self.rate_limit_ms
+        return exchange
+
+
+@dg.definitions
+def venue_resources() -> dg.Definitions:
+    return dg.Definitions(resources={"venues": VenueExchanges.from_env()})
+
+
+class VenueFetchConfig(dg.Config):
+    """How the venue months are fetched."""
+
+    force: bool = False  # refetch months already complete
+
+
+def _month_started(year: int, month: int, now: datetime) -> bool:
+    return month_bounds_ms(year, month)[0] < int(now.timestamp() * 1000)
+
+
+@dg.asset(
+    key_prefix=KEY_PREFIX,
+    partitions_def=venue_month,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+)
+def venue_candles(
+    context: dg.AssetExecutionContext,
+    config: VenueFetchConfig,
+    history: HistoryStore,
+    venues: VenueExchanges,
+) -> dg.MaterializeResult:
+    """Closed candles of one venue series for the month, fetched through ccxt into the store."""
+    layout = history.layout()
+    now = utc_now()
+    pagers: dict[str, Pager] = {}
+    done: list[tuple[str, MonthResult | None]] = []
+    try:
+        for key in context.partition_keys:
+            series, year, month = split_venue_key(key)
+            if not _month_started(year, month, now):
+                done.append((key, None))
+                continue
+            if series.key not in pagers:
+                symbol = from_series(series)
+                exchange = venues.exchange(symbol.venue)
+                check_listed(exchange, symbol, series.interval)
+                pagers[series.key] = Pager(exchange, symbol, series.interval)
+            result = fetch_month(
+                pagers[series.key], year, month, layout=layout, now=now, force=config.force
+            )
+            done.append((key, result))
+    except (VenueFetchError, UserInputError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    results = [r for _, r in done if r is not None]
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "partitions": len(done),
+        "rows": sum(r.rows for r in results),
+        "gaps": sum(r.gaps for r in results),
+        "months_written": sum(r.status == "written" for r in results),
+        "months_unchanged": sum(r.status == "unchanged" for r in results),
+        "months_already_complete": sum(r.status == "complete" for r in results),
+        "months_in_progress": sum(not r.complete for r in results),
+        "requests": sum(p.requests for p in pagers.values()),
+        "retries": sum(p.retries for p in pagers.values()),
+        "months": dg.MetadataValue.md(
+            markdown_table(
+                ["partition", "status", "rows", "gaps", "complete", "sha256"],
+                (
+                    (k, r.status, r.rows, r.gaps, r.complete, (r.sha256 or "")[:16])
+                    if r is not None
+                    else (k, "not started", 0, None, False, "")
+                    for k, r in done
+                ),
+            )
+        ),
+    }
+    if len(results) == 1 and results[0].path is not None:
+        metadata["parquet_path"] = dg.MetadataValue.path(str(results[0].path))
+        metadata["sha256"] = results[0].sha256 or ""
+    return dg.MaterializeResult(metadata=metadata)
+
+
+venue_candles_job = dg.define_asset_job(
+    "venue_candles_job",
+    selection=dg.AssetSelection.assets(venue_candles),
+    description="Fetch venue candles (Coinbase, Binance US) for venue series × months.",
+)
+
+
+@dg.schedule(
+    cron_schedule=DAILY_CRON,
+    job=venue_candles_job,
+    execution_timezone="UTC",
+    description="Every day at 04:30 UTC: the month of yesterday for every venue series.",
+)
+def venue_candles_daily_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """Yesterday's month: the month in progress grows, and on the 1st last month is completed."""
+    yesterday: date = context.scheduled_execution_time.date() - timedelta(days=1)
+    month = f"{yesterday.year:04d}-{yesterday.month:02d}-01"
+    return [
+        dg.RunRequest(
+            run_key=f"venue-daily|{key}|{yesterday.isoformat()}",
+            partition_key=venue_month_key(key, month),
+            tags={"trading_pipeline/trigger": "venue-daily"},
+        )
+        for key in VENUE_SERIES
+    ]
+
+
+# ---------------------------------------------------------------- the basis
+
+
+class BasisConfig(dg.Config):
+    """Which two markets to compare; quotes that differ must be accepted here, by name."""
+
+    a: str = "binance:BTCUSDT"  # VENUE:SYMBOL; Binance reads its Vision history (market=spot)
+    b: str = "coinbase:BTC-USD"
+    interval: str = "1h"
+    # quotes this comparison accepts as equal, "A=B" ("" accepts none): USDT is not USD, so
+    # comparing Binance BTC/USDT with Coinbase BTC/USD has to say so here
+    equate_quotes: str = "USDT=USD"
+    start: str | None = None  # YYYY-MM-DD, inclusive
+    end: str | None = None
+
+
+def parse_market(text: str) -> VenueSymbol:
+    """``"coinbase:BTC-USD"`` → the venue symbol (a one-line ``UserInputError`` otherwise)."""
+    venue, sep, symbol = text.partition(":")
+    if not sep:
+        raise UserInputError(f"market {text!r} must be VENUE:SYMBOL, e.g. coinbase:BTC-USD")
+    return parse_symbol(venue, symbol)
+
+
+def _quote_pairs(text: str) -> list[tuple[str, str]]:
+    if not text.strip():
+        return []
+    left, sep, right = text.upper().partition("=")
+    if not sep or not left.strip() or not right.strip():
+        raise UserInputError(f"equate_quotes must be QUOTE=QUOTE (e.g. USDT=USD), got {text!r}")
+    return [(left.strip(), right.strip())]
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def basis_path(root: Path, a: VenueSymbol, b: VenueSymbol, interval: str) -> Path:
+    name = f"{a.series(interval).key}__{b.series(interval).key}.parquet"
+    return root / "venues" / "basis" / name
+
+
+@dg.asset(
+    key_prefix=KEY_PREFIX,
+    deps=[venue_candles],
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+)
+def venue_basis(
+    context: dg.AssetExecutionContext, config: BasisConfig, history: HistoryStore
+) -> dg.MaterializeResult:
+    """Per-bar basis between two venues on the hours both have, and how wide it was."""
+    try:
+        a, b = parse_market(config.a), parse_market(config.b)
+        require_equivalent(a, b, allow=_quote_pairs(config.equate_quotes))
+        frames = [
+            load_store(
+                history.root,
+                market=s.series(config.interval).market,
+                symbol=s.store_symbol,
+                interval=config.interval,
+                start=_day(config.start),
+                end=_day(config.end),
+            )
+            for s in (a, b)
+        ]
+    except (UserInputError, CandleError, ValueError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    aligned = align_venues(frames[0], frames[1], interval=config.interval)
+    report = alignment_report(frames[0], frames[1], interval=config.interval, aligned=aligned)
+    out = aligned.select("open_time", "a_close", "b_close").join(
+        basis(aligned), on="open_time", how="left"
+    )
+    path = basis_path(Path(history.data_dir), a, b, config.interval)
+    with atomic_path(path) as tmp:
+        out.write_parquet(tmp, compression="zstd", statistics=True)
+    quotes = quote_difference(a, b)
+    context.log.info(f"{a} vs {b}: {report.overlap} overlapping bars")
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "a": str(a),
+        "b": str(b),
+        "quote_difference": (
+            f"{quotes}: the basis includes the {a.quote}/{b.quote} rate" if quotes else "none"
+        ),
+        "overlap_bars": report.overlap,
+        "excluded_a_only": report.a_only,
+        "excluded_b_only": report.b_only,
+        "excluded_in_span": report.a_only_in_span + report.b_only_in_span,
+        "excluded_off_grid": report.a_off_grid + report.b_off_grid,
+        "median_abs_basis_bps": report.median_abs_basis_bps,
+        "p99_abs_basis_bps": report.p99_abs_basis_bps,
+        "max_abs_basis_bps": report.max_abs_basis_bps,
+        "mean_basis_bps": report.mean_basis_bps,
+        "path": dg.MetadataValue.path(str(path)),
+        "sha256": sha256_file(path),
+    }
+    if report.first is not None and report.last is not None:
+        metadata["first_bar"] = dg.MetadataValue.timestamp(report.first.astimezone(UTC))
+        metadata["last_bar"] = dg.MetadataValue.timestamp(report.last.astimezone(UTC))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def read_basis(path: str | Path) -> pl.DataFrame:
+    """The basis file the asset wrote (``open_time, a_close, b_close, basis_bps, log_basis_bps``)."""
+    return pl.read_parquet(path)

@@ -1,0 +1,158 @@
+"""Build a ccxt exchange for a venue, optionally with every API URL pointed at another host.
+
+Tests and demos point ccxt at a local server that speaks the venue's REST format
+(:mod:`trading_pipeline.venues.fake_binance`), so the URL rewrite keeps each URL's path and swaps
+only the scheme and host. Spot only: market loading must not touch futures, margin or currency
+endpoints that a spot bot never needs (and that a fake does not serve).
+
+Keys are passed in by the caller (who reads ``TP_*`` through settings). ccxt logs request
+headers, API key included, at DEBUG; the exchange is given a logger that redacts the key and the
+secret before anything reaches the logging system.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ccxt
+
+from trading_pipeline.errors import UserInputError
+
+VENUES: tuple[str, ...] = ("binance", "binanceus", "coinbase")
+VENUE_URL_ENV: dict[str, str] = {
+    "binance": "TP_BINANCE_URL",
+    "binanceus": "TP_BINANCEUS_URL",
+    "coinbase": "TP_COINBASE_URL",
+}
+REDACTED = "***"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+log = logging.getLogger(__name__)
+
+
+class RedactingLogger:
+    """A stand-in for ccxt's ``exchange.logger`` that formats each message, replaces every
+    secret in it with ``***`` and forwards it to a real logger.
+
+    ccxt calls ``logger.debug(fmt, *args)`` with the request headers in ``args``; formatting first
+    means no record ever carries the key, not even in ``record.args``.
+    """
+
+    def __init__(self, target: logging.Logger, secrets: tuple[str, ...]) -> None:
+        self._target = target
+        self._secrets = tuple(s for s in secrets if s)
+
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, REDACTED)
+        return text
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self._target.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = " ".join(str(x) for x in (msg, *args))
+        kwargs.pop("exc_info", None)  # a traceback could quote locals holding the key
+        self._target.log(level, "%s", self.redact(text), **kwargs)
+
+    def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.INFO, msg, *args, **kwargs)
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.WARNING, msg, *args, **kwargs)
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(logging.ERROR, msg, *args, **kwargs)
+
+    def isEnabledFor(self, level: int) -> bool:
+        return self._target.isEnabledFor(level)
+
+
+def _check_venue(venue: str) -> None:
+    if venue not in VENUES:
+        raise UserInputError(f"unknown venue {venue!r}; known: {', '.join(VENUES)}")
+
+
+def _rewrite(url: str, base: tuple[str, str, str]) -> str:
+    scheme, netloc, prefix = base
+    parts = urlsplit(url)
+    return urlunsplit((scheme, netloc, prefix + parts.path, parts.query, parts.fragment))
+
+
+def rewrite_urls(api: Any, base_url: str) -> Any:
+    """``api`` (ccxt's ``urls['api']``: a string or nested dicts of strings) with the scheme and
+    host of every URL replaced by ``base_url``'s, paths kept (a path in ``base_url`` is prefixed)."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise UserInputError(f"venue URL must look like http://host:port, got {base_url!r}")
+    base = (parts.scheme, parts.netloc, parts.path.rstrip("/"))
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return _rewrite(node, base)
+        if isinstance(node, Mapping):
+            return {k: walk(v) for k, v in node.items()}
+        return node
+
+    return walk(api)
+
+
+def make_exchange(
+    venue: str,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    secret: str | None = None,
+    timeout_ms: int = 10000,
+    **options: Any,
+) -> ccxt.Exchange:
+    """A synchronous ccxt exchange for ``venue`` ("binance", "binanceus" or "coinbase").
+
+    ``base_url`` points every API URL at another host (a local fake or a mirror). Market loading
+    is spot only; rate limiting is on. Extra ``options`` are merged into ``exchange.options``.
+    """
+    _check_venue(venue)
+    cls = getattr(ccxt, venue)
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": int(timeout_ms)}
+    if api_key:
+        config["apiKey"] = api_key
+    if secret:
+        config["secret"] = secret
+    exchange: ccxt.Exchange = cls(config)
+    if venue in {"binance", "binanceus"}:
+        exchange.options["fetchMarkets"] = {
+            **(exchange.options.get("fetchMarkets") or {}),
+            "types": ["spot"],
+        }
+        exchange.options["fetchCurrencies"] = False
+        exchange.options["fetchMargins"] = False
+        exchange.options["defaultType"] = "spot"
+    exchange.options.update(options)
+    if base_url:
+        exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)
+        if urlsplit(base_url).hostname in _LOOPBACK:
+            # a local server: never route it through an HTTP(S)_PROXY from the environment
+            exchange.session.trust_env = False
+    exchange.logger = RedactingLogger(  # type: ignore[assignment]
+        logging.getLogger(f"{__name__}.ccxt"), (api_key or "", secret or "")
+    )
+    return exchange
+
+
+def venue_url_from_env(venue: str, env: Mapping[str, str]) -> str | None:
+    """The override URL for ``venue`` from ``TP_BINANCE_URL`` / ``TP_BINANCEUS_URL`` /
+    ``TP_COINBASE_URL`` (``None`` when unset: the venue's real URLs)."""
+    _check_venue(venue)
+    value = (env.get(VENUE_URL_ENV[venue]) or "").strip()
+    return value.rstrip("/") or None
