@@ -16,6 +16,12 @@ DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.visi
 DEFAULT_FNG_URL = "https://api.alternative.me"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")
 DEFAULT_INTERVAL = "1h"
+# Per-venue REST base URLs (ccxt's hosts are rewritten to them; unset = the venue's real URLs).
+VENUE_URL_ENV = {
+    "binance": "TP_BINANCE_URL",
+    "binanceus": "TP_BINANCEUS_URL",
+    "coinbase": "TP_COINBASE_URL",
+}
 DEFAULT_START = "2019-01-01"
 
 
@@ -44,6 +50,7 @@ class Settings:
     concurrency: int = 4
     mlflow_tracking_uri: str | None = None
     optuna_storage: str | None = None
+    venue_urls: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -53,6 +60,10 @@ class Settings:
     @property
     def bots_dir(self) -> Path:
         return self.bots_dir_override or self.data_dir / "bots"
+
+    def venue_url(self, venue: str) -> str | None:
+        """The REST base URL override for ``venue`` (``None``: ccxt's real URLs)."""
+        return self.venue_urls.get(venue)
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""
@@ -87,4 +98,9 @@ class Settings:
             concurrency=concurrency,
             mlflow_tracking_uri=env.get("TP_MLFLOW_TRACKING_URI") or None,
             optuna_storage=env.get("TP_OPTUNA_STORAGE") or None,
+            venue_urls={
+                venue: url.strip().rstrip("/")
+                for venue, var in VENUE_URL_ENV.items()
+                if (url := env.get(var, "")).strip()
+            },
         )

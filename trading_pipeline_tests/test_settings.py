@@ -38,3 +38,12 @@ def test_production_paths_come_from_the_environment() -> None:
 def test_bad_setting_names_the_variable() -> None:
     with pytest.raises(SettingsError, match="TP_CONCURRENCY"):
         Settings.from_env({"TP_CONCURRENCY": "many"})
+
+
+def test_venue_urls_come_from_the_environment_trimmed() -> None:
+    s = Settings.from_env(
+        {"TP_COINBASE_URL": " http://127.0.0.1:9001/ ", "TP_BINANCE_URL": "", "TP_X": "y"}
+    )
+    assert s.venue_url("coinbase") == "http://127.0.0.1:9001"
+    assert s.venue_url("binance") is None
+    assert s.venue_url("binanceus") is None
