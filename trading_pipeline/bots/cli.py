@@ -1,0 +1,266 @@
+"""``trading-pipeline bot run`` (one bot, paper by default, live only when asked) and
+``trading-pipeline paper replay`` (the whole fleet on history).
+
+Every check of the user's input happens before any file is created, so a bad call changes
+nothing. Live trading is never the default and needs keys from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trading_pipeline.errors import UserInputError
+
+bot_app = typer.Typer(help="Run one bot of the fleet.", no_args_is_help=True)
+paper_app = typer.Typer(help="Paper trading: replay the fleet on history.", no_args_is_help=True)
+
+
+def parse_day(value: str | None, flag: str) -> datetime | None:
+    """``YYYY-MM-DD`` (or a full ISO time) as an aware UTC datetime."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value) if "T" in value else None
+        if t is None:
+            d = date.fromisoformat(value)
+            t = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    except ValueError:
+        raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def check_range(
+    start: datetime | None, end: datetime | None, *, flags: str
+) -> tuple[datetime, datetime]:
+    if start is None or end is None:
+        raise UserInputError(f"{flags} are both needed")
+    if end <= start:
+        raise UserInputError(
+            f"{flags.split(' and ')[0]} {start:%Y-%m-%d} is not before {end:%Y-%m-%d}"
+        )
+    return start, end
+
+
+def _settings(data_dir: Path | None, bots_dir: Path | None) -> Any:
+    from trading_pipeline.settings import Settings
+
+    s = Settings.from_env()
+    return s.with_overrides(data_dir=data_dir, bots_dir_override=bots_dir)
+
+
+def _stop_flag() -> Any:
+    """A callable that turns True after SIGTERM/SIGINT, so the runner ends between steps."""
+    stopped = {"v": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        stopped["v"] = True
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return lambda: stopped["v"]
+
+
+@bot_app.command("run")
+def run(
+    bot: Annotated[str, typer.Option("--bot", help="bot1 … bot5")],
+    paper: Annotated[bool, typer.Option("--paper", help="paper broker (the default)")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="real orders through ccxt (needs keys)")
+    ] = False,
+    replay_from: Annotated[
+        str | None, typer.Option("--replay-from", help="replay history from this day (paper)")
+    ] = None,
+    replay_to: Annotated[
+        str | None, typer.Option("--replay-to", help="… up to this day (exclusive)")
+    ] = None,
+    capital: Annotated[
+        float, typer.Option(help="fleet capital; the bot gets its fraction of it")
+    ] = 1000.0,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data directory (default TP_DATA_DIR)")
+    ] = None,
+    bots_dir: Annotated[
+        Path | None, typer.Option(help="bots directory (default TP_BOTS_DIR)")
+    ] = None,
+) -> None:
+    """Run one bot: a step at every closed candle until stopped (or the replay's end)."""
+    from trading_pipeline.bots.spec import bot_spec, default_split
+
+    spec = bot_spec(bot)
+    if paper and live:
+        raise UserInputError("choose --paper or --live, not both")
+    replay = replay_from is not None or replay_to is not None
+    if live and replay:
+        raise UserInputError("--replay-from/--replay-to run on the paper broker; drop --live")
+    if live:  # keys first: a missing one is a one-line error before anything else happens
+        from trading_pipeline.bots.ccxt_broker import Credentials
+
+        creds = Credentials.from_env(os.environ, spec.venues[0])
+    start = end = None
+    if replay:
+        start, end = check_range(
+            parse_day(replay_from, "--replay-from"),
+            parse_day(replay_to, "--replay-to"),
+            flags="--replay-from and --replay-to",
+        )
+    if not (capital > 0):
+        raise UserInputError(f"--capital must be positive, got {capital}")
+    settings = _settings(data_dir, bots_dir)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    initial = capital * default_split()[spec.name]
+
+    from trading_pipeline.bots.assignment import default_assignment
+    from trading_pipeline.bots.deploy_store import DeploymentStore, halt_path
+
+    store = DeploymentStore(settings.bots_dir)
+
+    if replay:
+        assert start is not None and end is not None
+        from trading_pipeline.bots.replay import replay_bot, store_loader
+
+        a = store.current(spec.name) or default_assignment(spec.name)
+        from trading_pipeline.bots.replay import _warmup
+
+        frames = store_loader(settings.history_dir, start=start, end=end, market=settings.market)(
+            tuple(a.symbols), a.interval, _warmup(a)
+        )
+        workdir = settings.bots_dir / spec.name / "replay" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+        r = replay_bot(
+            a, frames, start=start, end=end, initial_cash=initial, workdir=workdir, durable=True
+        )
+        print(
+            json.dumps(
+                {
+                    "bot": r.bot,
+                    "initial": r.initial,
+                    "final": r.final,
+                    "fills": r.fills.height,
+                    "ledger": str(r.ledger_path),
+                }
+            )
+        )
+        return
+
+    from trading_pipeline.bots.candles import ExchangeCandles
+    from trading_pipeline.bots.clock import WallClock
+    from trading_pipeline.bots.ledger import Ledger
+    from trading_pipeline.bots.runner import BotRunner
+    from trading_pipeline.venues.exchange import make_exchange, venue_url_from_env
+
+    venue = spec.venues[0]
+    base_url = venue_url_from_env(venue, os.environ)
+    stop = _stop_flag()
+    clock = WallClock(stop=stop)
+    a0 = store.current(spec.name)
+    if live:
+        from trading_pipeline.bots.ccxt_broker import CcxtBroker
+
+        broker: Any = CcxtBroker.connect(venue, creds, base_url=base_url, live=True)
+        exchange = broker.exchange
+        mode = "live"
+        assignments = lambda: store.current(spec.name)  # noqa: E731 - live: nothing until deployed
+    else:
+        from trading_pipeline.bots.paper import PaperBroker
+
+        exchange = make_exchange(venue, base_url=base_url)
+        mode = "paper"
+        assignments = lambda: store.current(spec.name) or default_assignment(spec.name)  # noqa: E731
+    candles = ExchangeCandles(exchange)
+    interval = a0.interval if a0 else spec.interval
+    workdir = settings.bots_dir / spec.name / mode
+    if mode == "paper":
+        broker = PaperBroker(
+            candles,
+            clock,
+            interval=interval,
+            starting_balances={"USDT": initial},
+            path=workdir / "paper.sqlite",
+        )
+    ledger = Ledger(workdir / "ledger.sqlite")
+    runner = BotRunner(
+        spec.name,
+        ledger=ledger,
+        broker=broker,
+        candles=candles,
+        clock=clock,
+        assignments=assignments,
+        initial_cash=initial,
+        halt_path=halt_path(settings.bots_dir),
+        fleet_capital=capital,
+    )
+    runner.run(stop=stop, keep_going=True)
+
+
+@paper_app.command("replay")
+def replay_cmd(
+    from_: Annotated[str, typer.Option("--from", help="first day YYYY-MM-DD")],
+    to: Annotated[str, typer.Option("--to", help="end day YYYY-MM-DD (exclusive)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    capital: Annotated[float, typer.Option(help="fleet capital split by bots/spec")] = 1000.0,
+    out: Annotated[Path | None, typer.Option(help="report directory")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data directory (default TP_DATA_DIR)")
+    ] = None,
+    bots_dir: Annotated[
+        Path | None, typer.Option(help="bots directory (default TP_BOTS_DIR)")
+    ] = None,
+) -> None:
+    """Replay the whole fleet with its deployed (or default) assignments; write a report."""
+    import shutil
+
+    start, end = check_range(
+        parse_day(from_, "--from"), parse_day(to, "--to"), flags="--from and --to"
+    )
+    if not (capital > 0):
+        raise UserInputError(f"--capital must be positive, got {capital}")
+    settings = _settings(data_dir, bots_dir)
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+    from trading_pipeline.bots.replay import replay_fleet, store_loader, summary
+
+    assignments = DeploymentStore(settings.bots_dir).all_current()
+    target = out or settings.bots_dir / "replays" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = replay_fleet(
+            start=start,
+            end=end,
+            out_dir=staging,
+            load=store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+            assignments=assignments,
+            capital=capital,
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    data = summary(result, target)
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    print(
+        f"paper replay {start:%Y-%m-%d} → {end:%Y-%m-%d}: ${data['capital']:.2f} → ${data['final']:.2f}"
+    )
+    for name, b in data["bots"].items():
+        print(
+            f"  {name:5} {b['family']:14} {b['initial']:9.2f} → {b['final']:9.2f}  "
+            f"fills {len(b['fills']):4}  risk events {len(b['risk_events'])}"
+        )
+    print(f"report: {target / 'report.json'}, {target / 'equity.png'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bot`` and ``paper`` to the top-level app."""
+    app.add_typer(bot_app, name="bot")
+    app.add_typer(paper_app, name="paper")

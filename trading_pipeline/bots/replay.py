@@ -1,0 +1,500 @@
+"""Paper replay of the whole fleet over history, and the reconciliation against the backtester.
+
+:func:`replay_fleet` gives each bot its share of the capital (bots/spec.default_split() of
+$1,000 by default), a paper broker, a replay clock and the history of its symbols, and runs the
+SAME :class:`~trading_pipeline.bots.runner.BotRunner` a live bot runs. It returns equity per
+bot, fills, risk events, and writes a report (``report.json`` + ``equity.png``) into the given
+directory. :func:`reconcile` lists every difference between a replay's paper fills and the
+backtester's trades on the same bars and assignment (empty list = they agree).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from trading_pipeline.backtest.costs import CostModel
+from trading_pipeline.bots.candles import FrameCandles, bar_ms
+from trading_pipeline.bots.clock import ReplayClock, from_ms, to_ms
+from trading_pipeline.bots.ledger import Ledger
+from trading_pipeline.bots.paper import PaperBroker
+from trading_pipeline.bots.runner import AssignmentLike, BotRunner, signal_window
+from trading_pipeline.bots.spec import CASH, FLEET, default_split
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.fsutil import atomic_path, atomic_write_text
+
+log = logging.getLogger("trading_pipeline.bots.replay")
+
+FrameLoader = Callable[[tuple[str, ...], str, int], Mapping[str, pl.DataFrame]]
+"""(symbols, interval, warmup_bars) → frames per symbol (canonical kline schema)."""
+
+
+@dataclass
+class BotReplay:
+    """One bot's replay: its ledger path, equity curve, fills and risk events."""
+
+    bot: str
+    family: str
+    params: dict[str, Any]
+    symbols: tuple[str, ...]
+    initial: float
+    ledger_path: Path | None
+    equity: pl.DataFrame
+    fills: pl.DataFrame
+    risk_events: pl.DataFrame
+    note: str = ""
+    buy_and_hold: float | None = None  # return of holding the bot's symbols, equal weights
+
+    @property
+    def final(self) -> float:
+        return float(self.equity["equity"][-1]) if self.equity.height else self.initial
+
+
+@dataclass
+class ReplayResult:
+    start: datetime
+    end: datetime
+    capital: float
+    bots: dict[str, BotReplay] = field(default_factory=dict)
+    report_json: Path | None = None
+    report_png: Path | None = None
+    out_dir: Path | None = None
+
+    @property
+    def final(self) -> float:
+        return sum(b.final for b in self.bots.values())
+
+
+def check_range(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise UserInputError(
+            f"replay range is empty: --from {start:%Y-%m-%d} is not before --to {end:%Y-%m-%d}"
+        )
+
+
+def replay_bot(
+    assignment: AssignmentLike,
+    frames: Mapping[str, pl.DataFrame],
+    *,
+    start: datetime,
+    end: datetime,
+    initial_cash: float,
+    workdir: Path,
+    costs: CostModel | None = None,
+    halt_path: Path | None = None,
+    durable: bool = False,
+) -> BotReplay:
+    """Replay one bot over ``frames`` between ``start`` and ``end`` (bars opening before
+    ``end``); the ledger and the paper broker's book live in ``workdir`` (resumed if present)."""
+    check_range(start, end)
+    workdir.mkdir(parents=True, exist_ok=True)
+    candles = FrameCandles(frames, end_ms=to_ms(end))
+    clock = ReplayClock(to_ms(start), to_ms(end))
+    costs = costs or CostModel()
+    broker = PaperBroker(
+        candles,
+        clock,
+        interval=assignment.interval,
+        starting_balances={"USDT": initial_cash},
+        costs=costs,
+        path=workdir / "paper.sqlite",
+    )
+    ledger = Ledger(workdir / "ledger.sqlite", durable=durable)
+    try:
+        runner = BotRunner(
+            assignment.bot,
+            ledger=ledger,
+            broker=broker,
+            candles=candles,
+            clock=clock,
+            assignments=lambda: assignment,
+            initial_cash=initial_cash,
+            halt_path=halt_path,
+            costs=costs,
+        )
+        runner.run()
+        return BotReplay(
+            assignment.bot,
+            assignment.family,
+            dict(assignment.params or {}),
+            tuple(assignment.symbols),
+            initial_cash,
+            ledger.path,
+            ledger.equity(),
+            ledger.fills(),
+            ledger.risk_events(),
+        )
+    finally:
+        ledger.close()
+        broker.close()
+
+
+def store_loader(
+    history_dir: Path, *, start: datetime, end: datetime, market: str = "spot"
+) -> FrameLoader:
+    """A :data:`FrameLoader` reading the Parquet history store."""
+    from trading_pipeline.bots.candles import load_frames
+
+    def load(symbols: tuple[str, ...], interval: str, warmup: int) -> Mapping[str, pl.DataFrame]:
+        return load_frames(
+            history_dir,
+            market=market,
+            symbols=symbols,
+            interval=interval,
+            start=start,
+            end=end,
+            warmup_bars=warmup,
+        )
+
+    return load
+
+
+def _warmup(a: AssignmentLike) -> int:
+    if a.family == CASH:
+        return 1
+    from trading_pipeline.strategies.registry import get_family
+
+    fam = get_family(a.family)
+    return signal_window(fam, fam.validate(a.params or {}))
+
+
+def replay_fleet(
+    *,
+    start: datetime,
+    end: datetime,
+    out_dir: Path,
+    load: FrameLoader,
+    assignments: Mapping[str, AssignmentLike] | None = None,
+    capital: float = 1000.0,
+    split: Mapping[str, float] | None = None,
+    costs: CostModel | None = None,
+) -> ReplayResult:
+    """Replay every bot of the fleet; write ``report.json`` and ``equity.png`` in ``out_dir``.
+
+    ``assignments`` (bot → assignment) default to each bot's spec default
+    (bots.assignment.default_assignment). A cash bot whose history is missing holds its cash.
+    """
+    from trading_pipeline.bots.assignment import default_assignment
+
+    check_range(start, end)
+    if not (math.isfinite(capital) and capital > 0):
+        raise UserInputError(f"capital must be positive, got {capital}")
+    split = dict(split or default_split())
+    result = ReplayResult(start, end, capital)
+    for spec in FLEET:
+        a = (assignments or {}).get(spec.name) or default_assignment(spec.name)
+        initial = capital * float(split.get(spec.name, 0.0))
+        try:
+            frames = load(tuple(a.symbols), a.interval, _warmup(a))
+        except UserInputError as exc:
+            if a.family != CASH:
+                raise
+            frames, note = {}, f"no history ({exc}); held cash"
+        else:
+            note = ""
+        if not frames or initial <= 0:
+            result.bots[spec.name] = BotReplay(
+                spec.name,
+                a.family,
+                {},
+                tuple(a.symbols),
+                initial,
+                None,
+                _flat_equity(initial, start, end, a.interval),
+                pl.DataFrame(),
+                pl.DataFrame(),
+                note or "holds cash",
+            )
+            continue
+        br = replay_bot(
+            a,
+            frames,
+            start=start,
+            end=end,
+            initial_cash=initial,
+            workdir=out_dir / spec.name,
+            costs=costs,
+        )
+        br.buy_and_hold = benchmark(frames, start=start, end=end, interval=a.interval, costs=costs)
+        result.bots[spec.name] = br
+    result.out_dir = out_dir
+    write_report(result, out_dir)
+    return result
+
+
+def benchmark(
+    frames: Mapping[str, pl.DataFrame],
+    *,
+    start: datetime,
+    end: datetime,
+    interval: str,
+    costs: CostModel | None = None,
+) -> float | None:
+    """Buy-and-hold of the symbols (equal weights, same costs) over the replay's bars."""
+    from trading_pipeline.backtest.engine import buy_and_hold
+
+    rets = []
+    for df in frames.values():
+        s, e = backtest_window(df, start, end)
+        if e - s >= 2:
+            rets.append(
+                buy_and_hold(df, costs=costs, interval=interval, start=s, stop=e)["total_return"]
+            )
+    return sum(rets) / len(rets) if rets else None
+
+
+def _flat_equity(value: float, start: datetime, end: datetime, interval: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "time": [start, end],
+            "equity": [value, value],
+            "cash": [value, value],
+            "exposure": [0.0, 0.0],
+        }
+    ).with_columns(pl.col("time").cast(pl.Datetime("ms", "UTC")))
+
+
+def summary(result: ReplayResult, base: Path | None = None) -> dict[str, Any]:
+    """The report as plain JSON-able data: PnL per bot, trades, risk events, fleet totals
+    (ledger paths relative to ``base`` when under it)."""
+    bots: dict[str, Any] = {}
+    for name, b in result.bots.items():
+        events = (
+            [
+                {
+                    "time": from_ms(int(r["time_ms"])).isoformat(),
+                    "kind": r["kind"],
+                    **json.loads(r["detail"]),
+                }
+                for r in b.risk_events.iter_rows(named=True)
+            ]
+            if b.risk_events.height
+            else []
+        )
+        fills = (
+            [
+                {
+                    "time": from_ms(int(r["time_ms"])).isoformat(),
+                    "symbol": r["symbol"],
+                    "side": r["side"],
+                    "qty": r["qty"],
+                    "price": r["price"],
+                    "fee": r["fee"],
+                    "client_order_id": r["client_order_id"],
+                }
+                for r in b.fills.iter_rows(named=True)
+            ]
+            if b.fills.height
+            else []
+        )
+        bots[name] = {
+            "family": b.family,
+            "params": b.params,
+            "symbols": list(b.symbols),
+            "initial": b.initial,
+            "final": b.final,
+            "pnl": b.final - b.initial,
+            "return": b.final / b.initial - 1.0 if b.initial else 0.0,
+            "buy_and_hold_return": b.buy_and_hold,
+            "fills": fills,
+            "risk_events": events,
+            "ledger": _rel(b.ledger_path, base, result.out_dir),
+            "note": b.note,
+        }
+    return {
+        "from": result.start.isoformat(),
+        "to": result.end.isoformat(),
+        "capital": result.capital,
+        "final": result.final,
+        "pnl": result.final - result.capital,
+        "bots": bots,
+    }
+
+
+def _rel(path: Path | None, *bases: Path | None) -> str | None:
+    """``path`` relative to the report directory (the replay may have been moved into place)."""
+    if path is None:
+        return None
+    for base in bases:
+        if base is not None and path.is_relative_to(base):
+            return str(path.relative_to(base))
+    return str(path)
+
+
+def write_report(result: ReplayResult, out_dir: Path) -> ReplayResult:
+    """``report.json`` and ``equity.png`` (equity per bot and the fleet) in ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    total: pl.DataFrame | None = None
+    for name, b in result.bots.items():
+        if b.equity.height:
+            ax.plot(
+                b.equity["time"].to_list(),
+                b.equity["equity"].to_list(),
+                label=f"{name} ({b.family})",
+            )
+    for b in result.bots.values():
+        e = b.equity.select(
+            pl.col("time").cast(pl.Datetime("ms", "UTC")), pl.col("equity").alias(b.bot)
+        ).sort("time")
+        total = (
+            e if total is None else total.join(e, on="time", how="full", coalesce=True).sort("time")
+        )
+    if total is not None and total.height:
+        total = total.fill_null(strategy="forward").fill_null(strategy="backward")
+        fleet = total.select(pl.sum_horizontal(pl.exclude("time")))
+        ax.plot(
+            total["time"].to_list(), fleet.to_series().to_list(), label="fleet", color="black", lw=2
+        )
+    ax.set_title(f"paper replay {result.start:%Y-%m-%d} → {result.end:%Y-%m-%d}")
+    ax.set_ylabel("equity (USDT)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    png = out_dir / "equity.png"
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    result.report_png = png
+    result.report_json = atomic_write_text(
+        out_dir / "report.json", json.dumps(summary(result, out_dir), indent=2, default=str) + "\n"
+    )
+    return result
+
+
+# ---- reconciliation against the backtester ---------------------------------------------------
+def fills_to_trades(fills: pl.DataFrame, symbol: str | None = None) -> list[dict[str, Any]]:
+    """Pair a ledger's fills (buy then sell per symbol) into round trips."""
+    out: list[dict[str, Any]] = []
+    open_: dict[str, dict[str, Any]] = {}
+    if fills.height == 0:
+        return out
+    for r in fills.sort("time_ms", "side").iter_rows(named=True):
+        if symbol is not None and r["symbol"] != symbol:
+            continue
+        if r["side"] == "buy":
+            open_[r["symbol"]] = {
+                "symbol": r["symbol"],
+                "entry_ms": int(r["time_ms"]),
+                "entry_price": float(r["price"]),
+                "units": float(r["qty"]),
+                "cost": -float(r["cash_delta"]),
+                "exit_ms": None,
+                "exit_price": None,
+                "pnl": None,
+            }
+            out.append(open_[r["symbol"]])
+        else:
+            t = open_.pop(r["symbol"], None)
+            if t is None:
+                out.append({"symbol": r["symbol"], "orphan_sell_ms": int(r["time_ms"])})
+                continue
+            t["exit_ms"] = int(r["time_ms"])
+            t["exit_price"] = float(r["price"])
+            t["pnl"] = float(r["cash_delta"]) - t["cost"]
+    return out
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+
+
+def reconcile(
+    replay_fills: pl.DataFrame,
+    backtest_trades: pl.DataFrame,
+    *,
+    symbol: str | None = None,
+    replay_final_equity: float | None = None,
+    backtest_final_equity: float | None = None,
+    rel: float = 1e-9,
+) -> list[str]:
+    """Every difference between a replay's paper fills and the backtester's trades (from
+    ``run_signals(..., detail=True)`` / ``backtest(..., detail=True)``; needs their
+    ``entry_time``/``exit_time``): trade count, entry/exit times (bars), prices, units, PnL
+    (which includes both fees), and the final equity when both are given. Empty = identical."""
+    diffs: list[str] = []
+    mine = fills_to_trades(replay_fills, symbol)
+    for t in mine:
+        if "orphan_sell_ms" in t:
+            diffs.append(f"sell at {from_ms(t['orphan_sell_ms'])} with no position")
+    mine = [t for t in mine if "orphan_sell_ms" not in t]
+    theirs = list(backtest_trades.iter_rows(named=True)) if backtest_trades.height else []
+    if len(mine) != len(theirs):
+        diffs.append(f"trade count: replay {len(mine)}, backtest {len(theirs)}")
+    for k, (m, b) in enumerate(zip(mine, theirs, strict=False)):
+        diffs += _trade_diffs(k, m, b, rel)
+    if (
+        replay_final_equity is not None
+        and backtest_final_equity is not None
+        and not _close(replay_final_equity, backtest_final_equity, rel)
+    ):
+        diffs.append(f"final equity {replay_final_equity!r} vs backtest {backtest_final_equity!r}")
+    return diffs
+
+
+def _trade_diffs(k: int, m: dict[str, Any], b: dict[str, Any], rel: float) -> list[str]:
+    """Differences between replay round trip ``m`` and backtest trade ``b`` (number ``k``)."""
+    out: list[str] = []
+    e_ms = to_ms(b["entry_time"])
+    if m["entry_ms"] != e_ms:
+        out.append(f"trade {k}: entry at {from_ms(m['entry_ms'])} vs backtest {b['entry_time']}")
+    for name, mv, bv in (
+        ("entry price", m["entry_price"], b["entry_price"]),
+        ("units", m["units"], b["units"]),
+    ):
+        if not _close(mv, bv, rel):
+            out.append(f"trade {k}: {name} {mv!r} vs backtest {bv!r}")
+    open_bt = int(b["exit_bar"]) < 0
+    if open_bt != (m["exit_ms"] is None):
+        out.append(
+            f"trade {k}: {'open' if m['exit_ms'] is None else 'closed'} in the replay, "
+            f"{'open' if open_bt else 'closed'} in the backtest"
+        )
+        return out
+    if open_bt:
+        return out
+    if m["exit_ms"] != to_ms(b["exit_time"]):
+        out.append(f"trade {k}: exit at {from_ms(m['exit_ms'])} vs backtest {b['exit_time']}")
+    for name, mv, bv in (
+        ("exit price", m["exit_price"], b["exit_price"]),
+        ("pnl", m["pnl"], b["pnl"]),
+    ):
+        if not _close(mv, bv, rel):
+            out.append(f"trade {k}: {name} {mv!r} vs backtest {bv!r}")
+    return out
+
+
+def backtest_window(frames: pl.DataFrame, start: datetime, end: datetime) -> tuple[int, int]:
+    """The bar indices ``[start, stop)`` of ``frames`` a replay over ``start..end`` trades."""
+    ms = frames["open_time"].dt.epoch("ms")
+    s = int((ms < to_ms(start)).sum())
+    e = int((ms < to_ms(end)).sum())
+    return s, e
+
+
+__all__ = [
+    "BotReplay",
+    "ReplayResult",
+    "backtest_window",
+    "bar_ms",
+    "check_range",
+    "fills_to_trades",
+    "reconcile",
+    "replay_bot",
+    "replay_fleet",
+    "store_loader",
+    "summary",
+    "write_report",
+]

@@ -1,0 +1,572 @@
+"""The bot runner: one process per bot, one step per closed candle, the backtester's strategy code.
+
+Each step (the clock reached a bar's close ``T``):
+
+1. read the assignment (``assignments()``; reloaded whenever its fingerprint changes — an
+   invalid one never gets here, the deployment store refused it and the old one stays);
+2. mark equity at ``T`` with what was held over the bar (cash + positions × close);
+3. ask the risk guard (bots.risk): daily loss, drawdown, HALT → close all / block entries;
+4. compute the family's own ``signals()`` (the function the backtester runs) on a trailing
+   window ≥ warmup and turn the last bar's flags into a target with the kernel's rule: a long
+   position closes on an exit without an entry, a flat symbol opens on an entry without an exit;
+   a stop / take-profit the family set at entry closes the position when the closed bar touched
+   it (the backtester fills those inside the bar; the runner, which only sees closed bars, at
+   the next price — the one place a replay may differ from a backtest, and reconcile lists it);
+5. size buys like the kernel (cash of the flat slots, capped by the maximum position size) and
+   send market orders with deterministic client order ids (bots.broker.client_order_id), sells
+   first; orders are written to the ledger as intents before they are sent;
+6. book the results, the equity mark, risk events and state in ONE ledger transaction.
+
+On start it reconciles: every order the ledger holds as sent but not settled is looked up at the
+broker by its client order id (booked if it filled, marked ``not_sent`` if the broker never saw
+it), never re-sent blindly. A step already booked is never run again; a step interrupted
+half-way is recomputed to the same orders (same ids), and the broker's idempotent ``submit``
+returns the first result for any that had gone out.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from trading_pipeline.backtest.costs import DEFAULT_MIN_ORDER_VALUE, CostModel
+from trading_pipeline.bots import risk as riskmod
+from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, client_order_id
+from trading_pipeline.bots.candles import CandleSource, bar_ms
+from trading_pipeline.bots.clock import Clock
+from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of
+from trading_pipeline.bots.spec import CASH, bot_spec
+from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, Signals, StrategyFamily
+
+log = logging.getLogger("trading_pipeline.bots.runner")
+
+FINAL = ("filled", "rejected", "canceled")
+
+
+class AssignmentLike(Protocol):
+    """What the runner reads of a bots.assignment.Assignment (read-only)."""
+
+    @property
+    def bot(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+    @property
+    def interval(self) -> str: ...
+    @property
+    def family(self) -> str: ...
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+    @property
+    def capital_fraction(self) -> float: ...
+    @property
+    def risk(self) -> Any: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CashAssignment:
+    """What a bot runs before it has any assignment: nothing (hold cash)."""
+
+    bot: str
+    symbols: tuple[str, ...]
+    interval: str
+    version: int = 0
+    family: str = CASH
+    params: Mapping[str, Any] = field(default_factory=dict)
+    capital_fraction: float = 0.0
+    risk: Any = None
+
+    @property
+    def fingerprint(self) -> str:
+        return "cash"
+
+
+def signal_window(family: StrategyFamily, params: Mapping[str, Any]) -> int:
+    """Trailing bars fed to ``signals()`` each step: enough for the warm-up of every indicator
+    (recursive ones like EMA get extra bars so their start no longer matters)."""
+    w = int(family.warmup(params))
+    return max(3 * w, w + 200, 50)
+
+
+@dataclass(frozen=True)
+class LastSignal:
+    """The family's verdict at the last closed bar: flags, and the exits it asks for at entry
+    (stop/take-profit as fractions of the entry price, a stop distance in price units)."""
+
+    flags: int
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    stop_distance: float | None = None
+
+    @property
+    def enters(self) -> bool:
+        return bool(self.flags & LONG_ENTRY) and not self.flags & LONG_EXIT
+
+    @property
+    def exits(self) -> bool:
+        return bool(self.flags & LONG_EXIT) and not self.flags & LONG_ENTRY
+
+    def levels(self, entry_price: float) -> list[float | None] | None:
+        """``[stop, take_profit]`` prices for a long filled at ``entry_price`` (the kernel's
+        rule: the higher of the fractional and the distance stop)."""
+        stop = entry_price * (1.0 - self.stop_loss) if self.stop_loss else None
+        if self.stop_distance is not None and math.isfinite(self.stop_distance):
+            sd = entry_price - self.stop_distance
+            stop = sd if stop is None else max(stop, sd)
+        tp = entry_price * (1.0 + self.take_profit) if self.take_profit else None
+        return None if stop is None and tp is None else [stop, tp]
+
+
+def _last(sig: Signals, flags: np.ndarray | None = None) -> LastSignal:
+    f = sig.flags if flags is None else np.asarray(flags)
+    sd = None
+    if sig.stop_distance is not None and len(sig.stop_distance):
+        sd = float(sig.stop_distance[-1])
+    sl, tp = sig.meta.get("stop_loss"), sig.meta.get("take_profit")
+    return LastSignal(int(f[-1]), float(sl) if sl else None, float(tp) if tp else None, sd)
+
+
+def last_signals(
+    family: StrategyFamily, params: Mapping[str, Any], bars: Mapping[str, pl.DataFrame]
+) -> dict[str, LastSignal]:
+    """The last bar's signals per symbol, from the family's own code.
+
+    Single-input families run once per symbol. Multi-input families (``inputs > 1``) get all the
+    series at once through ``signals_multi`` (keys: symbols); their ``Signals.meta
+    ["flags_by_symbol"]`` (symbol → per-bar flags) says what to do with each symbol, otherwise
+    the flags apply to the first symbol.
+    """
+    out: dict[str, LastSignal] = {}
+    if family.inputs > 1:
+        usable = {s: b for s, b in bars.items() if b.height}
+        if len(usable) < len(bars) or not usable:
+            return out
+        sig = family.signals_multi(usable, params)
+        per = sig.meta.get("flags_by_symbol")
+        if isinstance(per, Mapping):
+            return {s: _last(sig, f) for s, f in per.items() if len(f)}
+        return {next(iter(usable)): _last(sig)} if len(sig) else out
+    for symbol, b in bars.items():
+        if b.height:
+            sig = family.signals(b, params)
+            if len(sig):
+                out[symbol] = _last(sig)
+    return out
+
+
+@dataclass(frozen=True)
+class _Step:
+    """The step being run: its assignment, the open time of the bar that closed, and now."""
+
+    a: AssignmentLike
+    bar_open: int
+    now: int
+
+    def cash_after(self, cash: float, results: list[tuple[OrderRequest, OrderResult]]) -> float:
+        for req, res in results:
+            f = fill_of(req.symbol, req.side, res, self.now)
+            if f is not None:
+                cash += f.cash_delta
+        return cash
+
+    def base_changes(self, results: list[tuple[OrderRequest, OrderResult]]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for req, res in results:
+            f = fill_of(req.symbol, req.side, res, self.now)
+            if f is not None:
+                out[req.symbol] = out.get(req.symbol, 0.0) + f.base_delta
+        return out
+
+
+class BotRunner:
+    """Runs one bot against a broker, a candle source and a clock (all passed in)."""
+
+    def __init__(
+        self,
+        bot: str,
+        *,
+        ledger: Ledger,
+        broker: Broker,
+        candles: CandleSource,
+        clock: Clock,
+        assignments: Callable[[], AssignmentLike | None],
+        initial_cash: float,
+        halt_path: Path | None = None,
+        costs: CostModel | None = None,
+        min_order_value: float = DEFAULT_MIN_ORDER_VALUE,
+        quote: str = "USDT",
+        fleet_capital: float | None = None,
+    ) -> None:
+        self.spec = bot_spec(bot)
+        self.bot = bot
+        self.ledger = ledger
+        self.broker = broker
+        self.candles = candles
+        self.clock = clock
+        self.assignments = assignments
+        self.halt_path = halt_path
+        self.costs = costs or CostModel()
+        self.min_order_value = min_order_value
+        self.quote = quote
+        self.ledger.open_account(bot, initial_cash, quote, fleet_capital)
+        self._assignment: AssignmentLike | None = None
+        self._family: StrategyFamily | None = None
+        self._params: dict[str, Any] = {}
+
+    # ---- assignment -------------------------------------------------------------------
+    def assignment(self) -> AssignmentLike:
+        """The assignment in force, reloaded when its fingerprint changed."""
+        try:
+            new = self.assignments()
+        except Exception as exc:  # a broken store must not stop a bot that holds positions
+            log.error("%s: cannot read assignment (%s); keeping the one in force", self.bot, exc)
+            new = self._assignment
+        if new is None:
+            new = self._assignment or CashAssignment(
+                self.bot, self.spec.symbols, self.spec.interval
+            )
+        cur = self._assignment
+        if cur is None or new.fingerprint != cur.fingerprint or new.version != cur.version:
+            family = params = None
+            if new.family != CASH:
+                from trading_pipeline.strategies.registry import get_family
+
+                try:
+                    family = get_family(new.family)
+                    params = family.validate(new.params or {})
+                except Exception as exc:
+                    log.error(
+                        "%s: assignment v%s refused (%s); keeping the old one",
+                        self.bot,
+                        new.version,
+                        exc,
+                    )
+                    return cur or CashAssignment(self.bot, self.spec.symbols, self.spec.interval)
+            if cur is not None:
+                log.info(
+                    "%s: assignment v%s → v%s (%s)", self.bot, cur.version, new.version, new.family
+                )
+            self._assignment, self._family, self._params = new, family, dict(params or {})
+        return self._assignment  # type: ignore[return-value]
+
+    # ---- start-up reconciliation --------------------------------------------------------
+    def reconcile(self) -> list[str]:
+        """Settle every order the ledger holds as sent but not settled, by asking the broker.
+
+        Returns the client order ids it settled. Filled ones are booked (at the time they were
+        sent); ones the broker never saw are marked ``not_sent`` (the step that wanted them will
+        send them if it runs again).
+        """
+        settled: list[str] = []
+        for row in self.ledger.pending_orders():
+            cid, symbol = row["client_order_id"], row["symbol"]
+            res = self.broker.fetch_order(cid, symbol)
+            req = OrderRequest(cid, symbol, row["side"], float(row["qty"]), reason=row["reason"])
+            if res is None:
+                self.ledger.mark_status(cid, "not_sent", "broker has no such order")
+                log.warning(
+                    "%s: order %s was never received by %s", self.bot, cid, self.broker.name
+                )
+            elif res.status in FINAL:
+                self.ledger.apply_results([(req, res)], fill_ms=int(row["sent_ms"]))
+                log.info("%s: reconciled %s: %s %s", self.bot, cid, res.status, res.filled_qty)
+            else:
+                continue
+            settled.append(cid)
+        return settled
+
+    # ---- one step -----------------------------------------------------------------------
+    def _send(self, req: OrderRequest, ctx: _Step) -> tuple[OrderRequest, OrderResult]:
+        """Send ``req`` unless the ledger already settled it; the intent is written first.
+
+        An order the ledger knows but has not settled is looked up at the broker first; one the
+        broker never saw is sent (same id). A broker failure leaves the order ``open`` (fate
+        unknown) for the next reconciliation — never a blind re-send.
+        """
+        row = self.ledger.order(req.client_order_id)
+        if row is not None and row["status"] in FINAL:
+            return req, OrderResult(
+                req.client_order_id,
+                row["status"],
+                float(row["filled_qty"]),
+                row["avg_price"],
+                float(row["fee"]),
+                row["fee_currency"],
+                row["exchange_order_id"],
+                row["status_reason"],
+            )
+        if row is not None:
+            known = self.broker.fetch_order(req.client_order_id, req.symbol)
+            if known is not None and known.status in FINAL:
+                return req, known
+        else:
+            self.ledger.record_intents(
+                [req], version=ctx.a.version, bar_ms=ctx.bar_open, sent_ms=ctx.now
+            )
+        try:
+            res = self.broker.submit(req)
+        except Exception as exc:  # network, venue down: the fate is unknown
+            log.error(
+                "%s: order %s: %s; left pending", self.bot, req.client_order_id, type(exc).__name__
+            )
+            return req, OrderResult(
+                req.client_order_id, "open", 0.0, None, 0.0, "", None, "unknown"
+            )
+        if res.status == "rejected":
+            log.warning("%s: order %s rejected: %s", self.bot, req.client_order_id, res.reason)
+        return req, res
+
+    def step(self, now: int) -> bool:
+        """Process the bar that closed at or before ``now`` if not done yet; True if it ran."""
+        if self.ledger.pending_orders():  # an order whose fate was unknown: settle it first
+            self.reconcile()
+        a = self.assignment()
+        step_ms = bar_ms(a.interval)
+        close_ms = (now // step_ms) * step_ms
+        last = self.ledger.last_step_ms()
+        if last is not None and close_ms <= last:
+            return False
+        cash, held = self.ledger.holdings_before(now)
+        marks = self._marks(a, now, close_ms, held)
+        if marks is None:
+            return False
+        bars, closes = marks
+        exposure = sum(q * closes[s] for s, q in held.items())
+        equity = cash + exposure
+        decision = self._risk(a, close_ms, equity, exposure)
+        transfer = self._reallocate(a, close_ms, cash, decision)
+        cash += transfer[0] if transfer else 0.0
+        signals: dict[str, LastSignal] = {}
+        if self._family is not None and not decision.flatten:
+            signals = last_signals(self._family, self._params, bars)
+        ctx = _Step(a, close_ms - step_ms, now)
+        results = self._exits(ctx, held, signals, bars, decision)
+        cash = ctx.cash_after(cash, results)
+        for s, q in ctx.base_changes(results).items():
+            held[s] = held.get(s, 0.0) + q
+        if not decision.block_entries:
+            results += self._entries(ctx, held, signals, decision, cash)
+        self.ledger.record_step(
+            StepRecord(
+                bar_close_ms=close_ms,
+                assignment_version=a.version,
+                fingerprint=a.fingerprint,
+                results=results,
+                fill_ms=now,
+                equity_ms=close_ms,
+                equity=(equity, equity - exposure, exposure),
+                risk_events=decision.events,
+                state=decision.state,
+                transfer=transfer,
+            )
+        )
+        return True
+
+    def _reallocate(
+        self, a: AssignmentLike, close_ms: int, cash: float, decision: riskmod.RiskDecision
+    ) -> tuple[float, str] | None:
+        """Move capital when the assignment's fraction changed (``fleet allocate``).
+
+        The bot's capital is its fraction of the fleet capital it was started with, so a change
+        from ``f0`` to ``f1`` moves ``(f1 - f0) × fleet capital`` of cash in or out (out: at most
+        the free cash). The daily-loss baseline and the drawdown peak move with it, so a
+        withdrawal is not mistaken for a loss.
+        """
+        old = self.ledger.get_state_json("capital_fraction")
+        decision.state["capital_fraction"] = float(a.capital_fraction)
+        base = self.ledger.meta().get("fleet_capital")
+        if old is None or base is None:
+            return None
+        amount = (float(a.capital_fraction) - float(old)) * float(base)
+        amount = max(amount, -cash)
+        if abs(amount) < 1e-9:
+            return None
+        why = f"capital fraction {old} -> {a.capital_fraction}"
+        transfer = getattr(self.broker, "transfer", None)
+        if transfer is not None and not self.broker.live:  # the paper account moves with it
+            transfer(f"{self.bot}-cap-{close_ms}", self.quote, amount)
+        decision.state["peak"] = float(decision.state.get("peak", 0.0)) + amount
+        day = riskmod.mark_day(close_ms)
+        prev = self.ledger.get_state_json("day_adj") or [day, 0.0]
+        decision.state["day_adj"] = [day, (prev[1] if prev[0] == day else 0.0) + amount]
+        decision.events.append(("capital", {"amount": amount, "reason": why}))
+        log.warning("%s: %s: %+.2f %s", self.bot, why, amount, self.quote)
+        return amount, why
+
+    def _marks(
+        self, a: AssignmentLike, now: int, close_ms: int, held: Mapping[str, float]
+    ) -> tuple[dict[str, pl.DataFrame], dict[str, float]] | None:
+        """Trailing bars of the assignment's symbols that closed at ``close_ms`` and the close of
+        everything held; None when a held symbol has no price (the step waits)."""
+        step_ms = bar_ms(a.interval)
+        n = signal_window(self._family, self._params) if self._family is not None else 1
+        bars: dict[str, pl.DataFrame] = {}
+        for s in a.symbols:
+            b = self.candles.closed_bars(s, a.interval, now, n)
+            if b.height and _close_ms(b, step_ms) == close_ms:
+                bars[s] = b
+        closes = {s: float(b["close"][-1]) for s, b in bars.items()}
+        for s in held:
+            if s not in closes:
+                b = self.candles.closed_bars(s, a.interval, now, 1)
+                if b.height:
+                    closes[s] = float(b["close"][-1])
+        missing = [s for s in held if s not in closes]
+        if missing:
+            log.warning("%s: no price for held %s at %s; step skipped", self.bot, missing, close_ms)
+            return None
+        if not bars and not held and a.family != CASH:
+            return None  # no data for this bar (a gap): nothing to decide
+        return bars, closes
+
+    def _risk(
+        self, a: AssignmentLike, close_ms: int, equity: float, exposure: float
+    ) -> riskmod.RiskDecision:
+        day_start = self.ledger.equity_at_or_before(riskmod.mark_day(close_ms) * riskmod.DAY_MS)
+        state = {
+            k: self.ledger.get_state_json(k)
+            for k in ("peak", "loss_day", "dd_version", "halted")
+            if self.ledger.get_state(k) is not None
+        }
+        if day_start is None:
+            day_start = self.ledger.initial_cash()
+        adj = self.ledger.get_state_json("day_adj")
+        if adj and adj[0] == riskmod.mark_day(close_ms):  # capital moved today is not PnL
+            day_start += float(adj[1])
+        decision = riskmod.evaluate(
+            close_ms=close_ms,
+            equity=equity,
+            day_start_equity=day_start,
+            exposure=exposure,
+            limits=riskmod.Limits.of(a.risk),
+            version=a.version,
+            state=state,
+            halt=riskmod.read_halt(self.halt_path) if self.halt_path is not None else None,
+        )
+        for kind, detail in decision.events:
+            log.warning("%s: risk event %s at %s: %s", self.bot, kind, close_ms, detail)
+        return decision
+
+    def _exits(
+        self,
+        ctx: _Step,
+        held: Mapping[str, float],
+        signals: Mapping[str, LastSignal],
+        bars: Mapping[str, pl.DataFrame],
+        decision: riskmod.RiskDecision,
+    ) -> list[tuple[OrderRequest, OrderResult]]:
+        """Sell what must go: everything on a risk trip, symbols no longer assigned, positions
+        whose stop or take-profit (set at entry) the closed bar touched, and positions whose
+        last bar has an exit without an entry (the kernel's rule)."""
+        a = ctx.a
+        out = []
+        for s, q in sorted(held.items()):
+            why = self._exit_reason(a, s, signals.get(s), bars.get(s), decision)
+            if why is None:
+                continue
+            if self.candles.price(s, a.interval, ctx.now) is None:
+                log.warning("%s: no price for %s at %s; exit deferred", self.bot, s, ctx.now)
+                continue
+            cid = client_order_id(self.bot, a.version, s, ctx.bar_open, "sell")
+            out.append(self._send(OrderRequest(cid, s, "sell", q, reason=why), ctx))
+            if out[-1][1].status == "filled":
+                decision.state[f"levels:{s}"] = None
+        return out
+
+    def _exit_reason(
+        self,
+        a: AssignmentLike,
+        symbol: str,
+        sig: LastSignal | None,
+        bar: pl.DataFrame | None,
+        decision: riskmod.RiskDecision,
+    ) -> str | None:
+        if decision.flatten:
+            return "risk"
+        if symbol not in a.symbols or self._family is None:
+            return "reassigned"
+        levels = self.ledger.get_state_json(f"levels:{symbol}")
+        if levels and bar is not None and bar.height:
+            stop, tp = levels
+            if stop is not None and float(bar["low"][-1]) <= stop:
+                return "stop"  # checked on the closed bar, filled at the next price
+            if tp is not None and float(bar["high"][-1]) >= tp:
+                return "take_profit"
+        return "exit" if sig is not None and sig.exits else None
+
+    def _entries(
+        self,
+        ctx: _Step,
+        held: Mapping[str, float],
+        signals: Mapping[str, LastSignal],
+        decision: riskmod.RiskDecision,
+        cash: float,
+    ) -> list[tuple[OrderRequest, OrderResult]]:
+        """Buy flat symbols whose last bar has an entry without an exit, each with an equal
+        share of the cash of the flat slots (one symbol: all of it, like the kernel), capped by
+        the maximum position size; below the minimum order value nothing is sent."""
+        a = ctx.a
+        flat = [s for s in a.symbols if abs(held.get(s, 0.0)) <= 1e-12]
+        entering = [s for s in flat if s in signals and signals[s].enters]
+        budget = cash / max(1, len(flat))
+        out = []
+        for s in entering:
+            value = min(budget, decision.max_entry_value, cash)
+            px = self.candles.price(s, a.interval, ctx.now)
+            if px is None or not px > 0:
+                log.warning("%s: no price for %s at %s; entry skipped", self.bot, s, ctx.now)
+                continue
+            if not (value >= self.min_order_value and value > 0):
+                log.info("%s: %s entry of %.4f is below the minimum order", self.bot, s, value)
+                continue
+            qty = value / (1.0 + self.costs.fee) / (px * (1.0 + self.costs.slippage))
+            cid = client_order_id(self.bot, a.version, s, ctx.bar_open, "buy")
+            req = OrderRequest(cid, s, "buy", qty, reason="entry")
+            out.append(self._send(req, ctx))
+            cash = ctx.cash_after(cash, out[-1:])
+            res = out[-1][1]
+            if res.status == "filled" and res.avg_price:
+                decision.state[f"levels:{s}"] = signals[s].levels(res.avg_price)
+        return out
+
+    # ---- the loop -----------------------------------------------------------------------
+    def run(self, *, stop: Callable[[], bool] | None = None, keep_going: bool = False) -> int:
+        """Reconcile, then step at every bar close until the clock runs out (replay) or
+        ``stop()`` says so; returns the number of steps run.
+
+        ``keep_going`` (live processes): a failing step (venue unreachable, bad data) is logged
+        and the bot waits for the next bar instead of dying; the ledger holds whatever that
+        step had settled, and the next start or step reconciles the rest.
+        """
+        self.reconcile()
+        steps = 0
+        now = self.clock.now_ms()
+        while stop is None or not stop():
+            # the first step is the first close AFTER the start: a bar that closed before the
+            # runner started is history, never traded late
+            nxt = self.candles.next_close_ms(self.assignment().interval, now)
+            if nxt is None or not self.clock.sleep_until(nxt):
+                break
+            now = self.clock.now_ms()
+            try:
+                steps += int(self.step(now))
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                log.error("%s: step at %s failed: %s: %s", self.bot, now, type(exc).__name__, exc)
+        return steps
+
+
+def _close_ms(bars: pl.DataFrame, step_ms: int) -> int:
+    t = bars["open_time"][-1]
+    return int(t.timestamp() * 1000) + step_ms

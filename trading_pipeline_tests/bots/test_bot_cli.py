@@ -1,0 +1,134 @@
+"""``trading-pipeline bot run`` and ``paper replay``: bad input is one line, exit 2, no files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from trading_pipeline.backtest.synthetic import random_walk_bars
+from trading_pipeline.cli import main
+
+from .conftest import START
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*")} if root.exists() else set()
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    store_factory: Callable[[Mapping[str, pl.DataFrame]], Path],
+) -> Path:
+    frames = {
+        s: random_walk_bars(900, seed=i, vol=0.006, start=START)
+        for i, s in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT"))
+    }
+    data = store_factory(frames)
+    monkeypatch.setenv("TP_DATA_DIR", str(data))
+    monkeypatch.setenv("TP_BOTS_DIR", str(tmp_path / "bots"))
+    monkeypatch.delenv("TP_BINANCE_API_KEY", raising=False)
+    monkeypatch.delenv("TP_BINANCE_API_SECRET", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bot", "run", "--bot", "bot9", "--paper"], "unknown bot 'bot9'"),
+        (["bot", "run", "--bot", "bot1", "--live"], "live trading needs TP_BINANCE_API_KEY"),
+        (["bot", "run", "--bot", "bot1", "--paper", "--live"], "choose --paper or --live"),
+        (
+            [
+                "bot",
+                "run",
+                "--bot",
+                "bot1",
+                "--replay-from",
+                "2020-02-01",
+                "--replay-to",
+                "2020-01-15",
+            ],
+            "is not before",
+        ),
+        (["bot", "run", "--bot", "bot1", "--replay-from", "2020-02-01"], "are both needed"),
+        (
+            [
+                "bot",
+                "run",
+                "--bot",
+                "bot1",
+                "--replay-from",
+                "yesterday",
+                "--replay-to",
+                "2020-01-15",
+            ],
+            "must be a date",
+        ),
+        (["paper", "replay", "--from", "2020-02-01", "--to", "2020-01-15"], "is not before"),
+        (
+            ["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-20", "--capital", "-5"],
+            "--capital must be positive",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_files(
+    env: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _files(env)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert _files(env) == before
+
+
+def test_live_without_keys_never_shows_a_secret(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TP_BINANCE_API_KEY", "k-visible-nowhere")
+    assert main(["bot", "run", "--bot", "bot1", "--live"]) == 2
+    err = capsys.readouterr().err
+    assert "TP_BINANCE_API_SECRET" in err and "k-visible-nowhere" not in err
+
+
+def test_bot_run_replay_and_paper_replay_json(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "bot",
+                "run",
+                "--bot",
+                "bot1",
+                "--replay-from",
+                "2020-01-10",
+                "--replay-to",
+                "2020-02-01",
+            ]
+        )
+        == 0
+    )
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["bot"] == "bot1" and line["initial"] == 300.0 and line["fills"] > 0
+    assert Path(line["ledger"]).is_file()
+    assert main(["paper", "replay", "--from", "2020-01-10", "--to", "2020-02-01", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["capital"] == 1000.0 and set(report["bots"]) == {
+        "bot1",
+        "bot2",
+        "bot3",
+        "bot4",
+        "bot5",
+    }
+    # the fleet replay runs the same runner on the same bars: bot1's result is the single run's
+    assert report["bots"]["bot1"]["final"] == pytest.approx(line["final"], rel=1e-12)
+    target = env / "bots" / "replays" / "20200110-20200201"
+    assert (target / "report.json").is_file() and (target / "equity.png").is_file()
+    assert not list(target.parent.glob(".*partial"))
+    assert (target / report["bots"]["bot1"]["ledger"]).is_file()  # relative to the report
