@@ -1,0 +1,400 @@
+"""The live broker: market orders on a real venue through ccxt, built so money is never doubled.
+
+- **Keys** come only from the environment (``TP_BINANCE_API_KEY`` / ``TP_BINANCE_API_SECRET``,
+  read by :meth:`Credentials.from_env` from the mapping the caller passes, normally
+  ``os.environ`` at the command line), are redacted in every repr, and are scrubbed from every
+  reason and exception text this module produces. The exchange's own request logging is
+  redacted by :func:`trading_pipeline.venues.exchange.make_exchange`.
+- **Never live by default**: :meth:`CcxtBroker.connect` refuses the venue's real URL unless
+  ``live=True`` is passed explicitly; a broker pointed at a local server is not live.
+- **Precision and minimums**: the quantity is cut to the market's step
+  (``amount_to_precision``); below ``limits.amount.min`` or ``limits.cost.min`` the order is
+  refused locally with the reason, nothing is sent.
+- **Idempotency**: the client order id goes out as ``newClientOrderId``. Binance only refuses a
+  duplicate id among *open* orders, so before sending (and before every re-send after a network
+  failure or timeout, when the order may have reached the venue) the order is looked up by its
+  client id; a found order is returned instead of placing another.
+- **Errors**: network errors, timeouts, 5xx, DDoS protection and rate limits are retried with
+  exponential backoff; insufficient funds and invalid orders are final (status ``rejected`` with
+  the reason); an unknown order on lookup means "not placed".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import ccxt
+
+from trading_pipeline.bots.broker import OrderRequest, OrderResult
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.venues.exchange import REDACTED, make_exchange
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+KEY_ENV = {"binance": "TP_BINANCE_API_KEY", "binanceus": "TP_BINANCEUS_API_KEY"}
+SECRET_ENV = {"binance": "TP_BINANCE_API_SECRET", "binanceus": "TP_BINANCEUS_API_SECRET"}
+
+# Worth retrying: the request may not have been processed, or the venue asked us to slow down.
+RETRYABLE: tuple[type[Exception], ...] = (ccxt.NetworkError,)  # RequestTimeout, DDoSProtection,
+# RateLimitExceeded, ExchangeNotAvailable, InvalidNonce are all NetworkError subclasses
+# Final answers about this order: retrying cannot change them.
+FINAL: tuple[type[Exception], ...] = (
+    ccxt.InsufficientFunds,
+    ccxt.InvalidOrder,
+    ccxt.BadRequest,
+    ccxt.BadSymbol,
+    ccxt.PermissionDenied,
+    ccxt.AuthenticationError,
+    ccxt.AccountSuspended,
+)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The venue could not be reached after every retry; the order's fate is unknown, so the
+    caller must keep it pending and ask again (same client order id) later."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An API key pair; ``repr``/``str`` never show it."""
+
+    api_key: str = field(repr=False)
+    secret: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(api_key='{REDACTED}', secret='{REDACTED}')"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], venue: str = "binance") -> Credentials:
+        """Read the venue's key pair from ``env``; a missing one is a one-line UserInputError
+        naming the variable (never its value)."""
+        if venue not in KEY_ENV:
+            raise UserInputError(f"no API key variables for venue {venue!r}")
+        key = (env.get(KEY_ENV[venue]) or "").strip()
+        secret = (env.get(SECRET_ENV[venue]) or "").strip()
+        missing = [n for n, v in ((KEY_ENV[venue], key), (SECRET_ENV[venue], secret)) if not v]
+        if missing:
+            raise UserInputError(f"live trading needs {' and '.join(missing)} in the environment")
+        return cls(key, secret)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` tries in all; the wait doubles from ``base_s`` up to ``max_s``."""
+
+    attempts: int = 5
+    base_s: float = 0.5
+    max_s: float = 8.0
+
+    def wait(self, attempt: int) -> float:
+        return float(min(self.max_s, self.base_s * (2**attempt)))
+
+
+class CcxtBroker:
+    """A :class:`~trading_pipeline.bots.broker.Broker` over a ccxt exchange (market orders).
+
+    ``exchange`` is built by the caller (usually :meth:`connect`); ``sleep`` is the backoff's
+    clock so tests do not wait.
+    """
+
+    def __init__(
+        self,
+        exchange: ccxt.Exchange,
+        *,
+        name: str = "binance",
+        live: bool = False,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
+        self.exchange = exchange
+        self.name = name
+        self.live = live
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._secrets = tuple(
+            s
+            for s in (*secrets, getattr(exchange, "apiKey", ""), getattr(exchange, "secret", ""))
+            if isinstance(s, str) and s
+        )
+        self._results: dict[str, OrderResult] = {}
+        self._markets_loaded = False
+
+    @classmethod
+    def connect(
+        cls,
+        venue: str,
+        credentials: Credentials,
+        *,
+        base_url: str | None = None,
+        live: bool = False,
+        timeout_ms: int = 10000,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> CcxtBroker:
+        """A broker on ``venue``; the real venue (no ``base_url``) only with ``live=True``."""
+        if base_url is None and not live:
+            raise UserInputError(
+                f"refusing to trade on the real {venue} without --live; "
+                "set a local venue URL for a dry run"
+            )
+        exchange = make_exchange(
+            venue,
+            base_url=base_url,
+            api_key=credentials.api_key,
+            secret=credentials.secret,
+            timeout_ms=timeout_ms,
+        )
+        return cls(
+            exchange,
+            name=venue,
+            live=live and base_url is None,
+            retry=retry,
+            sleep=sleep,
+            secrets=(credentials.api_key, credentials.secret),
+        )
+
+    def __repr__(self) -> str:
+        return f"<CcxtBroker {self.name} live={self.live}>"
+
+    # -- helpers -----------------------------------------------------------------------------
+    def redact(self, text: str) -> str:
+        for s in self._secrets:
+            text = text.replace(s, REDACTED)
+        return text
+
+    def _why(self, exc: BaseException) -> str:
+        msg = " ".join(str(exc).split())
+        return self.redact(f"{type(exc).__name__}: {msg}")[:300]
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn()`` retried on network errors and rate limits with exponential backoff."""
+        last: BaseException | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                return fn()
+            except FINAL:
+                raise
+            except RETRYABLE as exc:
+                last = exc
+                wait = self.retry.wait(attempt)
+                log.warning("%s: %s; retry %d in %.1fs", what, self._why(exc), attempt + 1, wait)
+                self._sleep(wait)
+        assert last is not None
+        raise BrokerUnavailable(
+            f"{what}: gave up after {self.retry.attempts} attempts: {self._why(last)}"
+        ) from None
+
+    def _load_markets(self) -> None:
+        if not self._markets_loaded:
+            self._call("load markets", lambda: self.exchange.load_markets())
+            self._markets_loaded = True
+
+    def market(self, symbol: str) -> dict[str, Any] | None:
+        """ccxt's market for a Binance id such as ``BTCUSDT`` (None when the venue lacks it)."""
+        self._load_markets()
+        found = self.exchange.markets_by_id.get(symbol) if self.exchange.markets_by_id else None
+        if found:
+            return dict(found[0])
+        markets = self.exchange.markets or {}
+        return dict(markets[symbol]) if symbol in markets else None
+
+    def _result(
+        self, req_id: str, order: Mapping[str, Any], market: Mapping[str, Any]
+    ) -> OrderResult:
+        """An :class:`OrderResult` from a ccxt order (fees from its fills, or its trades)."""
+        filled = float(order.get("filled") or 0.0)
+        status_ccxt = order.get("status")
+        if status_ccxt == "open" and filled <= 0:
+            status = "open"
+        elif filled > 0:
+            status = "filled" if status_ccxt in ("closed", "canceled", "expired") else "open"
+        elif status_ccxt == "rejected":
+            status = "rejected"
+        else:
+            status = "canceled"
+        avg = order.get("average")
+        if avg is None and filled > 0 and order.get("cost"):
+            avg = float(order["cost"]) / filled
+        fees = [f for f in (order.get("fees") or []) if f and f.get("cost") is not None]
+        if filled > 0 and not fees and order.get("id") is not None:
+            fees = self._fees_from_trades(str(order["id"]), market["symbol"])
+        fee, fee_ccy = _one_fee(fees, market.get("base", ""), market.get("quote", ""))
+        return OrderResult(
+            client_order_id=str(order.get("clientOrderId") or req_id),
+            status=status,  # type: ignore[arg-type]
+            filled_qty=filled,
+            avg_price=float(avg) if avg is not None else None,
+            fee=fee,
+            fee_currency=fee_ccy or market.get("quote", ""),
+            exchange_order_id=str(order["id"]) if order.get("id") is not None else None,
+            reason="" if status != "canceled" else f"venue status {status_ccxt}",
+        )
+
+    def _fees_from_trades(self, order_id: str, symbol: str) -> list[dict[str, Any]]:
+        trades = self._call(
+            "fetch trades",
+            lambda: self.exchange.fetch_my_trades(symbol, params={"orderId": order_id}),
+        )
+        return [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
+
+    def _rejected(self, req: OrderRequest, reason: str, quote: str = "") -> OrderResult:
+        result = OrderResult(
+            req.client_order_id, "rejected", 0.0, None, 0.0, quote, None, self.redact(reason)
+        )
+        log.info(
+            "order %s %s %s rejected: %s", req.client_order_id, req.side, req.symbol, result.reason
+        )
+        return result
+
+    # -- Broker ------------------------------------------------------------------------------
+    def balances(self) -> dict[str, float]:
+        bal = self._call("fetch balance", lambda: self.exchange.fetch_balance())
+        return {a: float(v) for a, v in (bal.get("free") or {}).items() if v}
+
+    def fetch_order(self, client_order_id: str, symbol: str) -> OrderResult | None:
+        """The order the venue holds under ``client_order_id`` (None: it never arrived)."""
+        market = self.market(symbol)
+        if market is None:
+            return None
+
+        def lookup() -> Any:
+            try:
+                return self.exchange.fetch_order(
+                    None, market["symbol"], params={"origClientOrderId": client_order_id}
+                )
+            except ccxt.OrderNotFound:
+                return None
+
+        order = self._call("fetch order", lookup)
+        if order is None:
+            return None
+        return self._result(client_order_id, order, market)
+
+    def submit(self, req: OrderRequest) -> OrderResult:
+        """Place ``req`` once: a known id returns its first result, never a second order."""
+        cached = self._results.get(req.client_order_id)
+        if cached is not None:
+            return cached
+        try:
+            result = self._submit(req)
+        except FINAL as exc:  # e.g. bad keys on the lookup: nothing was sent
+            result = self._rejected(req, self._why(exc))
+        if result.status != "open":
+            self._results[req.client_order_id] = result
+        return result
+
+    def _submit(self, req: OrderRequest) -> OrderResult:
+        if req.type != "market":
+            return self._rejected(req, f"unsupported order type {req.type}")
+        if req.side not in ("buy", "sell"):
+            return self._rejected(req, f"unknown side {req.side!r}")
+        if not req.qty > 0:
+            return self._rejected(req, f"quantity must be positive, got {req.qty}")
+        market = self.market(req.symbol)
+        if market is None:
+            return self._rejected(req, f"{req.symbol} is not traded on {self.name}")
+        quote = str(market.get("quote", ""))
+        existing = self.fetch_order(req.client_order_id, req.symbol)
+        if existing is not None:  # sent before (a restart): report it, never re-send
+            return existing
+        refusal = self._check_limits(req, market)
+        if refusal is not None:
+            return self._rejected(req, refusal, quote)
+        amount = float(self.exchange.amount_to_precision(market["symbol"], req.qty))
+        return self._send(req, market, amount)
+
+    def _check_limits(self, req: OrderRequest, market: Mapping[str, Any]) -> str | None:
+        sym = market["symbol"]
+        try:
+            amount = float(self.exchange.amount_to_precision(sym, req.qty))
+        except (ccxt.InvalidOrder, ccxt.ArgumentsRequired) as exc:
+            return f"quantity {req.qty} below {sym}'s precision: {self._why(exc)}"
+        limits = market.get("limits") or {}
+        min_amount = (limits.get("amount") or {}).get("min")
+        if amount <= 0 or (min_amount is not None and amount < float(min_amount)):
+            return f"quantity {amount:g} {market.get('base')} below {sym}'s minimum {min_amount}"
+        min_cost = (limits.get("cost") or {}).get("min")
+        if min_cost:
+            ticker = self._call("fetch ticker", lambda: self.exchange.fetch_ticker(sym))
+            price = ticker.get("last") or ticker.get("close")
+            if price and amount * float(price) < float(min_cost):
+                return (
+                    f"order value {amount * float(price):.4f} {market.get('quote')} below "
+                    f"{sym}'s minimum {min_cost}"
+                )
+        return None
+
+    def _send(self, req: OrderRequest, market: Mapping[str, Any], amount: float) -> OrderResult:
+        quote = str(market.get("quote", ""))
+        last: BaseException | None = None
+        for attempt in range(self.retry.attempts):
+            try:
+                order = self.exchange.create_order(
+                    market["symbol"],
+                    "market",
+                    req.side,
+                    amount,
+                    params={"newClientOrderId": req.client_order_id},
+                )
+                result = self._result(req.client_order_id, order, market)
+                log.info(
+                    "order %s %s %s %g: %s %g @ %s",
+                    req.client_order_id,
+                    req.side,
+                    req.symbol,
+                    amount,
+                    result.status,
+                    result.filled_qty,
+                    result.avg_price,
+                )
+                return result
+            except ccxt.InvalidOrder as exc:
+                if "Duplicate order" in str(exc):  # open under this id already: that one counts
+                    found = self.fetch_order(req.client_order_id, req.symbol)
+                    if found is not None:
+                        return found
+                return self._rejected(req, self._why(exc), quote)
+            except FINAL as exc:
+                return self._rejected(req, self._why(exc), quote)
+            except RETRYABLE as exc:
+                last = exc
+                wait = self.retry.wait(attempt)
+                log.warning(
+                    "order %s: %s; looking it up, retry %d in %.1fs",
+                    req.client_order_id,
+                    self._why(exc),
+                    attempt + 1,
+                    wait,
+                )
+                self._sleep(wait)
+                # the request may have reached the venue: look before sending again
+                found = self.fetch_order(req.client_order_id, req.symbol)
+                if found is not None:
+                    return found
+        assert last is not None
+        raise BrokerUnavailable(
+            f"order {req.client_order_id}: gave up after {self.retry.attempts} attempts: "
+            f"{self._why(last)}"
+        ) from None
+
+
+def _one_fee(fees: list[Mapping[str, Any]], base: str, quote: str) -> tuple[float, str]:
+    """Fees summed per currency, reported in one: the quote's or the base's when charged (those
+    change cash or position), else the first other currency (e.g. BNB, recorded only)."""
+    by_ccy: dict[str, float] = {}
+    for f in fees:
+        ccy = str(f.get("currency") or "")
+        by_ccy[ccy] = by_ccy.get(ccy, 0.0) + float(f.get("cost") or 0.0)
+    for ccy in (quote, base, *by_ccy):
+        if ccy in by_ccy:
+            return by_ccy[ccy], ccy
+    return 0.0, quote

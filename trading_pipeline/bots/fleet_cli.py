@@ -1,0 +1,235 @@
+"""``trading-pipeline fleet``: status, allocate, halt, resume and the fleet daily-loss check.
+
+All verbs work on the bots directory (``TP_BOTS_DIR``, default ``<data dir>/bots``): its
+assignments, its runners' ledgers (``<bot>/<mode>/ledger.sqlite``) and its HALT file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trading_pipeline.errors import UserInputError
+
+fleet_app = typer.Typer(
+    help="The fleet of bots as one: status, allocation, kill switch.", no_args_is_help=True
+)
+
+BotsDir = Annotated[
+    Path | None, typer.Option("--bots-dir", help="bots directory (default TP_BOTS_DIR)")
+]
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory (TP_DATA_DIR)")]
+Mode = Annotated[str, typer.Option("--mode", help="whose ledgers: paper or live")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def _bots_dir(data_dir: Path | None, bots_dir: Path | None) -> Path:
+    from trading_pipeline.settings import Settings
+
+    s = Settings.from_env().with_overrides(data_dir=data_dir, bots_dir_override=bots_dir)
+    return s.bots_dir
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _print(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@fleet_app.command("status")
+def status(
+    as_json: AsJson = False,
+    mode: Mode = "paper",
+    bots_dir: BotsDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Positions, exposure per symbol and in total, PnL per bot and for the fleet."""
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+    from trading_pipeline.bots.fleet import close_all, fleet_view, open_ledgers
+
+    root = _bots_dir(data_dir, bots_dir)
+    store = DeploymentStore(root)
+    ledgers = open_ledgers(root, mode)
+    try:
+        view = fleet_view(ledgers, now_ms=_now_ms())
+    finally:
+        close_all(list(ledgers.values()))
+    assignments = store.all_current()
+    data = view.to_dict()
+    data["mode"] = mode
+    data["bots_dir"] = str(root)
+    data["halt"] = store.halted()
+    data["assignments"] = {
+        b: {
+            "version": a.version,
+            "family": a.family,
+            "symbols": list(a.symbols),
+            "capital_fraction": a.capital_fraction,
+        }
+        for b, a in assignments.items()
+    }
+    if as_json:
+        _print(data)
+        return
+    _print_status(data)
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160)  # pipes: never truncate
+    halt = data["halt"]
+    console.print(
+        f"fleet ({data['mode']}) in {data['bots_dir']}: "
+        + (f"[bold red]HALTED[/]: {halt.get('reason')}" if halt else "running")
+    )
+    table = Table(
+        "bot", "strategy", "v", "fraction", "equity", "PnL", "PnL %", "day PnL", "positions"
+    )
+    names = sorted(set(data["bots"]) | set(data["assignments"]))
+    for bot in names:
+        a = data["assignments"].get(bot, {})
+        b = data["bots"].get(bot)
+        pos = ", ".join(f"{s} {q:g}" for s, q in (b or {}).get("positions", {}).items())
+        table.add_row(
+            bot,
+            a.get("family", "-"),
+            str(a.get("version", "-")),
+            f"{a['capital_fraction']:.1%}" if a else "-",
+            f"{b['equity']:.2f}" if b else "-",
+            f"{b['pnl']:+.2f}" if b else "-",
+            f"{b['pnl_pct']:+.2%}" if b else "-",
+            f"{b['day_pnl']:+.2f}" if b else "-",
+            pos or "-",
+        )
+    console.print(table)
+    console.print(
+        f"equity {data['equity']:.2f}, PnL {data['pnl']:+.2f}; exposure (at "
+        f"{data['exposure_valued_at']}): gross {data['gross_exposure']:.2f}, net "
+        f"{data['net_exposure']:.2f}"
+    )
+    for symbol, value in data["exposure_by_symbol"].items():
+        console.print(f"  {symbol}: {value:.2f}")
+    for c in data["conflicts"]:
+        console.print(f"[bold red]opposite positions[/] {c}")
+
+
+@fleet_app.command("allocate")
+def allocate_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show, deploy nothing")] = False,
+    as_json: AsJson = False,
+    days: Annotated[int, typer.Option(help="look-back of recent performance, days")] = 30,
+    band: Annotated[float, typer.Option(help="each bot within plan × (1 ± band)")] = 0.5,
+    tilt: Annotated[float, typer.Option(help="how hard returns pull the fractions")] = 2.0,
+    mode: Mode = "paper",
+    bots_dir: BotsDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-allocate capital by recent performance within bounds and deploy it."""
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+    from trading_pipeline.bots.fleet import AllocationRules, close_all, open_ledgers, run_allocation
+
+    rules = AllocationRules(band=band, tilt=tilt, days=days)
+    root = _bots_dir(data_dir, bots_dir)
+    store = DeploymentStore(root)
+    ledgers = open_ledgers(root, mode)
+    try:
+        result = run_allocation(store, ledgers, now_ms=_now_ms(), rules=rules, dry_run=dry_run)
+    finally:
+        close_all(list(ledgers.values()))
+    data = result.to_dict()
+    data["dry_run"] = dry_run
+    if as_json:
+        _print(data)
+    else:
+        for bot, f in result.fractions.items():
+            r = result.returns[bot]
+            ret = f"{r:+.2%}" if r is not None else "no history"
+            print(f"{bot}: {result.plan[bot]:.1%} → {f:.2%} (recent {ret})")
+        print(f"total {sum(result.fractions.values()):.1%}")
+        if dry_run:
+            print("dry run: nothing deployed")
+        elif result.report is not None:
+            rep = result.report
+            print(
+                f"deployed {len(rep.deployed)}, unchanged {len(rep.unchanged)}, "
+                f"refused {len(rep.refused)}"
+            )
+            for r_ in rep.refused:
+                print(f"refused {r_.bot}: {r_.reason}")
+    if result.report is not None and result.report.refused:
+        raise typer.Exit(1)
+
+
+@fleet_app.command("halt")
+def halt(
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the HALT file)")],
+    bots_dir: BotsDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Kill switch: every runner closes its positions and opens nothing until resumed."""
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+
+    store = DeploymentStore(_bots_dir(data_dir, bots_dir))
+    if not reason.strip():
+        raise UserInputError("--reason must say why")
+    path = store.halt(reason, by="operator")
+    print(f"halted: {path}")
+
+
+@fleet_app.command("resume")
+def resume(bots_dir: BotsDir = None, data_dir: DataDir = None) -> None:
+    """Lift the kill switch."""
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+
+    store = DeploymentStore(_bots_dir(data_dir, bots_dir))
+    print("resumed" if store.resume() else "not halted")
+
+
+@fleet_app.command("risk-check")
+def risk_check(
+    limit: Annotated[float, typer.Option(help="fleet daily-loss limit (fraction)")] = 0.10,
+    as_json: AsJson = False,
+    mode: Mode = "paper",
+    bots_dir: BotsDir = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the fleet's daily loss; halt the fleet when it reaches the limit."""
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+    from trading_pipeline.bots.fleet import check_fleet_loss, close_all, open_ledgers
+
+    root = _bots_dir(data_dir, bots_dir)
+    store = DeploymentStore(root)
+    ledgers = open_ledgers(root, mode)
+    try:
+        risk = check_fleet_loss(store, ledgers, now_ms=_now_ms(), limit=limit)
+    finally:
+        close_all(list(ledgers.values()))
+    data = {
+        "loss": risk.loss,
+        "limit": limit,
+        "equity": risk.equity,
+        "day_start_equity": risk.day_start_equity,
+        "halted_now": risk.halted_now,
+        "lifted_now": risk.lifted_now,
+        "halt": store.halted(),
+    }
+    if as_json:
+        _print(data)
+    else:
+        print(
+            f"fleet daily loss {risk.loss:.2%} (limit {limit:.0%})"
+            + ("; HALTED" if data["halt"] else "")
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(fleet_app, name="fleet")

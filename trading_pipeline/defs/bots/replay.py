@@ -1,0 +1,189 @@
+"""The paper replay report as an asset: the whole fleet on history, logged as an MLflow run.
+
+A thin shell over :func:`trading_pipeline.bots.replay.replay_fleet` (the same runner code a live
+bot runs, with a replay clock and paper brokers): metadata carries PnL per bot beside
+buy-and-hold, the equity chart and the risk events; ``report.json`` and ``equity.png`` are in
+``<bots_dir>/replays/<from>-<to>/`` and attached to the MLflow run.
+"""
+
+import base64
+import shutil
+from datetime import UTC, date, datetime
+from typing import Any
+
+import dagster as dg
+
+from trading_pipeline.defs.bots.deploy import GROUP, BotsRuntime
+from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.errors import UserInputError
+
+EXPERIMENT = "paper-replay"
+
+
+class ReplayConfig(dg.Config):
+    """The replay window (``from_date`` inclusive, ``to_date`` exclusive, ``YYYY-MM-DD``) and
+    the fleet's capital, split by the plan."""
+
+    from_date: str = "2022-05-01"
+    to_date: str = "2022-06-01"
+    capital: float = 1000.0
+
+
+def _day(value: str, name: str) -> datetime:
+    try:
+        d = date.fromisoformat(value)
+    except ValueError:
+        raise UserInputError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from None
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _pct(x: Any) -> str:
+    return f"{x:+.2%}" if isinstance(x, int | float) else "-"
+
+
+def _tables(data: dict[str, Any]) -> tuple[str, str]:
+    pnl_rows = [
+        [
+            name,
+            b["family"],
+            f"{b['initial']:.2f}",
+            f"{b['final']:.2f}",
+            f"{b['pnl']:+.2f}",
+            _pct(b["return"]),
+            _pct(b.get("buy_and_hold_return")),
+            len(b["fills"]),
+            len(b["risk_events"]),
+            b.get("note", ""),
+        ]
+        for name, b in data["bots"].items()
+    ]
+    pnl = markdown_table(
+        [
+            "bot",
+            "strategy",
+            "start",
+            "end",
+            "PnL",
+            "return",
+            "buy & hold",
+            "fills",
+            "risk events",
+            "note",
+        ],
+        pnl_rows,
+    )
+    events = [
+        [
+            name,
+            e.get("time", ""),
+            e.get("kind", ""),
+            ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "kind"))[:200],
+        ]
+        for name, b in data["bots"].items()
+        for e in b["risk_events"]
+    ]
+    risk = markdown_table(["bot", "time", "kind", "detail"], events) if events else "none"
+    return pnl, risk
+
+
+def _log_mlflow(
+    runtime: BotsRuntime, data: dict[str, Any], files: list[Any], dagster_run_id: str
+) -> tuple[str, str]:
+    from trading_pipeline.tracking import MlflowTracker
+
+    tracker = MlflowTracker(runtime.write_tracking_uri(), EXPERIMENT)
+    run_id = tracker.start_run(
+        f"paper replay {data['from'][:10]} → {data['to'][:10]}",
+        tags={"dagster_run_id": dagster_run_id},
+    )
+    status = "FAILED"
+    try:
+        params: dict[str, Any] = {
+            "from": data["from"],
+            "to": data["to"],
+            "capital": data["capital"],
+        }
+        metrics = {
+            "final": data["final"],
+            "pnl": data["pnl"],
+            "return": data["pnl"] / data["capital"],
+        }
+        for name, b in data["bots"].items():
+            params[f"{name}.family"] = b["family"]
+            params[f"{name}.params"] = b["params"]
+            metrics[f"{name}.pnl"] = b["pnl"]
+            metrics[f"{name}.return"] = b["return"]
+            metrics[f"{name}.fills"] = len(b["fills"])
+            metrics[f"{name}.risk_events"] = len(b["risk_events"])
+            if b.get("buy_and_hold_return") is not None:
+                metrics[f"{name}.buy_and_hold_return"] = b["buy_and_hold_return"]
+        tracker.log_params(run_id, params)
+        tracker.log_metrics(run_id, metrics)
+        for f in files:
+            if f is not None and f.exists():
+                tracker.log_artifact(run_id, f)
+        status = "FINISHED"
+    finally:
+        tracker.end_run(run_id, status)
+    return tracker.experiment_id, run_id
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "mlflow"},
+    description="The whole fleet replayed on history with paper brokers: PnL, equity, risk.",
+)
+def paper_replay_report(
+    context: dg.AssetExecutionContext, config: ReplayConfig, bots_runtime: BotsRuntime
+) -> dg.MaterializeResult:
+    from trading_pipeline.bots.replay import replay_fleet, store_loader, summary
+
+    start, end = _day(config.from_date, "from_date"), _day(config.to_date, "to_date")
+    if end <= start:
+        raise UserInputError(f"from_date {config.from_date} is not before to_date {config.to_date}")
+    if not config.capital > 0:
+        raise UserInputError(f"capital must be positive, got {config.capital}")
+    store = bots_runtime.store()
+    target = bots_runtime.bots_path / "replays" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = replay_fleet(
+            start=start,
+            end=end,
+            out_dir=staging,
+            load=store_loader(
+                bots_runtime.history_path, start=start, end=end, market=bots_runtime.market
+            ),
+            assignments=store.all_current() or None,
+            capital=config.capital,
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    data = summary(result, target)
+    report_json, report_png = target / "report.json", target / "equity.png"
+    experiment_id, run_id = _log_mlflow(
+        bots_runtime, data, [report_json, report_png], context.run.run_id
+    )
+    pnl, risk = _tables(data)
+    metadata: dict[str, Any] = {
+        "capital": dg.MetadataValue.float(float(data["capital"])),
+        "final": dg.MetadataValue.float(float(data["final"])),
+        "pnl": dg.MetadataValue.float(float(data["pnl"])),
+        "pnl_per_bot": dg.MetadataValue.md(pnl),
+        "risk_events": dg.MetadataValue.md(risk),
+        "report": dg.MetadataValue.path(str(report_json)),
+        "mlflow_experiment_id": experiment_id,
+        "mlflow_run_id": run_id,
+    }
+    if report_png.exists():
+        png = base64.b64encode(report_png.read_bytes()).decode()
+        metadata["equity"] = dg.MetadataValue.md(f"![equity](data:image/png;base64,{png})")
+    context.log.info(
+        f"paper replay {start:%Y-%m-%d} → {end:%Y-%m-%d}: {data['capital']:.2f} → "
+        f"{data['final']:.2f}"
+    )
+    return dg.MaterializeResult(metadata=metadata)
