@@ -155,10 +155,10 @@ def run(
     from trading_pipeline.bots.clock import WallClock
     from trading_pipeline.bots.ledger import Ledger
     from trading_pipeline.bots.runner import BotRunner
-    from trading_pipeline.venues.exchange import make_exchange, venue_url_from_env
+    from trading_pipeline.venues.exchange import make_exchange
 
     venue = spec.venues[0]
-    base_url = venue_url_from_env(venue, os.environ)
+    base_url = settings.venue_url(venue)
     stop = _stop_flag()
     clock = WallClock(stop=stop)
     a0 = store.current(spec.name)

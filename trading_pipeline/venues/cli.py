@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +45,11 @@ def fetch(
         force=force,
     )
     validate_request(request, today=today)  # before ccxt is even imported
-    from trading_pipeline.venues.exchange import make_exchange, venue_url_from_env
+    from trading_pipeline.venues.exchange import make_exchange
     from trading_pipeline.venues.ohlcv import run_venue_fetch
 
     settings = Settings.from_env()
-    url = base_url or venue_url_from_env(request.venue, os.environ)
+    url = base_url or settings.venue_url(request.venue)
     exchange = make_exchange(request.venue, base_url=url)
     root = data_dir / "history" if data_dir else settings.history_dir
 

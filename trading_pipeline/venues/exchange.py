@@ -22,11 +22,6 @@ import ccxt
 from trading_pipeline.errors import UserInputError
 
 VENUES: tuple[str, ...] = ("binance", "binanceus", "coinbase")
-VENUE_URL_ENV: dict[str, str] = {
-    "binance": "TP_BINANCE_URL",
-    "binanceus": "TP_BINANCEUS_URL",
-    "coinbase": "TP_COINBASE_URL",
-}
 REDACTED = "***"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -148,11 +143,3 @@ def make_exchange(
         logging.getLogger(f"{__name__}.ccxt"), (api_key or "", secret or "")
     )
     return exchange
-
-
-def venue_url_from_env(venue: str, env: Mapping[str, str]) -> str | None:
-    """The override URL for ``venue`` from ``TP_BINANCE_URL`` / ``TP_BINANCEUS_URL`` /
-    ``TP_COINBASE_URL`` (``None`` when unset: the venue's real URLs)."""
-    _check_venue(venue)
-    value = (env.get(VENUE_URL_ENV[venue]) or "").strip()
-    return value.rstrip("/") or None

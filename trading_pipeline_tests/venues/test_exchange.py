@@ -8,7 +8,7 @@ import pytest
 
 from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.venues.exchange import make_exchange, rewrite_urls, venue_url_from_env
+from trading_pipeline.venues.exchange import make_exchange, rewrite_urls
 from trading_pipeline.venues.fake_binance import running_fake_binance
 
 
@@ -42,15 +42,6 @@ def test_bad_venue_and_bad_url_are_user_errors() -> None:
         make_exchange("kraken")
     with pytest.raises(UserInputError, match="venue URL"):
         make_exchange("binance", base_url="127.0.0.1:80")
-
-
-def test_venue_url_from_env() -> None:
-    env = {"TP_BINANCE_URL": "http://127.0.0.1:5000/", "TP_COINBASE_URL": " "}
-    assert venue_url_from_env("binance", env) == "http://127.0.0.1:5000"
-    assert venue_url_from_env("binanceus", env) is None
-    assert venue_url_from_env("coinbase", env) is None
-    with pytest.raises(UserInputError):
-        venue_url_from_env("ftx", env)
 
 
 def test_signed_calls_against_the_fake_never_log_the_key_or_secret(

@@ -11,7 +11,6 @@ The venues' URLs come from ``TP_COINBASE_URL`` / ``TP_BINANCEUS_URL`` (a mirror 
 unset means the real venues), read by the ``VenueExchanges`` resource.
 """
 
-import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,8 @@ from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.align import align_venues, alignment_report, basis
 from trading_pipeline.market.candles import CandleError, load_store
-from trading_pipeline.venues.exchange import make_exchange, venue_url_from_env
+from trading_pipeline.settings import Settings
+from trading_pipeline.venues.exchange import make_exchange
 from trading_pipeline.venues.ohlcv import (
     MonthResult,
     Pager,
@@ -85,9 +85,10 @@ class VenueExchanges(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> "VenueExchanges":
+        settings = Settings.from_env()
         return cls(
-            coinbase_url=venue_url_from_env("coinbase", os.environ),
-            binanceus_url=venue_url_from_env("binanceus", os.environ),
+            coinbase_url=settings.venue_url("coinbase"),
+            binanceus_url=settings.venue_url("binanceus"),
         )
 
     def exchange(self, venue: str) -> Any:
