@@ -1,0 +1,201 @@
+"""The selector's training set and model as assets, downstream of discovery.
+
+* ``selector_training_set``: every materialized ``strategy_results`` study re-collected from
+  the Optuna storage (as ``performance_matrix`` does), the fleet's candidates picked from them,
+  daily decision rows (state at the window's start → best candidate net of costs), written to
+  ``<data>/selector/training_set.{parquet,json}``.
+* ``selector_model``: purged CV model choice, one held-out period, the baselines beside it,
+  registered in MLflow as ``strategy-selector``; the promotion gate's verdict is the asset
+  check ``promotion_gate`` (a refused model is a WARN: registered, not champion).
+"""
+
+import base64
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from trading_pipeline.defs.discovery.assets import collect_materialized, strategy_results
+from trading_pipeline.defs.discovery.resources import DiscoveryStore
+from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.errors import UserInputError
+
+GROUP = "selector"
+EXPERIMENT = "strategy-selector"
+GATE_CHECK = "promotion_gate"
+
+
+class TrainingSetConfig(dg.Config):
+    """Which candidates and decision windows the training rows use."""
+
+    every: str = "1d"
+    max_candidates: int = 8
+
+
+class SelectorModelConfig(dg.Config):
+    """How the model is chosen and judged."""
+
+    holdout_fraction: float = 0.25
+    cv_splits: int = 4
+    embargo: int = 2
+    with_gradient_boosting: bool = False  # also try HistGradientBoosting (slow to predict)
+    min_improvement: float = 0.0
+
+
+def _selector_dir(discovery: DiscoveryStore) -> Path:
+    return Path(discovery.data_dir) / "selector"
+
+
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results])
+def selector_training_set(
+    context: dg.AssetExecutionContext,
+    config: TrainingSetConfig,
+    history: HistoryStore,
+    discovery: DiscoveryStore,
+) -> dg.MaterializeResult:
+    """Decision rows from discovery's out-of-sample returns: state at each window's start,
+    label = the candidate (or cash) with the best net return over the window."""
+    from trading_pipeline.selector.dataset import build_dataset
+
+    tuned = collect_materialized(context, history, discovery)
+    bars: dict[str, pl.DataFrame] = {}
+    for t in tuned:
+        key = t.result.spec.series
+        if key not in bars or bars[key].height < t.bars.height:
+            bars[key] = t.bars
+    provenance = {
+        "partitions": [t.partition for t in tuned],
+        "discovery_mlflow_runs": {t.partition: t.mlflow_run_id for t in tuned},
+        "dagster_run_id": context.run.run_id,
+    }
+    try:
+        ds = build_dataset(
+            [t.result for t in tuned],
+            bars,
+            every=config.every,
+            max_candidates=config.max_candidates,
+            provenance=provenance,
+        )
+    except UserInputError as exc:
+        raise dg.Failure(description=f"selector training set: {exc}") from exc
+    path = ds.save(_selector_dir(discovery))
+    s = ds.summary()
+    return dg.MaterializeResult(
+        metadata={
+            "rows": ds.n,
+            "first_decision": s["first_decision"],
+            "last_decision": s["last_decision"],
+            "features": len(ds.feature_names),
+            "series": ", ".join(ds.series),
+            "switch_cost_per_side": ds.switch_cost,
+            "path": dg.MetadataValue.path(str(path)),
+            "candidates": dg.MetadataValue.md(
+                markdown_table(
+                    ["candidate", "study", "best-window count"],
+                    (
+                        (c.id, ds.studies.get(c.id, "-"), s["label_counts"].get(c.id, 0))
+                        for c in ds.candidates
+                    ),
+                )
+            ),
+            "partitions": ", ".join(provenance["partitions"]),
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"scikitlearn", "mlflow"},
+    deps=[selector_training_set],
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE_CHECK,
+            asset="selector_model",
+            description="the new version beats the champion on the same held-out period",
+        )
+    ],
+)
+def selector_model(
+    context: dg.AssetExecutionContext, config: SelectorModelConfig, discovery: DiscoveryStore
+) -> dg.MaterializeResult:
+    """The selector trained, judged on its held-out period beside the baselines, registered
+    as ``strategy-selector``; ``champion`` moves only through the promotion gate."""
+    from trading_pipeline.selector.dataset import SelectorDataset
+    from trading_pipeline.selector.model import DEFAULT_CONFIGS, GRADIENT_BOOSTING
+    from trading_pipeline.selector.registry import MlflowRegistry
+    from trading_pipeline.selector.train import (
+        COMPARISON_HEADER,
+        TrainSettings,
+        confusion_png,
+        train,
+    )
+
+    try:
+        ds = SelectorDataset.load(_selector_dir(discovery))
+    except UserInputError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    configs = DEFAULT_CONFIGS + ((GRADIENT_BOOSTING,) if config.with_gradient_boosting else ())
+    settings = TrainSettings(
+        holdout_fraction=config.holdout_fraction,
+        n_splits=config.cv_splits,
+        embargo=config.embargo,
+        configs=configs,
+        min_improvement=config.min_improvement,
+    )
+    registry = MlflowRegistry(discovery.mlflow_uri(), EXPERIMENT)
+    try:
+        report = train(
+            ds, registry=registry, settings=settings, tags={"dagster_run_id": context.run.run_id}
+        )
+    except UserInputError as exc:
+        raise dg.Failure(description=f"selector model: {exc}") from exc
+    gate = report.gate
+    assert gate is not None and report.version is not None
+    png = confusion_png(*report.confusion)
+    image = f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"
+    comparison = markdown_table(COMPARISON_HEADER, report.comparison_rows())
+    context.log.info(f"strategy-selector v{report.version}: {gate.reason}")
+    gate_meta: dict[str, dg.RawMetadataValue] = {
+        "reason": gate.reason,
+        "candidate_version": report.version,
+        "candidate_heldout_net_return": report.holdout["selector"]["net_return"],
+        "champion_rescored": report.champion_rescored,
+    }
+    if gate.comparison.get("champion") is not None:
+        gate_meta["champion_heldout_net_return"] = float(gate.comparison["champion"])
+    if gate.comparison.get("champion_version") is not None:
+        gate_meta["champion_version"] = int(gate.comparison["champion_version"])
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": report.model.info.get("name", "strategy-selector"),
+            "model_version": report.version,
+            "mlflow_run_id": report.run_id or "",
+            "mlflow_run": dg.MetadataValue.url(
+                discovery.run_link(registry.experiment_id, report.run_id or "")
+            ),
+            "promoted": gate.promote,
+            "gate_reason": gate.reason,
+            "config": report.config.label,
+            "holdout": f"{report.holdout_start} .. {report.holdout_end}",
+            "rows_development": report.n_development,
+            "rows_holdout": report.n_holdout,
+            "heldout_net_return": report.holdout["selector"]["net_return"],
+            "comparison": dg.MetadataValue.md(comparison),
+            "confusion_matrix": dg.MetadataValue.md(image),
+            "cv": dg.MetadataValue.md(
+                markdown_table(
+                    ["config", "cv net return", "cv log loss", "splits"],
+                    ((r["config"], r["net_return"], r["log_loss"], r["splits"]) for r in report.cv),
+                )
+            ),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=GATE_CHECK,
+                passed=gate.promote,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata=gate_meta,
+            )
+        ],
+    )

@@ -1,0 +1,446 @@
+"""The selector's training rows, from discovery's out-of-sample history only.
+
+A *decision window* is a UTC day (``every``). For each window starting at ``D``:
+
+- **state**: :func:`~trading_pipeline.selector.state.state_frame` at the last bar that has
+  *closed* by ``D`` (open_time + interval <= D, i.e. open_time < D), never a bar inside the
+  window;
+- **outcome**: every candidate's net return over the window, compounded from its study's
+  out-of-sample per-bar returns (``StudyResult.returns``: each fold's test window traded with
+  the parameters chosen on its own train window, fees and slippage on); cash earns 0;
+  buy-and-hold from ``StudyResult.bh_returns``;
+- **label**: the candidate with the best window return (cash, listed first, wins ties and
+  every window where all candidates lose); ``label_end`` = the window's end, for purging.
+
+Only windows that every candidate covers completely (all bars present, out of sample) are
+kept. Following a *sequence* of choices costs more than the candidates' own returns: each
+change of choice pays fee + slippage per side moved (out of the old, into the new; cash has
+no side), see :func:`follow`.
+
+The candidate set (:func:`select_candidates`): for each bot of the fleet
+(:mod:`trading_pipeline.bots.spec`), the best-ranked study of each (family, symbol) it may
+run, at its interval; the union ordered by rank and capped, plus cash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from trading_pipeline.backtest.costs import CostModel
+from trading_pipeline.bots.spec import FLEET, BotSpec
+from trading_pipeline.discovery.ranking import RankingRule, rank
+from trading_pipeline.discovery.results import StudyResult
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.fsutil import atomic_path, atomic_write_text
+from trading_pipeline.market.schema import INTERVAL_MS, UTC_US
+from trading_pipeline.regimes import get_labeller
+from trading_pipeline.selector.model import CASH, CASH_ID, Candidate, candidate_id
+from trading_pipeline.selector.state import STATE_WARMUP_BARS, state_frame
+
+DEFAULT_MAX_CANDIDATES = 8
+REGIME_LABELLER = "rules"
+ROWS_FILE = "training_set.parquet"
+META_FILE = "training_set.json"
+
+
+@dataclass
+class SelectorDataset:
+    """Decision rows (state → label) with every candidate's window return beside them."""
+
+    frame: pl.DataFrame  # decision_time, label_end, label, features…
+    returns: np.ndarray  # rows × candidates, net window return (cash column = 0)
+    regimes: np.ndarray  # rows × candidates, regime of record of the candidate's series
+    bh: dict[str, np.ndarray]  # series → buy-and-hold window return per row
+    candidates: tuple[Candidate, ...]
+    feature_names: tuple[str, ...]
+    series: tuple[str, ...]
+    interval: str
+    every: str
+    switch_cost: float  # per side moved, fraction
+    studies: dict[str, str] = field(default_factory=dict)  # candidate id → study group
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.frame.height
+
+    @property
+    def decision_times(self) -> np.ndarray:
+        return self.frame.get_column("decision_time").to_numpy()
+
+    @property
+    def label_ends(self) -> np.ndarray:
+        return self.frame.get_column("label_end").to_numpy()
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Index into ``candidates`` of each row's best candidate."""
+        ids = [c.id for c in self.candidates]
+        return np.array([ids.index(v) for v in self.frame.get_column("label")], dtype=np.int64)
+
+    def x(self, rows: np.ndarray | None = None) -> np.ndarray:
+        df = self.frame.select(list(self.feature_names))
+        m = df.to_numpy().astype(float)
+        return m if rows is None else m[rows]
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.frame.get_column("label").value_counts(sort=True)
+        return {
+            "rows": self.n,
+            "first_decision": str(self.frame["decision_time"][0]) if self.n else None,
+            "last_decision": str(self.frame["decision_time"][-1]) if self.n else None,
+            "candidates": [c.id for c in self.candidates],
+            "features": len(self.feature_names),
+            "series": list(self.series),
+            "interval": self.interval,
+            "every": self.every,
+            "switch_cost_per_side": self.switch_cost,
+            "label_counts": {r[0]: int(r[1]) for r in counts.iter_rows()},
+            "studies": dict(self.studies),
+        }
+
+    # --- persistence (the Dagster asset writes it; the model asset reads it) ---------------
+
+    def save(self, folder: str | Path) -> Path:
+        """``training_set.parquet`` (rows, returns, regimes, buy-and-hold) + ``.json`` (meta)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cols = {f"ret::{c.id}": self.returns[:, j] for j, c in enumerate(self.candidates)}
+        cols |= {f"regime::{c.id}": self.regimes[:, j] for j, c in enumerate(self.candidates)}
+        cols |= {f"bh::{s}": v for s, v in self.bh.items()}
+        wide = pl.concat([self.frame, pl.DataFrame(cols)], how="horizontal")
+        with atomic_path(folder / ROWS_FILE) as tmp:
+            wide.write_parquet(tmp)
+        meta = {
+            "candidates": [c.to_json() for c in self.candidates],
+            "feature_names": list(self.feature_names),
+            "series": list(self.series),
+            "bh_series": list(self.bh),
+            "interval": self.interval,
+            "every": self.every,
+            "switch_cost": self.switch_cost,
+            "studies": self.studies,
+            "provenance": self.provenance,
+        }
+        atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1, default=str))
+        return folder / ROWS_FILE
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SelectorDataset:
+        folder = Path(folder)
+        if not (folder / ROWS_FILE).is_file() or not (folder / META_FILE).is_file():
+            raise UserInputError(f"no selector training set in {folder}; build it first")
+        meta = json.loads((folder / META_FILE).read_text())
+        wide = pl.read_parquet(folder / ROWS_FILE)
+        cands = tuple(Candidate.from_json(c) for c in meta["candidates"])
+        feats = tuple(meta["feature_names"])
+        frame = wide.select("decision_time", "label_end", "label", *feats)
+        returns = np.column_stack([wide[f"ret::{c.id}"].to_numpy() for c in cands])
+        regimes = np.column_stack(
+            [wide[f"regime::{c.id}"].to_numpy().astype(object) for c in cands]
+        )
+        bh = {s: wide[f"bh::{s}"].to_numpy() for s in meta["bh_series"]}
+        return cls(
+            frame=frame,
+            returns=returns,
+            regimes=regimes,
+            bh=bh,
+            candidates=cands,
+            feature_names=feats,
+            series=tuple(meta["series"]),
+            interval=meta["interval"],
+            every=meta["every"],
+            switch_cost=float(meta["switch_cost"]),
+            studies=dict(meta.get("studies") or {}),
+            provenance=dict(meta.get("provenance") or {}),
+        )
+
+
+def _symbol_interval(series: str) -> tuple[str, str]:
+    """``spot-BTCUSDT-1h`` → (``BTCUSDT``, ``1h``)."""
+    parts = series.rsplit("-", 2)
+    if len(parts) != 3:
+        return series, ""
+    return parts[1], parts[2]
+
+
+def select_candidates(
+    results: Sequence[StudyResult],
+    *,
+    fleet: Sequence[BotSpec] = FLEET,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    rule: RankingRule | None = None,
+) -> list[StudyResult]:
+    """Per bot, the best-ranked study of each (family, symbol) it may run at its interval;
+    the union in ranking order, at most ``max_candidates`` (cash is added separately)."""
+    if max_candidates < 1:
+        raise UserInputError("max_candidates must be at least 1")
+    if not results:
+        raise UserInputError("no discovery results to choose candidates from")
+    ranked = rank(results, rule)
+    order = {study: int(r) for study, r in zip(ranked["study"], ranked["rank"], strict=True)}
+    best: dict[tuple[str, str, str], StudyResult] = {}
+    for r in sorted(results, key=lambda r: order[r.spec.study_group]):
+        symbol, interval = _symbol_interval(r.spec.series)
+        for bot in fleet:
+            if (
+                r.spec.family in bot.families
+                and symbol in bot.symbols
+                and (interval or r.spec.interval) == bot.interval
+            ):
+                best.setdefault((r.spec.family, symbol, interval), r)
+    unique = {r.spec.study_group: r for r in best.values()}
+    picked = sorted(unique.values(), key=lambda r: order[r.spec.study_group])
+    if not picked:
+        raise UserInputError(
+            "no discovery result matches a bot of the fleet (family, symbol and interval)"
+        )
+    return picked[:max_candidates]
+
+
+def _candidate(r: StudyResult) -> Candidate:
+    return Candidate(
+        id=candidate_id(r.spec.family, r.spec.series),
+        family=r.spec.family,
+        version=int(r.spec.family_version),
+        params=dict(r.best_params),
+        series=r.spec.series,
+        interval=r.spec.interval,
+    )
+
+
+def _window_returns(
+    open_time: pl.Series, returns: np.ndarray, every: str, expected: int, name: str
+) -> pl.DataFrame:
+    """``window, <name>``: compounded return of each complete window."""
+    df = pl.DataFrame({"open_time": open_time.cast(UTC_US), "r": np.asarray(returns, float)})
+    agg = (
+        df.sort("open_time")
+        .group_by_dynamic("open_time", every=every)
+        .agg(((pl.col("r") + 1.0).product() - 1.0).alias(name), pl.len().alias("_n"))
+    )
+    return agg.filter(pl.col("_n") == expected).select(pl.col("open_time").alias("window"), name)
+
+
+def _every_delta(every: str) -> timedelta:
+    units = {"h": 3600, "d": 86400, "w": 7 * 86400}
+    try:
+        value, unit = int(every[:-1]), every[-1]
+        return timedelta(seconds=value * units[unit])
+    except (ValueError, KeyError):
+        raise UserInputError(f"decision window {every!r} must look like 1d, 12h or 1w") from None
+
+
+def build_dataset(
+    results: Sequence[StudyResult],
+    bars: Mapping[str, pl.DataFrame],
+    *,
+    every: str = "1d",
+    costs: CostModel | None = None,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    rule: RankingRule | None = None,
+    fleet: Sequence[BotSpec] = FLEET,
+    fear_greed: pl.DataFrame | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> SelectorDataset:
+    """Decision rows from ``results`` (out-of-sample returns) and the series' ``bars``.
+
+    ``bars`` maps series keys to their full bar history (the state needs the bars *before*
+    each window, also before the out-of-sample period starts). See the module docstring.
+    """
+    delta = _every_delta(every)
+    picked = select_candidates(results, fleet=fleet, max_candidates=max_candidates, rule=rule)
+    candidates = [CASH, *(_candidate(r) for r in picked)]
+    intervals = sorted({r.spec.interval for r in picked})
+    interval = max(intervals, key=lambda i: sum(r.spec.interval == i for r in picked))
+    series = tuple(sorted({r.spec.series for r in picked if r.spec.interval == interval}))
+    missing = [s for s in {r.spec.series for r in picked} if s not in bars]
+    if missing:
+        raise UserInputError(f"no bars given for series {', '.join(sorted(missing))}")
+    costs = costs or (picked[0].spec.costs if picked else CostModel())
+
+    # every candidate's (and each series' buy-and-hold) window returns, complete windows only
+    table: pl.DataFrame | None = None
+    bh_cols: dict[str, str] = {}
+    for r, cand in zip(picked, candidates[1:], strict=True):
+        if r.spec.interval not in INTERVAL_MS:
+            raise UserInputError(f"study {r.spec.study_group} has an unknown interval")
+        expected = int(delta / timedelta(milliseconds=INTERVAL_MS[r.spec.interval]))
+        w = _window_returns(r.open_time, r.returns, every, expected, f"ret::{cand.id}")
+        if r.spec.series not in bh_cols:
+            bh_cols[r.spec.series] = f"bh::{r.spec.series}"
+            bh = _window_returns(r.open_time, r.bh_returns, every, expected, bh_cols[r.spec.series])
+            w = w.join(bh, on="window", how="inner")
+        table = w if table is None else table.join(w, on="window", how="inner")
+    assert table is not None
+    table = table.sort("window")
+    if table.height == 0:
+        raise UserInputError("the candidates share no complete out-of-sample decision window")
+
+    # the state at each window's start: last bar closed by then (open_time + interval <= start)
+    step = timedelta(milliseconds=INTERVAL_MS[interval])
+    state = state_frame({s: bars[s] for s in series}, interval=interval, fear_greed=fear_greed)
+    feature_names = [c for c in state.columns if c != "open_time"]
+    state = state.with_columns((pl.col("open_time") + step).alias("_available")).drop("open_time")
+    rows = table.join_asof(
+        state.sort("_available"),
+        left_on="window",
+        right_on="_available",
+        strategy="backward",
+        tolerance=step * 4,  # a stale state (gap in the bars) is no state
+    )
+    # regimes of record (the full rules labeller, causal) of every series, at the same bar
+    labeller = get_labeller(REGIME_LABELLER)
+    for s in sorted({r.spec.series for r in picked}):
+        lab = labeller.label(bars[s].sort("open_time")).select(
+            (pl.col("open_time") + step).alias("_at"), pl.col("regime").alias(f"regime@{s}")
+        )
+        rows = rows.join_asof(
+            lab.sort("_at"), left_on="window", right_on="_at", strategy="backward"
+        ).drop("_at")
+    complete = pl.all_horizontal(
+        pl.col(feature_names).is_not_nan() & pl.col(feature_names).is_not_null()
+    )
+    rows = rows.filter(pl.col("_available").is_not_null() & complete)
+    if rows.height == 0:
+        raise UserInputError(
+            f"no decision window has a full market state (the state needs {STATE_WARMUP_BARS} "
+            "bars before it)"
+        )
+    ret = np.column_stack(
+        [np.zeros(rows.height)] + [rows[f"ret::{c.id}"].to_numpy() for c in candidates[1:]]
+    )
+    labels = np.argmax(ret, axis=1)  # cash first: wins ties and all-negative windows
+    regimes = np.column_stack(
+        [np.full(rows.height, "", dtype=object)]
+        + [rows[f"regime@{c.series}"].to_numpy().astype(object) for c in candidates[1:]]
+    )
+    frame = rows.select(
+        pl.col("window").alias("decision_time"),
+        (pl.col("window") + delta).alias("label_end"),
+        pl.Series("label", [candidates[i].id for i in labels], dtype=pl.String),
+        *feature_names,
+    )
+    return SelectorDataset(
+        frame=frame,
+        returns=ret,
+        regimes=regimes,
+        bh={s: rows[col].to_numpy() for s, col in bh_cols.items()},
+        candidates=tuple(candidates),
+        feature_names=tuple(feature_names),
+        series=series,
+        interval=interval,
+        every=every,
+        switch_cost=costs.fee + costs.slippage,
+        studies={candidate_id(r.spec.family, r.spec.series): r.spec.study_group for r in picked},
+        provenance=dict(provenance or {}),
+    )
+
+
+@dataclass
+class Discovered:
+    """Studies re-collected from discovery's storage, with their series' bars."""
+
+    results: list[StudyResult]
+    bars: dict[str, pl.DataFrame]
+    provenance: dict[str, Any]
+
+
+def results_from_storage(
+    top_file: str | Path, storage: Any, history_dir: str | Path, *, limit: int = 40
+) -> Discovered:
+    """The studies ``top_strategies.json`` ranks, re-collected from the Optuna ``storage``
+    with the settings stored in each study (:func:`~trading_pipeline.discovery.tuning.load_spec`)
+    and the bars of the history store. Studies whose family changed version or whose bars
+    changed since tuning are skipped (listed in the provenance), as the Dagster assets do."""
+    from trading_pipeline.discovery.results import collect
+    from trading_pipeline.discovery.tuning import fingerprint, load_spec
+    from trading_pipeline.history.layout import Series
+    from trading_pipeline.market.candles import CandleError, load_store
+    from trading_pipeline.strategies.registry import get_family
+
+    path = Path(top_file)
+    if not path.is_file():
+        raise UserInputError(f"no {path.name} under {path.parent}: run discovery first")
+    try:
+        doc = json.loads(path.read_text())
+        entries = list(doc.get("ranked") or doc.get("top") or [])
+    except (ValueError, AttributeError) as exc:
+        raise UserInputError(f"{path} is not a top-strategies file: {exc}") from exc
+    bars: dict[str, pl.DataFrame] = {}
+    results: list[StudyResult] = []
+    skipped: list[str] = []
+    partitions: list[str] = []
+    seen: set[str] = set()
+    for e in entries[:limit]:
+        group = str(e.get("study") or "")
+        if not group or group in seen:
+            continue
+        seen.add(group)
+        spec = load_spec(group, storage)
+        family = get_family(spec.family)
+        if family.version != spec.family_version:
+            skipped.append(f"{group}: family is now v{family.version}")
+            continue
+        if spec.series not in bars:
+            try:
+                series = Series.parse(spec.series)
+                bars[spec.series] = load_store(
+                    history_dir,
+                    market=series.market,
+                    symbol=series.symbol,
+                    interval=series.interval,
+                )
+            except (ValueError, CandleError) as exc:
+                skipped.append(f"{group}: {exc}")
+                continue
+        head = bars[spec.series].head(spec.n_bars)
+        if head.height != spec.n_bars or fingerprint(head) != spec.data_fingerprint:
+            skipped.append(f"{group}: the bars changed since it was tuned")
+            continue
+        results.append(collect(head, family, spec=spec, storage=storage))
+        if e.get("dagster_partition"):
+            partitions.append(str(e["dagster_partition"]))
+    if not results:
+        raise UserInputError(f"no usable study in {path}: {'; '.join(skipped) or 'empty'}")
+    provenance = {
+        "top_file": str(path),
+        "top_generated_at": doc.get("generated_at"),
+        "discovery_dagster_run_id": doc.get("dagster_run_id"),
+        "partitions": partitions,
+        "skipped": skipped,
+    }
+    return Discovered(results, bars, provenance)
+
+
+def follow(
+    choices: np.ndarray, returns: np.ndarray, switch_cost: float, *, start: int = 0
+) -> np.ndarray:
+    """Net return per row of following ``choices`` (indices into the candidates, 0 = cash).
+
+    A row whose choice differs from the previous one pays ``switch_cost`` per side moved:
+    leaving a strategy is one side, entering one another (cash has no side). The first row
+    starts from ``start`` (cash).
+    """
+    choices = np.asarray(choices, dtype=np.int64)
+    r = returns[np.arange(len(choices)), choices]
+    prev = np.concatenate([[start], choices[:-1]])
+    sides = np.where(prev != choices, (prev != 0).astype(int) + (choices != 0).astype(int), 0)
+    return (1.0 + r) * (1.0 - switch_cost) ** sides - 1.0
+
+
+__all__ = [
+    "CASH_ID",
+    "SelectorDataset",
+    "build_dataset",
+    "follow",
+    "select_candidates",
+]

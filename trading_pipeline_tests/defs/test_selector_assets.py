@@ -1,0 +1,150 @@
+"""The selector assets in-process: a tiny real discovery (Optuna journal, MLflow SQLite) →
+``selector_training_set`` → ``selector_model`` registered behind the ``promotion_gate`` check;
+then the ``selector train`` command on the same data dir, refused by the gate (no better)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from trading_pipeline.defs.discovery.assets import strategy_results, top_strategies
+from trading_pipeline.defs.discovery.partitions import family_series_key
+from trading_pipeline.defs.discovery.resources import DiscoveryStore
+from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.selector.assets import (
+    GATE_CHECK,
+    selector_model,
+    selector_training_set,
+)
+from trading_pipeline.selector.dataset import SelectorDataset
+from trading_pipeline.selector.model import MODEL_NAME
+from trading_pipeline_tests.defs.conftest import BTC
+from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
+
+FAMILIES = ("sma_cross", "momentum")  # bot1's and bot3's families, both allowed on BTCUSDT
+TINY = {"trials": 6, "folds": 2, "seed": 3}
+MODEL_CONFIG = {"with_gradient_boosting": False, "cv_splits": 3}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    write_store(root / "history", random_walk_bars(2500, seed=7), BTC)
+    return root
+
+
+def _resources(data_dir: Path) -> dict[str, object]:
+    return {
+        "history": HistoryStore(
+            data_dir=str(data_dir),
+            vision_url="http://127.0.0.1:9",
+            listing_url="http://127.0.0.1:9",
+            universe=["BTCUSDT"],
+        ),
+        "discovery": DiscoveryStore(data_dir=str(data_dir)),
+    }
+
+
+def _ops(**ops: dict[str, object]) -> dg.RunConfig:
+    return dg.RunConfig(ops={name: {"config": cfg} for name, cfg in ops.items()})
+
+
+def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    evals = result.get_asset_check_evaluations()
+    assert len(evals) == 1 and evals[0].check_name == GATE_CHECK
+    return evals[0]
+
+
+def test_discovery_to_selector_model_and_the_gate(
+    instance: dg.DagsterInstance,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    resources = _resources(data_dir)
+    for family in FAMILIES:
+        result = dg.materialize(
+            [strategy_results],
+            partition_key=str(family_series_key(family, BTC.key)),
+            instance=instance,
+            resources=resources,
+            run_config=_ops(strategy_results=TINY),
+        )
+        assert result.success
+
+    result = dg.materialize(
+        [selector_training_set, selector_model],
+        instance=instance,
+        resources=resources,
+        run_config=_ops(selector_model=MODEL_CONFIG),
+    )
+    assert result.success
+    tmeta = result.asset_materializations_for_node("selector_training_set")[0].metadata
+    ds = SelectorDataset.load(data_dir / "selector")
+    assert tmeta["rows"].value == ds.n >= 30
+    assert {c.id for c in ds.candidates} == {"cash", *(f"{f}@{BTC.key}" for f in FAMILIES)}
+    assert "| candidate | study |" in tmeta["candidates"].value
+    assert set(tmeta["partitions"].value.split(", ")) == {
+        str(family_series_key(f, BTC.key)) for f in FAMILIES
+    }
+
+    mmeta = result.asset_materializations_for_node("selector_model")[0].metadata
+    assert mmeta["model_version"].value == 1 and mmeta["promoted"].value is True
+    table = mmeta["comparison"].value
+    for policy in ("selector", "single_best", "regime_lookup", "cash", "buy_and_hold"):
+        assert f"| {policy}" in table
+    image = mmeta["confusion_matrix"].value
+    assert image.startswith("![confusion matrix](data:image/png;base64,")
+    assert base64.b64decode(image.split(",", 1)[1].rstrip(")"))[:4] == b"\x89PNG"
+    run_id = mmeta["mlflow_run_id"].value
+    assert run_id and run_id in mmeta["mlflow_run"].value
+    check = _check(result)
+    assert check.passed and check.metadata["candidate_version"].value == 1
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=DiscoveryStore(data_dir=str(data_dir)).mlflow_uri())
+    run = client.get_run(run_id)
+    assert run.data.metrics["heldout_net_return"] == pytest.approx(
+        mmeta["heldout_net_return"].value
+    )
+    assert str(family_series_key(FAMILIES[0], BTC.key)) in run.data.params["data_partitions"]
+    assert run.data.tags["dagster_run_id"] == result.run_id
+
+    # the same data again: no better than the champion → registered, refused, check fails (WARN)
+    again = dg.materialize(
+        [selector_model],
+        instance=instance,
+        resources=resources,
+        run_config=_ops(selector_model=MODEL_CONFIG),
+    )
+    assert again.success
+    check = _check(again)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["champion_version"].value == 1
+    assert "does not beat champion" in check.metadata["reason"].value
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
+
+    # the command line reads the same discovery outputs through top_strategies.json
+    ok = dg.materialize(
+        [top_strategies],
+        instance=instance,
+        resources=resources,
+        run_config=_ops(top_strategies={"min_trades": 0}),
+    )
+    assert ok.success
+    from trading_pipeline import cli
+
+    for var in ("TP_MLFLOW_TRACKING_URI", "TP_OPTUNA_STORAGE", "TP_HISTORY_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    capsys.readouterr()
+    assert cli.main(["selector", "train", "--data-dir", str(data_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == 3 and out["gate"]["promote"] is False
+    assert out["champion_rescored"] is True
+    assert set(out["candidates"]) == {c.id for c in ds.candidates}
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1

@@ -1,0 +1,164 @@
+"""Training end to end: baselines on the same held-out rows, a real MLflow SQLite store with the
+run's signature and metrics, and the promotion gate refusing a worse model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.neighbors import KNeighborsClassifier
+
+from trading_pipeline.selector.cv import holdout_split
+from trading_pipeline.selector.dataset import SelectorDataset, build_dataset
+from trading_pipeline.selector.model import DEFAULT_CONFIGS, MODEL_NAME, SelectorModel
+from trading_pipeline.selector.registry import CHAMPION, MlflowRegistry, register_gated
+from trading_pipeline.selector.state import STATE_WARMUP_BARS
+from trading_pipeline.selector.train import (
+    MODEL,
+    TrainSettings,
+    fit_and_evaluate,
+    rescore,
+    train,
+)
+from trading_pipeline.tracking import default_tracking_uri
+from trading_pipeline_tests.selector.helpers import candidates, market
+
+FAST = TrainSettings(configs=(DEFAULT_CONFIGS[0], DEFAULT_CONFIGS[1]))
+
+
+@pytest.fixture(scope="module")
+def ds() -> SelectorDataset:
+    bars = market(n_bars=24 * 130, seed=21)
+    return build_dataset(candidates(bars), bars)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> MlflowRegistry:
+    return MlflowRegistry(default_tracking_uri(tmp_path / "data"), "strategy-selector")
+
+
+def test_model_and_baselines_on_the_same_held_out_rows(ds: SelectorDataset) -> None:
+    report = fit_and_evaluate(ds, FAST)
+    dev, hold = holdout_split(
+        ds.n, FAST.holdout_fraction, decision_times=ds.decision_times, label_ends=ds.label_ends
+    )
+    assert report.n_holdout == len(hold) and report.n_development == len(dev)
+    names = set(report.holdout)
+    assert {MODEL, "regime_lookup", "cash", "buy_and_hold (equal parts)"} <= names
+    assert any(n.startswith("single_best (") for n in names)
+    assert all(m["rows"] == len(hold) for m in report.holdout.values())
+    assert report.holdout["cash"]["net_return"] == 0.0
+    bh = np.mean([ds.bh[s][hold] for s in sorted(ds.bh)], axis=0)
+    assert report.holdout["buy_and_hold (equal parts)"]["net_return"] == pytest.approx(
+        float(np.prod(1 + bh) - 1)
+    )
+    m = report.holdout[MODEL]
+    assert 0.0 <= m["hit_rate"] <= 1.0 and m["log_loss"] > 0 and 0 <= m["brier"] <= 2
+    assert report.metrics["heldout_net_return"] == m["net_return"]
+    assert report.metrics["vs.cash.net_return"] == m["net_return"]
+    labels, matrix = report.confusion
+    assert labels == [c.id for c in ds.candidates] and matrix.sum() == len(hold)
+    assert [r["config"] for r in report.cv] == [
+        f"{c.label} / {rule}" for c in FAST.configs for rule in FAST.rules
+    ]
+    assert report.model.decision_rule in FAST.rules
+    # the model's held-out choices are the ones its decision rule makes
+    x = ds.x(hold)
+    assert report.model.outcome is not None
+    expected = np.argmax(report.model.proba_matrix(x) @ report.model.outcome, axis=1)
+    chosen = report.model.choose_index(x)
+    if report.model.decision_rule == "expected_return":
+        assert (chosen == expected).all()
+    else:
+        assert (chosen == np.argmax(report.model.proba_matrix(x), axis=1)).all()
+    assert pl.Series(report.model.info["holdout"]).str.len_chars().min() > 0
+    # the held-out rows come after every development row's label window
+    assert ds.label_ends[dev].max() < ds.decision_times[hold].min()
+
+
+def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
+    ds: SelectorDataset, registry: MlflowRegistry
+) -> None:
+    import mlflow
+
+    report = train(ds, registry=registry, settings=FAST, tags={"trigger": "test"})
+    assert report.version == 1 and report.gate is not None and report.gate.promote
+    run = registry.client.get_run(report.run_id)  # type: ignore[arg-type]
+    metrics = run.data.metrics
+    assert metrics["heldout_net_return"] == pytest.approx(report.holdout[MODEL]["net_return"])
+    assert "baseline.cash.net_return" in metrics and "vs.regime_lookup.net_return" in metrics
+    assert "heldout_log_loss" in metrics and "heldout_brier" in metrics
+    params = run.data.params
+    assert "sma_cross-v1-spot-BTCUSDT-1h" in params["studies"]
+    assert params["holdout_start"] == report.holdout_start
+    assert run.data.tags["code_version"] and run.data.tags["trigger"] == "test"
+    assert run.data.tags["gate.promote"] == "true"
+    artifacts = {a.path for a in registry.client.list_artifacts(report.run_id)}
+    assert {"confusion_matrix.png", "comparison.md", "selector_report.json"} <= artifacts
+    with registry._fluent():
+        info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/1")
+    assert info.signature is not None
+    assert info.signature.inputs.input_names() == list(ds.feature_names)
+    assert info.saved_input_example_info is not None
+    # the registered model is the SelectorModel, usable by the decision as is
+    loaded = registry.load(MODEL_NAME)
+    assert isinstance(loaded, SelectorModel) and loaded.candidates == ds.candidates
+    state = dict(zip(ds.feature_names, ds.x(np.array([ds.n - 1]))[0], strict=True))
+    assert loaded.predict_proba(state) == report.model.predict_proba(state)
+    tags = registry.client.get_model_version(MODEL_NAME, "1").tags
+    assert tags["gate.promote"] == "true" and tags["gate.reason"] == "no champion yet"
+
+
+def _oracle(ds: SelectorDataset) -> SelectorModel:
+    """A champion that has seen the held-out rows: 1-nearest-neighbour on every row."""
+    ids = np.array([c.id for c in ds.candidates], dtype=object)
+    knn = KNeighborsClassifier(n_neighbors=1).fit(ds.x(), ids[ds.labels])
+    return SelectorModel(
+        knn,
+        candidates=ds.candidates,
+        feature_names=ds.feature_names,
+        series=ds.series,
+        interval=ds.interval,
+        warmup_bars=STATE_WARMUP_BARS,
+    )
+
+
+def test_the_gate_refuses_a_worse_model(ds: SelectorDataset, registry: MlflowRegistry) -> None:
+    _, hold = holdout_split(
+        ds.n, FAST.holdout_fraction, decision_times=ds.decision_times, label_ends=ds.label_ends
+    )
+    oracle = _oracle(ds)
+    oracle_metrics = rescore(ds, oracle, hold)
+    assert oracle_metrics is not None and oracle_metrics["heldout_hit_rate"] == 1.0
+    v1, d1 = register_gated(registry, oracle, name=MODEL_NAME, metrics=oracle_metrics)
+    assert v1 == 1 and d1.promote
+
+    report = train(ds, registry=registry, settings=FAST)
+    assert report.version == 2
+    assert report.champion_rescored
+    assert report.gate is not None and not report.gate.promote
+    cand = report.holdout[MODEL]["net_return"]
+    assert cand < oracle_metrics["heldout_net_return"]
+    assert report.gate.comparison["champion"] == pytest.approx(oracle_metrics["heldout_net_return"])
+    # the alias did not move; the refusal is recorded on the new version
+    assert registry.champion(MODEL_NAME)[0] == 1  # type: ignore[index]
+    assert int(registry.client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == 1
+    tags = registry.client.get_model_version(MODEL_NAME, "2").tags
+    assert tags["gate.promote"] == "false" and "does not beat champion" in tags["gate.reason"]
+    assert float(tags["gate.champion"]) == pytest.approx(oracle_metrics["heldout_net_return"])
+    assert isinstance(registry.load(MODEL_NAME).estimator, KNeighborsClassifier)
+
+
+def test_cli_without_discovery_outputs_is_a_user_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from trading_pipeline import cli
+
+    data = tmp_path / "data"
+    data.mkdir()
+    code = cli.main(["selector", "train", "--data-dir", str(data)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "top_strategies.json" in err
+    assert list(data.iterdir()) == []
+    assert cli.main(["selector", "train", "--data-dir", str(data), "--holdout", "1.5"]) == 2
