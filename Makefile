@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test lint pytest ui bench bench-history bench-backtest bench-features bench-tuning clean
+.PHONY: help setup main fetch test lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision report-selector report-arbitrage clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,7 +42,10 @@ pytest: setup
 ui: setup ## the Dagster UI on 127.0.0.1:3000 (Ctrl-C stops it)
 	$(TP) ui
 
-bench: bench-history bench-backtest bench-features bench-tuning ## every benchmark
+mlflow: setup ## the MLflow UI over the embedded store on 127.0.0.1:5000 (Ctrl-C stops it)
+	$(TP) mlflow-ui
+
+bench: bench-history bench-backtest bench-features bench-tuning bench-decision ## every benchmark
 
 bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change re-run time
 	$(PY) benchmarks/bench_history.py
@@ -56,6 +59,15 @@ bench-features: setup ## all indicators, 5 y hourly × 3 symbols, vs TA-Lib colu
 
 bench-tuning: setup ## walk-forward trials/s, sma_cross 5 y hourly: journal file, PostgreSQL 1 and 2 workers
 	$(PY) benchmarks/bench_tuning.py
+
+bench-decision: setup ## selector decision latency, candles in memory → choice: p50/p99 over 1,000
+	$(PY) benchmarks/bench_decision.py
+
+report-selector: setup ## real multi-year data: discovery → selector, held-out result beside every baseline
+	$(PY) benchmarks/selector_real.py
+
+report-arbitrage: setup ## real Coinbase × Binance overlap: alignment, gross spread, what survives costs
+	$(PY) benchmarks/arb_real.py
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -38,12 +38,29 @@ def version() -> None:
 def _register() -> None:
     from trading_pipeline import ops_cli
     from trading_pipeline.backtest import cli as backtest_cli
+    from trading_pipeline.bots import cli as bot_cli
+    from trading_pipeline.bots import fleet_cli
     from trading_pipeline.discovery import cli as discovery_cli
     from trading_pipeline.history import cli as history_cli
     from trading_pipeline.history import import_cli
     from trading_pipeline.regimes import cli as regimes_cli
+    from trading_pipeline.selector import cli as selector_cli
+    from trading_pipeline.selector import select_cli
+    from trading_pipeline.venues import cli as venue_cli
 
-    for module in (history_cli, import_cli, backtest_cli, discovery_cli, regimes_cli, ops_cli):
+    for module in (
+        history_cli,
+        import_cli,
+        backtest_cli,
+        discovery_cli,
+        regimes_cli,
+        ops_cli,
+        venue_cli,
+        select_cli,
+        bot_cli,
+        selector_cli,
+        fleet_cli,
+    ):
         module.register(app)
 
 
