@@ -112,20 +112,63 @@ def load_frames(
     warmup_bars: int,
 ) -> dict[str, pl.DataFrame]:
     """Bars of each symbol from the Parquet store, from ``warmup_bars`` before ``start`` to
-    ``end``; a missing series is a :class:`UserInputError`."""
+    ``end``; a missing series is a :class:`UserInputError`.
+
+    A venue-qualified symbol (``coinbase:BTCUSD``, bots/routing.py) is read from that venue's
+    store market (``market=coinbase``, venues.symbols.STORE_MARKET) whatever ``market`` says;
+    the frame keeps the qualified name."""
+    from trading_pipeline.bots.routing import is_qualified, venue_symbol
     from trading_pipeline.market.candles import CandleError, load_store
 
     pad = bar_ms(interval) * (warmup_bars + 2)
     out: dict[str, pl.DataFrame] = {}
     for symbol in symbols:
+        where, name = market, symbol
+        if is_qualified(symbol):
+            vs = venue_symbol(symbol)
+            where, name = vs.store_market, vs.store_symbol
         try:
-            df = load_store(history_dir, market=market, symbol=symbol, interval=interval)
+            df = load_store(history_dir, market=where, symbol=name, interval=interval)
         except CandleError as exc:
             raise UserInputError(str(exc)) from None
         lo = to_ms(start) - pad
         ms = pl.col("open_time").dt.epoch("ms")
         out[symbol] = df.filter((ms >= lo) & (ms < to_ms(end)))
     return out
+
+
+class VenueCandles:
+    """One candle source per venue behind one (live bot4): ``coinbase:BTCUSD`` (bots/routing.py
+    symbols) is asked of the coinbase source by the venue's own id, ``BTC-USD`` — what
+    :class:`ExchangeCandles` looks markets up by. ``next_close_ms`` is the earliest over the
+    venues. (Replays need none of this: their frames are keyed by the qualified names.)"""
+
+    def __init__(self, sources: Mapping[str, CandleSource]) -> None:
+        if not sources:
+            raise UserInputError("venue candles need at least one venue")
+        self.sources = dict(sources)
+
+    def _route(self, symbol: str) -> tuple[CandleSource, str]:
+        from trading_pipeline.bots.routing import venue_symbol
+
+        vs = venue_symbol(symbol)
+        if vs.venue not in self.sources:
+            raise UserInputError(
+                f"no candles for venue {vs.venue} (have {', '.join(self.sources)})"
+            )
+        return self.sources[vs.venue], vs.native_id
+
+    def closed_bars(self, symbol: str, interval: str, now_ms: int, n: int) -> pl.DataFrame:
+        src, native = self._route(symbol)
+        return src.closed_bars(native, interval, now_ms, n)
+
+    def price(self, symbol: str, interval: str, now_ms: int) -> float | None:
+        src, native = self._route(symbol)
+        return src.price(native, interval, now_ms)
+
+    def next_close_ms(self, interval: str, now_ms: int) -> int | None:
+        times = [t for s in self.sources.values() if (t := s.next_close_ms(interval, now_ms))]
+        return min(times) if times else None
 
 
 class ExchangeCandles:

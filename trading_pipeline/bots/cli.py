@@ -100,6 +100,11 @@ def run(
     replay = replay_from is not None or replay_to is not None
     if live and replay:
         raise UserInputError("--replay-from/--replay-to run on the paper broker; drop --live")
+    if live and len(spec.venues) > 1:
+        raise UserInputError(
+            f"{spec.name} trades on {' and '.join(spec.venues)}: live orders there are not "
+            "supported yet, run it with --paper"
+        )
     if live:  # keys first: a missing one is a one-line error before anything else happens
         from trading_pipeline.bots.ccxt_broker import Credentials
 
@@ -151,40 +156,46 @@ def run(
         )
         return
 
-    from trading_pipeline.bots.candles import ExchangeCandles
+    from trading_pipeline.backtest.costs import CostModel
+    from trading_pipeline.bots.candles import ExchangeCandles, VenueCandles
     from trading_pipeline.bots.clock import WallClock
     from trading_pipeline.bots.ledger import Ledger
+    from trading_pipeline.bots.replay import paper_broker
     from trading_pipeline.bots.runner import BotRunner
     from trading_pipeline.venues.exchange import make_exchange
 
-    venue = spec.venues[0]
-    base_url = settings.venue_url(venue)
     stop = _stop_flag()
     clock = WallClock(stop=stop)
     a0 = store.current(spec.name)
+    candles: Any
     if live:
         from trading_pipeline.bots.ccxt_broker import CcxtBroker
 
-        broker: Any = CcxtBroker.connect(venue, creds, base_url=base_url, live=True)
-        exchange = broker.exchange
+        venue = spec.venues[0]
+        broker: Any = CcxtBroker.connect(
+            venue, creds, base_url=settings.venue_url(venue), live=True
+        )
+        candles = ExchangeCandles(broker.exchange)
         mode = "live"
         assignments = lambda: store.current(spec.name)  # noqa: E731 - live: nothing until deployed
     else:
-        from trading_pipeline.bots.paper import PaperBroker
-
-        exchange = make_exchange(venue, base_url=base_url)
+        exchanges = {v: make_exchange(v, base_url=settings.venue_url(v)) for v in spec.venues}
+        candles = (
+            VenueCandles({v: ExchangeCandles(ex) for v, ex in exchanges.items()})
+            if len(exchanges) > 1
+            else ExchangeCandles(next(iter(exchanges.values())))
+        )
         mode = "paper"
         assignments = lambda: store.current(spec.name) or default_assignment(spec.name)  # noqa: E731
-    candles = ExchangeCandles(exchange)
-    interval = a0.interval if a0 else spec.interval
     workdir = settings.bots_dir / spec.name / mode
     if mode == "paper":
-        broker = PaperBroker(
+        broker = paper_broker(
+            a0 or default_assignment(spec.name),
             candles,
             clock,
-            interval=interval,
-            starting_balances={"USDT": initial},
-            path=workdir / "paper.sqlite",
+            initial_cash=initial,
+            costs=CostModel(),
+            workdir=workdir,
         )
     ledger = Ledger(workdir / "ledger.sqlite")
     runner = BotRunner(

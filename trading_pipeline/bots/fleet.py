@@ -492,6 +492,16 @@ def _interval_of(series: str) -> str | None:
     return tail if tail in INTERVAL_MS else None
 
 
+def _no_champion() -> str:
+    """The reason the selector writes when it had no champion model to decide with
+    (``selector.decide.NO_CHAMPION``; imported lazily, bots do not depend on the selector)."""
+    try:
+        from trading_pipeline.selector.decide import NO_CHAMPION
+    except ImportError:  # pragma: no cover - the selector package is optional here
+        return "no champion"
+    return str(NO_CHAMPION)
+
+
 def candidates_from_decisions(
     decisions: Mapping[str, DecisionLike],
     current: Mapping[str, Assignment],
@@ -503,7 +513,9 @@ def candidates_from_decisions(
     """One candidate per bot: what its decision in force says to run, at its current capital
     fraction (or ``fractions``, or the plan's), with its current risk limits. A bot without a
     decision keeps what it has; with ``seed_defaults`` a bot with neither gets its spec default.
-    The lineage records the decision and the model behind it."""
+    A decision the selector made without a champion model (reason "no champion") counts as no
+    decision, so a deploy before any model exists keeps each bot's spec default instead of
+    moving it to cash. The lineage records the decision and the model behind it."""
     split = default_split()
     out = []
     for bot, spec in FLEET_BY_NAME.items():
@@ -512,6 +524,8 @@ def candidates_from_decisions(
         if fraction is None:
             fraction = cur.capital_fraction if cur is not None else split[bot]
         d = decisions.get(bot)
+        if d is not None and getattr(d, "reason", "") == _no_champion():
+            d = None  # the selector had no model yet: not a choice, the bot keeps its default
         if d is None:
             if cur is None and seed_defaults:
                 out.append(

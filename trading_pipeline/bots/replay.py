@@ -22,10 +22,20 @@ from typing import Any
 import polars as pl
 
 from trading_pipeline.backtest.costs import CostModel
-from trading_pipeline.bots.candles import FrameCandles, bar_ms
-from trading_pipeline.bots.clock import ReplayClock, from_ms, to_ms
+from trading_pipeline.bots.broker import Broker
+from trading_pipeline.bots.candles import CandleSource, FrameCandles, bar_ms
+from trading_pipeline.bots.clock import Clock, ReplayClock, from_ms, to_ms
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.paper import PaperBroker
+from trading_pipeline.bots.routing import (
+    PAIR_FAMILIES,
+    RoutingBroker,
+    VenuePrices,
+    check_pair,
+    is_qualified,
+    venue_costs,
+    venue_symbol,
+)
 from trading_pipeline.bots.runner import AssignmentLike, BotRunner, signal_window
 from trading_pipeline.bots.spec import CASH, FLEET, default_split
 from trading_pipeline.errors import UserInputError
@@ -99,13 +109,8 @@ def replay_bot(
     candles = FrameCandles(frames, end_ms=to_ms(end))
     clock = ReplayClock(to_ms(start), to_ms(end))
     costs = costs or CostModel()
-    broker = PaperBroker(
-        candles,
-        clock,
-        interval=assignment.interval,
-        starting_balances={"USDT": initial_cash},
-        costs=costs,
-        path=workdir / "paper.sqlite",
+    broker = paper_broker(
+        assignment, candles, clock, initial_cash=initial_cash, costs=costs, workdir=workdir
     )
     ledger = Ledger(workdir / "ledger.sqlite", durable=durable)
     try:
@@ -129,12 +134,89 @@ def replay_bot(
             initial_cash,
             ledger.path,
             ledger.equity(),
-            ledger.fills(),
+            fills_with_reason(ledger),
             ledger.risk_events(),
         )
     finally:
         ledger.close()
         broker.close()
+
+
+def paper_broker(
+    assignment: AssignmentLike,
+    candles: CandleSource,
+    clock: Clock,
+    *,
+    initial_cash: float,
+    costs: CostModel,
+    workdir: Path,
+) -> PaperBroker | RoutingBroker:
+    """The paper account of a bot: one USDT account, or one per venue for venue-qualified
+    symbols (bot4), see :func:`venue_paper_broker`. Replays and ``bot run --paper`` share it."""
+    if any(is_qualified(s) for s in assignment.symbols):
+        return venue_paper_broker(
+            assignment, candles, clock, initial_cash=initial_cash, costs=costs, workdir=workdir
+        )
+    return PaperBroker(
+        candles,
+        clock,
+        interval=assignment.interval,
+        starting_balances={"USDT": initial_cash},
+        costs=costs,
+        path=workdir / "paper.sqlite",
+    )
+
+
+def venue_paper_broker(
+    assignment: AssignmentLike,
+    candles: CandleSource,
+    clock: Clock,
+    *,
+    initial_cash: float,
+    costs: CostModel,
+    workdir: Path,
+) -> RoutingBroker:
+    """One paper account per venue of the assignment's venue-qualified symbols, behind a
+    :class:`RoutingBroker`: each starts with an equal share of ``initial_cash`` in its own quote
+    currency (USDT on Binance US, USD on Coinbase) and charges its venue's costs (arbitrage:
+    the fees its parameters name; otherwise ``costs``). A pair's quotes must be equal or a pair
+    named in routing.PAR_QUOTES."""
+    symbols = tuple(assignment.symbols)
+    per_symbol: dict[str, CostModel] = dict.fromkeys(symbols, costs)
+    if assignment.family in PAIR_FAMILIES:
+        from trading_pipeline.strategies.registry import get_family
+
+        check_pair(symbols)
+        params = get_family(assignment.family).validate(dict(assignment.params or {}))
+        per_symbol = venue_costs(params, symbols)
+    venues: dict[str, tuple[str, CostModel]] = {}
+    for s in symbols:
+        vs = venue_symbol(s)
+        if vs.venue in venues and venues[vs.venue][0] != vs.quote:
+            raise UserInputError(f"{assignment.bot}: two quote currencies on {vs.venue}")
+        venues.setdefault(vs.venue, (vs.quote, per_symbol[s]))
+    share = initial_cash / len(venues)
+    brokers: dict[str, Broker] = {
+        v: PaperBroker(
+            VenuePrices(candles, v),
+            clock,
+            interval=assignment.interval,
+            starting_balances={quote: share},
+            costs=c,
+            path=workdir / f"paper-{v}.sqlite",
+        )
+        for v, (quote, c) in venues.items()
+    }
+    return RoutingBroker(brokers, quotes={v: q for v, (q, _) in venues.items()})
+
+
+def fills_with_reason(ledger: Ledger) -> pl.DataFrame:
+    """The ledger's fills with each order's ``reason`` (entry, exit, inventory, arbitrage...)."""
+    fills = ledger.fills()
+    if fills.height == 0:
+        return fills
+    orders = ledger.orders().select("client_order_id", "reason")
+    return fills.join(orders, on="client_order_id", how="left").sort("seq")
 
 
 def store_loader(
@@ -289,6 +371,7 @@ def summary(result: ReplayResult, base: Path | None = None) -> dict[str, Any]:
                     "price": r["price"],
                     "fee": r["fee"],
                     "client_order_id": r["client_order_id"],
+                    "reason": r.get("reason"),
                 }
                 for r in b.fills.iter_rows(named=True)
             ]
@@ -476,6 +559,97 @@ def _trade_diffs(k: int, m: dict[str, Any], b: dict[str, Any], rel: float) -> li
     return out
 
 
+def reconcile_pairs(
+    replay_fills: pl.DataFrame,
+    backtest_fills: pl.DataFrame | None,
+    *,
+    times: pl.Series,
+    symbols: tuple[str, str],
+    costs: Mapping[str, CostModel],
+    rebalances: int = 0,
+    rel: float = 1e-9,
+) -> list[str]:
+    """Every difference between bot4's paper fills and ``backtest_multi``'s arbitrage pairs
+    (``MultiResult.ledger``: bar, buy_venue, units, buy_price, sell_price) on the same bars.
+
+    ``replay_fills`` need the ``reason`` column (:func:`fills_with_reason`); the inventory buys
+    are not pairs. ``times`` are the aligned bars' open times (the backtest's bar indices),
+    ``symbols`` venue a then b, ``costs`` each venue's model (the fees a pair should pay),
+    ``rebalances`` the backtest's ``rebalances`` total. Each line says what differs and, where
+    the two models differ on purpose, why:
+
+    - the replay buys its base inventory with a market order that pays fee and slippage,
+      ``backtest_multi`` gets it free at the first open: when that changed the limiting
+      balance, the units (and everything after) differ;
+    - the runner never moves inventory between venues; a backtest that rebalanced had other
+      balances from then on.
+    """
+    diffs: list[str] = []
+    why_units = ""
+    inv = replay_fills.filter(pl.col("reason") == "inventory") if replay_fills.height else None
+    if inv is not None and inv.height and float(inv["fee"].sum()) > 0:
+        why_units = (
+            " (the replay's inventory paid fee and slippage when bought; the backtest's is free)"
+        )
+    if rebalances:
+        diffs.append(
+            f"backtest rebalanced the inventory {rebalances} time(s); the runner does not "
+            "transfer between venues, so balances (and units) differ after the first rebalance"
+        )
+    mine: list[dict[str, Any]] = []
+    if replay_fills.height:
+        legs = replay_fills.filter(pl.col("reason") != "inventory").sort("time_ms", "side")
+        for (t,), g in legs.group_by(["time_ms"], maintain_order=True):
+            buys, sells = g.filter(pl.col("side") == "buy"), g.filter(pl.col("side") == "sell")
+            if buys.height != 1 or sells.height != 1:
+                diffs.append(
+                    f"at {from_ms(int(t))}: {buys.height} buy and {sells.height} sell legs"
+                )
+                continue
+            mine.append(
+                {"t": int(t), "buy": buys.row(0, named=True), "sell": sells.row(0, named=True)}
+            )
+    theirs = list(backtest_fills.iter_rows(named=True)) if backtest_fills is not None else []
+    if len(mine) != len(theirs):
+        diffs.append(f"pair count: replay {len(mine)}, backtest {len(theirs)}")
+    venue = {"a": symbols[0], "b": symbols[1]}
+    for k, (m, b) in enumerate(zip(mine, theirs, strict=False)):
+        t_bt = to_ms(times[int(b["bar"])])
+        buy_sym = venue[str(b["buy_venue"])]
+        sell_sym = symbols[1] if buy_sym == symbols[0] else symbols[0]
+        if m["t"] != t_bt:
+            diffs.append(f"pair {k}: filled at {from_ms(m['t'])} vs backtest {from_ms(t_bt)}")
+        if m["buy"]["symbol"] != buy_sym or m["sell"]["symbol"] != sell_sym:
+            diffs.append(
+                f"pair {k}: bought on {m['buy']['symbol']} / sold on {m['sell']['symbol']} vs "
+                f"backtest {buy_sym} / {sell_sym}"
+            )
+            continue
+        units = float(b["units"])
+        checks = (
+            ("buy price", float(m["buy"]["price"]), float(b["buy_price"]), ""),
+            ("sell price", float(m["sell"]["price"]), float(b["sell_price"]), ""),
+            ("buy units", float(m["buy"]["qty"]), units, why_units),
+            ("sell units", float(m["sell"]["qty"]), units, why_units),
+            (
+                "buy fee",
+                float(m["buy"]["fee"]),
+                units * float(b["buy_price"]) * costs[buy_sym].fee,
+                why_units,
+            ),
+            (
+                "sell fee",
+                float(m["sell"]["fee"]),
+                units * float(b["sell_price"]) * costs[sell_sym].fee,
+                why_units,
+            ),
+        )
+        for name, mv, bv, why in checks:
+            if not _close(mv, bv, rel):
+                diffs.append(f"pair {k}: {name} {mv!r} vs backtest {bv!r}{why}")
+    return diffs
+
+
 def backtest_window(frames: pl.DataFrame, start: datetime, end: datetime) -> tuple[int, int]:
     """The bar indices ``[start, stop)`` of ``frames`` a replay over ``start..end`` trades."""
     ms = frames["open_time"].dt.epoch("ms")
@@ -491,10 +665,14 @@ __all__ = [
     "bar_ms",
     "check_range",
     "fills_to_trades",
+    "fills_with_reason",
+    "paper_broker",
     "reconcile",
+    "reconcile_pairs",
     "replay_bot",
     "replay_fleet",
     "store_loader",
     "summary",
+    "venue_paper_broker",
     "write_report",
 ]

@@ -17,6 +17,17 @@ Each step (the clock reached a bar's close ``T``):
    first; orders are written to the ledger as intents before they are sent;
 6. book the results, the equity mark, risk events and state in ONE ledger transaction.
 
+Multi-input families (bot4, bot5) run through the same step. Hedging reports a target
+(``meta["exposure"]`` per bar): the runner holds the symbols while the last bar's target is
+positive and sells them when it is zero — a state, so a runner started mid risk-on holds, as
+``backtest_multi``'s hedging simulation does. Arbitrage (bots.routing.PAIR_FAMILIES) gives pair
+events on two venue-qualified symbols (``binanceus:BTCUSDT``, ``coinbase:BTCUSD``) executed
+through a routing broker: on start the runner buys each venue's base inventory (half the
+capital per venue, half of that in base, fees paid), then each event buys ``units`` on the
+cheap venue and sells them on the dear one, sized from the per-venue balances the ledger's
+fills give, as ``simulate_arbitrage`` sizes them. The runner does not move inventory between
+venues (no periodic rebalancing: replay.reconcile_pairs lists what that changes).
+
 On start it reconciles: every order the ledger holds as sent but not settled is looked up at the
 broker by its client order id (booked if it filled, marked ``not_sent`` if the broker never saw
 it), never re-sent blindly. A step already booked is never run again; a step interrupted
@@ -42,8 +53,21 @@ from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, clie
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
 from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of
+from trading_pipeline.bots.routing import (
+    INVENTORY,
+    PAIR_FAMILIES,
+    inventory_qty,
+    size_pair,
+    venue_costs,
+)
 from trading_pipeline.bots.spec import CASH, bot_spec
-from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, Signals, StrategyFamily
+from trading_pipeline.strategies.base import (
+    LONG_ENTRY,
+    LONG_EXIT,
+    SHORT_ENTRY,
+    Signals,
+    StrategyFamily,
+)
 
 log = logging.getLogger("trading_pipeline.bots.runner")
 
@@ -107,13 +131,18 @@ class LastSignal:
     stop_loss: float | None = None
     take_profit: float | None = None
     stop_distance: float | None = None
+    hold: bool | None = None  # a target family's state (hedging): hold the symbol or not
 
     @property
     def enters(self) -> bool:
+        if self.hold is not None:
+            return self.hold
         return bool(self.flags & LONG_ENTRY) and not self.flags & LONG_EXIT
 
     @property
     def exits(self) -> bool:
+        if self.hold is not None:
+            return not self.hold
         return bool(self.flags & LONG_EXIT) and not self.flags & LONG_ENTRY
 
     def levels(self, entry_price: float) -> list[float | None] | None:
@@ -127,13 +156,17 @@ class LastSignal:
         return None if stop is None and tp is None else [stop, tp]
 
 
-def _last(sig: Signals, flags: np.ndarray | None = None) -> LastSignal:
+def _last(sig: Signals, flags: np.ndarray | None = None, *, target: bool = False) -> LastSignal:
     f = sig.flags if flags is None else np.asarray(flags)
     sd = None
     if sig.stop_distance is not None and len(sig.stop_distance):
         sd = float(sig.stop_distance[-1])
     sl, tp = sig.meta.get("stop_loss"), sig.meta.get("take_profit")
-    return LastSignal(int(f[-1]), float(sl) if sl else None, float(tp) if tp else None, sd)
+    hold = None
+    exposure = sig.meta.get("exposure")
+    if target and exposure is not None and len(exposure) == len(f):
+        hold = bool(float(np.asarray(exposure)[-1]) > 0.0)
+    return LastSignal(int(f[-1]), float(sl) if sl else None, float(tp) if tp else None, sd, hold)
 
 
 def last_signals(
@@ -144,7 +177,9 @@ def last_signals(
     Single-input families run once per symbol. Multi-input families (``inputs > 1``) get all the
     series at once through ``signals_multi`` (keys: symbols); their ``Signals.meta
     ["flags_by_symbol"]`` (symbol → per-bar flags) says what to do with each symbol, otherwise
-    the flags apply to the first symbol.
+    the flags apply to the first symbol. A multi-input family that reports a per-bar target
+    (``meta["exposure"]``, hedging) is held while the last bar's target is positive, for every
+    symbol its spot flags apply to (entry/exit flags, i.e. not a futures hedge leg).
     """
     out: dict[str, LastSignal] = {}
     if family.inputs > 1:
@@ -153,9 +188,10 @@ def last_signals(
             return out
         sig = family.signals_multi(usable, params)
         per = sig.meta.get("flags_by_symbol")
+        futures = getattr(sig.meta.get("roles"), "futures", None)
         if isinstance(per, Mapping):
-            return {s: _last(sig, f) for s, f in per.items() if len(f)}
-        return {next(iter(usable)): _last(sig)} if len(sig) else out
+            return {s: _last(sig, f, target=s != futures) for s, f in per.items() if len(f)}
+        return {next(iter(usable)): _last(sig, target=True)} if len(sig) else out
     for symbol, b in bars.items():
         if b.height:
             sig = family.signals(b, params)
@@ -222,6 +258,7 @@ class BotRunner:
         self._assignment: AssignmentLike | None = None
         self._family: StrategyFamily | None = None
         self._params: dict[str, Any] = {}
+        self._funded_version: int | None = None
 
     # ---- assignment -------------------------------------------------------------------
     def assignment(self) -> AssignmentLike:
@@ -347,14 +384,20 @@ class BotRunner:
         transfer = self._reallocate(a, close_ms, cash, decision)
         cash += transfer[0] if transfer else 0.0
         signals: dict[str, LastSignal] = {}
+        pair_flag = 0
         if self._family is not None and not decision.flatten:
-            signals = last_signals(self._family, self._params, bars)
+            if self.pair_mode:
+                pair_flag = last_pair_flag(self._family, self._params, bars, a.symbols)
+            else:
+                signals = last_signals(self._family, self._params, bars)
         ctx = _Step(a, close_ms - step_ms, now)
         results = self._exits(ctx, held, signals, bars, decision)
         cash = ctx.cash_after(cash, results)
         for s, q in ctx.base_changes(results).items():
             held[s] = held.get(s, 0.0) + q
-        if not decision.block_entries:
+        if not decision.block_entries and self.pair_mode:
+            results += self._pair_step(ctx, held, pair_flag, decision, cash)
+        elif not decision.block_entries:
             results += self._entries(ctx, held, signals, decision, cash)
         self.ledger.record_step(
             StepRecord(
@@ -371,6 +414,134 @@ class BotRunner:
             )
         )
         return True
+
+    # ---- two-venue pairs (arbitrage) -------------------------------------------------------
+    @property
+    def pair_mode(self) -> bool:
+        """Whether the assignment in force trades two-venue pair events (bot4's arbitrage)."""
+        return self._family is not None and self._family.name in PAIR_FAMILIES
+
+    def _funded(self, a: AssignmentLike, held: Mapping[str, float]) -> bool:
+        """Whether the inventory is there: the bot holds base on one of the venues, or this
+        assignment version already sent its inventory orders (settled or not: never bought
+        twice; a new version with the inventory in place does not buy more; after a risk
+        flatten the bot stays in cash until a new assignment)."""
+        if self._funded_version == a.version or any(abs(held.get(s, 0.0)) > 0 for s in a.symbols):
+            return True
+        orders = self.ledger.orders()
+        if orders.height == 0:
+            return False
+        mine = orders.filter(
+            (orders["reason"] == INVENTORY)
+            & (orders["assignment_version"] == a.version)
+            & (orders["status"] != "not_sent")  # the venue never saw it: buy it again
+        )
+        if mine.height:
+            self._funded_version = a.version
+        return mine.height > 0
+
+    def _fund(
+        self, ctx: _Step, cash: float, decision: riskmod.RiskDecision | None = None
+    ) -> list[tuple[OrderRequest, OrderResult]]:
+        """Buy each venue's base inventory: of the cash per venue, ``1 - quote_share`` (the
+        arbitrage model's pre-funding, ``ArbSettings.quote_share``) goes into base at the
+        current price, fee and slippage paid. Nothing when a price is missing (retried at the
+        next step)."""
+        from trading_pipeline.backtest.multi import ArbSettings
+
+        a = ctx.a
+        prices = {s: self.candles.price(s, a.interval, ctx.now) for s in a.symbols}
+        if any(p is None or not p > 0 for p in prices.values()):
+            log.warning("%s: no price for the inventory at %s; deferred", self.bot, ctx.now)
+            return []
+        costs = venue_costs(self._params, a.symbols)
+        value = cash / len(a.symbols) * (1.0 - ArbSettings().quote_share)
+        if decision is not None:
+            value = min(value, decision.max_entry_value)
+        out = []
+        for s in a.symbols:
+            px = prices[s]
+            assert px is not None
+            if value < self.min_order_value:
+                continue
+            cid = client_order_id(self.bot, a.version, f"{s}-{INVENTORY}", ctx.bar_open, "buy")
+            req = OrderRequest(cid, s, "buy", inventory_qty(value, px, costs[s]), reason=INVENTORY)
+            out.append(self._send(req, ctx))
+        log.info("%s: bought the starting inventory on %s", self.bot, ", ".join(a.symbols))
+        return out
+
+    def _fund_at_start(self, now: int) -> None:
+        """At start (the replay's first open, or the live ticker): fund the inventory of a pair
+        assignment that has none, so the first event trades from the model's balances."""
+        a = self.assignment()
+        held = self.ledger.positions()
+        if not self.pair_mode or self._funded(a, held) or held:
+            return  # funded, or positions of another assignment the first step sorts out
+        results = self._fund(_Step(a, now, now), self.ledger.cash())
+        if results:
+            self.ledger.apply_results(results, fill_ms=now)
+
+    def _venue_quote(self, a: AssignmentLike, now: int) -> dict[str, float]:
+        """Quote balance per venue symbol before ``now``: an equal share of the starting cash
+        and of capital moved since, plus the cash of that venue's fills (the ledger's own
+        per-venue account; the broker's balances are the venue's, which a half-done step could
+        already have changed)."""
+        n = len(a.symbols)
+        moved = self.ledger.transfers()
+        extra = float(moved.filter(moved["time_ms"] < now)["amount"].sum()) if moved.height else 0.0
+        out = {s: (self.ledger.initial_cash() + extra) / n for s in a.symbols}
+        fills = self.ledger.fills()
+        if fills.height:
+            before = fills.filter(fills["time_ms"] < now)
+            for s, delta in before.group_by("symbol").agg(pl.col("cash_delta").sum()).iter_rows():
+                if s in out:
+                    out[s] += float(delta)
+        return out
+
+    def _pair_step(
+        self,
+        ctx: _Step,
+        held: Mapping[str, float],
+        flag: int,
+        decision: riskmod.RiskDecision,
+        cash: float,
+    ) -> list[tuple[OrderRequest, OrderResult]]:
+        """Fund the inventory if that has not happened, then execute the last bar's pair event:
+        ``LONG_ENTRY`` buys on the first symbol's venue and sells on the second's,
+        ``SHORT_ENTRY`` the reverse; sells first, both at the current price."""
+        from trading_pipeline.backtest.multi import ArbSettings
+
+        a = ctx.a
+        if not self._funded(a, held):
+            return self._fund(ctx, cash, decision)
+        if len(a.symbols) != 2 or not flag & (LONG_ENTRY | SHORT_ENTRY):
+            return []
+        first, second = a.symbols
+        buy, sell = (first, second) if flag & LONG_ENTRY else (second, first)
+        prices = {s: self.candles.price(s, a.interval, ctx.now) for s in a.symbols}
+        if any(p is None or not p > 0 for p in prices.values()):
+            log.warning("%s: no price for a leg at %s; event skipped", self.bot, ctx.now)
+            return []
+        order = size_pair(
+            buy,
+            sell,
+            quote=self._venue_quote(a, ctx.now),
+            base=held,
+            prices={s: float(p) for s, p in prices.items() if p is not None},
+            costs=venue_costs(self._params, a.symbols),
+            max_use=float(self._params["max_use"]),
+            min_order_value=ArbSettings().min_order_value,
+            max_value=decision.max_entry_value,
+        )
+        if order is None:
+            log.info("%s: arbitrage event at %s: no inventory to use", self.bot, ctx.now)
+            return []
+        out = []
+        for s, side in ((order.sell, "sell"), (order.buy, "buy")):
+            cid = client_order_id(self.bot, a.version, s, ctx.bar_open, side)  # type: ignore[arg-type]
+            req = OrderRequest(cid, s, side, order.units, reason="arbitrage")  # type: ignore[arg-type]
+            out.append(self._send(req, ctx))
+        return out
 
     def _reallocate(
         self, a: AssignmentLike, close_ms: int, cash: float, decision: riskmod.RiskDecision
@@ -551,6 +722,7 @@ class BotRunner:
         self.reconcile()
         steps = 0
         now = self.clock.now_ms()
+        self._fund_at_start(now)
         while stop is None or not stop():
             # the first step is the first close AFTER the start: a bar that closed before the
             # runner started is history, never traded late
@@ -565,6 +737,19 @@ class BotRunner:
                     raise
                 log.error("%s: step at %s failed: %s: %s", self.bot, now, type(exc).__name__, exc)
         return steps
+
+
+def last_pair_flag(
+    family: StrategyFamily,
+    params: Mapping[str, Any],
+    bars: Mapping[str, pl.DataFrame],
+    symbols: tuple[str, ...],
+) -> int:
+    """The pair event at the last closed bar (0 unless both venues have that bar)."""
+    if len(symbols) != 2 or any(s not in bars or not bars[s].height for s in symbols):
+        return 0
+    sig = family.signals_multi({s: bars[s] for s in symbols}, params)
+    return int(sig.flags[-1]) & (LONG_ENTRY | SHORT_ENTRY) if len(sig) else 0
 
 
 def _close_ms(bars: pl.DataFrame, step_ms: int) -> int:

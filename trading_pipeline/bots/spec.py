@@ -82,11 +82,15 @@ FLEET: tuple[BotSpec, ...] = (
     BotSpec(
         name="bot4",
         role="arbitrage",
-        symbols=("BTCUSDT",),
+        # venue-qualified (bots/routing.py): the quote differs, USDT on Binance US, USD on
+        # Coinbase; the arbitrage family's venue a is the first, venue b the second
+        symbols=("binanceus:BTCUSDT", "coinbase:BTCUSD"),
         interval="1h",
         families=("arbitrage",),
         capital_fraction=0.15,
         venues=("binanceus", "coinbase"),
+        # cash by default: at hourly granularity no spread survives both venues' costs (issue 9
+        # note); an arbitrage assignment pre-funds the inventory when it arrives
         description="Binance US × Coinbase spread; holds cash until a spread survives costs",
     ),
     BotSpec(
@@ -96,7 +100,20 @@ FLEET: tuple[BotSpec, ...] = (
         interval="1h",
         families=("hedging",),
         capital_fraction=0.05,
-        description="cuts exposure when drawdown, regime or correlation says the market turned",
+        # the family's defaults, spelled out: stable-coin mode (spot only, no futures leg),
+        # risk-off on a 15% drawdown from the 30-day high or a bear regime, back after a day
+        # without a trigger; ETH is the correlation partner (corr_max 1 = that trigger off)
+        default_family="hedging",
+        default_params={
+            "dd_limit": 0.15,
+            "dd_bars": 24 * 30,
+            "use_bear": True,
+            "use_highvol": False,
+            "corr_max": 1.0,
+            "cooldown": 24,
+            "reduce_to": 0.0,
+        },
+        description="holds BTC and ETH, moves to the stable coin when drawdown or regime turns",
     ),
 )
 

@@ -43,6 +43,7 @@ def env(
         (["bot", "run", "--bot", "bot9", "--paper"], "unknown bot 'bot9'"),
         (["bot", "run", "--bot", "bot1", "--live"], "live trading needs TP_BINANCE_API_KEY"),
         (["bot", "run", "--bot", "bot1", "--paper", "--live"], "choose --paper or --live"),
+        (["bot", "run", "--bot", "bot4", "--live"], "live orders there are not supported"),
         (
             [
                 "bot",

@@ -96,7 +96,7 @@ def test_deploy_seeds_spec_defaults_before_any_decision(
         "bot2": "cash",
         "bot3": "cash",
         "bot4": "cash",
-        "bot5": "cash",
+        "bot5": "hedging",
     }
     again = deploy(rt, instance)  # no decisions, all assigned: every bot keeps what it has
     assert again.metadata["deployed"].value == 0 and again.metadata["refused"].value == 0
