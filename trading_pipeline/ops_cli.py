@@ -60,10 +60,21 @@ def run_ui(
         raise UserInputError(f"workspace file not found: {workspace}")
     if not (dagster_home / "dagster.yaml").is_file():
         raise UserInputError(f"no dagster.yaml in {dagster_home}")
-    child = subprocess.Popen(
+    return serve_child(
         [*dagster_dev_command(port, workspace), *extra_args],
         env=ui_environment(dagster_home),
         cwd=workspace.parent,
+    )
+
+
+def serve_child(command: Sequence[str], *, env: dict[str, str], cwd: Path) -> int:
+    """Run a server as a child in its own process group until it exits or we get SIGINT or
+    SIGTERM (forwarded to the whole group: webservers, daemons and workers share it); nothing
+    is left running afterwards. A stop we asked for is a clean exit (0)."""
+    child = subprocess.Popen(
+        list(command),
+        env=env,
+        cwd=cwd,
         preexec_fn=_reset_signals,  # only resets dispositions and the mask: no locks taken
         start_new_session=True,
     )
@@ -82,10 +93,8 @@ def run_ui(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        # Leave nothing behind: the webserver, the daemon and the code servers share the group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGTERM)
-    # A stop we asked for (SIGINT/SIGTERM) is a clean exit.
     return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143) else code
 
 

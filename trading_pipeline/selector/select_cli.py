@@ -13,21 +13,17 @@ that SIGINT/SIGTERM stop. MLflow is imported only inside the commands that need 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.ops_cli import STOP_TIMEOUT_S, _reset_signals
+from trading_pipeline.ops_cli import serve_child
 from trading_pipeline.settings import Settings
 
 
@@ -136,31 +132,11 @@ def run_mlflow_ui(port: int, settings: Settings) -> int:
         raise UserInputError(f"TP_MLFLOW_TRACKING_URI is a server already: open {uri}")
     artifacts = settings.data_dir / "mlflow" / "artifacts"  # where MlflowTracker puts them
     artifacts.mkdir(parents=True, exist_ok=True)
-    child = subprocess.Popen(
+    return serve_child(
         mlflow_server_command(port, uri, artifacts),
         env=mlflow_environment(),
         cwd=settings.data_dir / "mlflow",  # anything MLflow drops in its cwd stays in the store
-        preexec_fn=_reset_signals,
-        start_new_session=True,
     )
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            code = child.wait()
-        except BaseException:
-            forward(signal.SIGTERM, None)
-            code = child.wait(timeout=STOP_TIMEOUT_S)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)  # the workers share the group
-    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143) else code
 
 
 def register(app: typer.Typer) -> None:
