@@ -31,7 +31,7 @@ import ccxt
 
 from trading_pipeline.bots.broker import OrderRequest, OrderResult
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.venues.exchange import REDACTED, make_exchange
+from trading_pipeline.venues.exchange import REDACTED, RetryPolicy, make_exchange
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +86,8 @@ class Credentials:
         return cls(key, secret)
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """``attempts`` tries in all; the wait doubles from ``base_s`` up to ``max_s``."""
-
-    attempts: int = 5
-    base_s: float = 0.5
-    max_s: float = 8.0
-
-    def wait(self, attempt: int) -> float:
-        return float(min(self.max_s, self.base_s * (2**attempt)))
+# An order cannot wait as long as a history download: fewer, shorter retries.
+BROKER_RETRY = RetryPolicy(attempts=5, base_s=0.5, max_s=8.0)
 
 
 class CcxtBroker:
@@ -118,7 +110,7 @@ class CcxtBroker:
         self.exchange = exchange
         self.name = name
         self.live = live
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or BROKER_RETRY
         self._sleep = sleep
         self._secrets = tuple(
             s
@@ -185,7 +177,7 @@ class CcxtBroker:
                 raise
             except RETRYABLE as exc:
                 last = exc
-                wait = self.retry.wait(attempt)
+                wait = self.retry.delay(attempt)
                 log.warning("%s: %s; retry %d in %.1fs", what, self._why(exc), attempt + 1, wait)
                 self._sleep(wait)
         assert last is not None
@@ -367,7 +359,7 @@ class CcxtBroker:
                 return self._rejected(req, self._why(exc), quote)
             except RETRYABLE as exc:
                 last = exc
-                wait = self.retry.wait(attempt)
+                wait = self.retry.delay(attempt)
                 log.warning(
                     "order %s: %s; looking it up, retry %d in %.1fs",
                     req.client_order_id,

@@ -227,8 +227,6 @@ def replay_cmd(
     ] = None,
 ) -> None:
     """Replay the whole fleet with its deployed (or default) assignments; write a report."""
-    import shutil
-
     start, end = check_range(
         parse_day(from_, "--from"), parse_day(to, "--to"), flags="--from and --to"
     )
@@ -236,27 +234,18 @@ def replay_cmd(
         raise UserInputError(f"--capital must be positive, got {capital}")
     settings = _settings(data_dir, bots_dir)
     from trading_pipeline.bots.deploy_store import DeploymentStore
-    from trading_pipeline.bots.replay import replay_fleet, store_loader, summary
+    from trading_pipeline.bots.replay import replay_report, store_loader
 
     assignments = DeploymentStore(settings.bots_dir).all_current()
     target = out or settings.bots_dir / "replays" / f"{start:%Y%m%d}-{end:%Y%m%d}"
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        result = replay_fleet(
-            start=start,
-            end=end,
-            out_dir=staging,
-            load=store_loader(settings.history_dir, start=start, end=end, market=settings.market),
-            assignments=assignments,
-            capital=capital,
-        )
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    data = summary(result, target)
+    data = replay_report(
+        target,
+        start=start,
+        end=end,
+        load=store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+        assignments=assignments,
+        capital=capital,
+    )
     if as_json:
         print(json.dumps(data, indent=2, default=str))
         return

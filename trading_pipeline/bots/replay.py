@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -246,6 +247,22 @@ def _warmup(a: AssignmentLike) -> int:
 
     fam = get_family(a.family)
     return signal_window(fam, fam.validate(a.params or {}))
+
+
+def replay_report(target: Path, **replay: Any) -> dict[str, Any]:
+    """:func:`replay_fleet` (``replay`` are its arguments but ``out_dir``) into a staging folder
+    beside ``target``, renamed over it only once complete, so a failed or killed replay never
+    leaves a half report under the final name; returns :func:`summary` of it."""
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        result = replay_fleet(out_dir=staging, **replay)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return summary(result, target)
 
 
 def replay_fleet(
@@ -671,6 +688,7 @@ __all__ = [
     "reconcile_pairs",
     "replay_bot",
     "replay_fleet",
+    "replay_report",
     "store_loader",
     "summary",
     "venue_paper_broker",

@@ -112,7 +112,8 @@ class LiveCandles:
         Paged and retried (rate limits, network errors) by the venue fetcher's ``Pager``; a
         tick must not wait minutes, so the back-off is short.
         """
-        from trading_pipeline.venues.ohlcv import Pager, RetryPolicy, VenueFetchError, to_frame
+        from trading_pipeline.venues.exchange import RetryPolicy
+        from trading_pipeline.venues.ohlcv import Pager, VenueFetchError, to_frame
         from trading_pipeline.venues.symbols import from_series
 
         s = Series.parse(key)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +24,22 @@ from trading_pipeline.errors import UserInputError
 
 VENUES: tuple[str, ...] = ("binance", "binanceus", "coinbase")
 REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait after a rate limit or a network error from a venue:
+    ``attempts`` tries in all, the wait doubling from ``base_s`` up to ``max_s``."""
+
+    attempts: int = 6
+    base_s: float = 1.0
+    max_s: float = 60.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (0 for the first)."""
+        return float(min(self.max_s, self.base_s * 2**retry))
+
+
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 log = logging.getLogger(__name__)

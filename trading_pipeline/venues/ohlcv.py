@@ -45,6 +45,7 @@ from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.history.plan import months_between
 from trading_pipeline.market.quality import count_gaps
 from trading_pipeline.market.schema import INTERVAL_MS, UTC_US, conform
+from trading_pipeline.venues.exchange import RetryPolicy
 from trading_pipeline.venues.symbols import VenueSymbol, check_venue, parse_symbol
 
 FETCH_VENUES: tuple[str, ...] = ("binanceus", "coinbase")
@@ -58,18 +59,6 @@ Clock = Callable[[], datetime]
 
 class VenueFetchError(RuntimeError):
     """The venue did not answer usefully (after retries): nothing of the month was written."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait after a rate limit or a network error."""
-
-    attempts: int = 6
-    base_s: float = 1.0
-    max_s: float = 60.0
-
-    def delay(self, retry: int) -> float:
-        return float(min(self.max_s, self.base_s * 2**retry))
 
 
 RETRYABLE: tuple[type[Exception], ...] = (ccxt.NetworkError,)  # includes 429 (DDoSProtection)

@@ -7,7 +7,6 @@ buy-and-hold, the equity chart and the risk events; ``report.json`` and ``equity
 """
 
 import base64
-import shutil
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -136,7 +135,7 @@ def _log_mlflow(
 def paper_replay_report(
     context: dg.AssetExecutionContext, config: ReplayConfig, bots_runtime: BotsRuntime
 ) -> dg.MaterializeResult:
-    from trading_pipeline.bots.replay import replay_fleet, store_loader, summary
+    from trading_pipeline.bots.replay import replay_report, store_loader
 
     start, end = _day(config.from_date, "from_date"), _day(config.to_date, "to_date")
     if end <= start:
@@ -145,25 +144,16 @@ def paper_replay_report(
         raise UserInputError(f"capital must be positive, got {config.capital}")
     store = bots_runtime.store()
     target = bots_runtime.bots_path / "replays" / f"{start:%Y%m%d}-{end:%Y%m%d}"
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        result = replay_fleet(
-            start=start,
-            end=end,
-            out_dir=staging,
-            load=store_loader(
-                bots_runtime.history_path, start=start, end=end, market=bots_runtime.market
-            ),
-            assignments=store.all_current() or None,
-            capital=config.capital,
-        )
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    data = summary(result, target)
+    data = replay_report(
+        target,
+        start=start,
+        end=end,
+        load=store_loader(
+            bots_runtime.history_path, start=start, end=end, market=bots_runtime.market
+        ),
+        assignments=store.all_current() or None,
+        capital=config.capital,
+    )
     report_json, report_png = target / "report.json", target / "equity.png"
     experiment_id, run_id = _log_mlflow(
         bots_runtime, data, [report_json, report_png], context.run.run_id
