@@ -216,9 +216,19 @@ def import_freqtrade(
     market: str = "spot",
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ImportSummary:
-    """Import every candle file of ``market`` under ``directory`` into ``layout``'s store."""
+    """Import every candle file of ``market`` under ``directory`` into ``layout``'s store.
+
+    Binance candles go under their Binance market (``market=spot``, ``um``, ``cm``) beside the
+    Vision files; another exchange's candles are its own store market (``market=coinbase``), as
+    the venue history writes them, so two venues' BTC never share a folder."""
     if market not in MARKETS:
         raise UserInputError(f"unknown market {market!r}: use one of {', '.join(MARKETS)}")
+    exchange = exchange.strip().lower()
+    if not exchange.isalnum():
+        raise UserInputError(f"exchange must be a plain name like binance, got {exchange!r}")
+    if exchange != "binance" and market != "spot":
+        raise UserInputError(f"--market {market} is a Binance market; {exchange} imports spot only")
+    store_market = market if exchange == "binance" else exchange
     folder = resolve_dir(Path(directory), exchange)
     files, skipped = discover(folder, market)
     if not files:
@@ -248,7 +258,7 @@ def import_freqtrade(
     summary = ImportSummary(skipped=skipped)
     entries: list[ManifestEntry] = []
     for cf, df, digest, size in loaded:
-        series = Series(market, cf.symbol, cf.interval)
+        series = Series(store_market, cf.symbol, cf.interval)
         result = FileImport(cf.path, series.key, df.height)
         for y, m, month in _months(df):
             period = f"{y:04d}-{m:02d}"
@@ -272,7 +282,7 @@ def import_freqtrade(
             entries.append(
                 ManifestEntry(
                     key=key,
-                    market=market,
+                    market=store_market,
                     symbol=cf.symbol,
                     interval=cf.interval,
                     period=period,

@@ -128,6 +128,25 @@ def test_import_splits_months_leaves_missing_columns_null(tmp_path: Path) -> Non
     assert len(entries) == 3 + 2  # ETH: 30 hours over the new year
 
 
+def test_another_exchange_is_its_own_store_market(tmp_path: Path) -> None:
+    src = tmp_path / "data" / "coinbase"
+    btc = candles(30)
+    write_feather(src / "BTC_USD-1h.feather", btc)
+    layout = HistoryLayout(tmp_path / "history")
+    import_freqtrade(tmp_path / "data", layout=layout, exchange="coinbase")
+    back = pl.read_parquet(layout.parquet_path(Series("coinbase", "BTCUSD", "1h"), 2024, 1))
+    assert (
+        back["close"].to_list() == btc.filter(pl.col("date").dt.year() == 2024)["close"].to_list()
+    )
+    assert not (layout.parquet_dir / "market=spot").exists()
+    e = Manifest(layout.manifest_path).load()[
+        "import/freqtrade/coinbase/BTC_USD-1h.feather/2024-01"
+    ]
+    assert (e.market, e.symbol) == ("coinbase", "BTCUSD")
+    with pytest.raises(UserInputError, match="imports spot only"):
+        import_freqtrade(tmp_path / "data", layout=layout, exchange="coinbase", market="um")
+
+
 def test_reimport_changes_nothing_and_a_changed_file_rewrites(tmp_path: Path) -> None:
     src = tmp_path / "binance"
     f = write_feather(src / "BTC_USDT-1h.feather", candles(24 * 35))
