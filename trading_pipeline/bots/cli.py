@@ -253,8 +253,11 @@ def replay_cmd(
         f"paper replay {start:%Y-%m-%d} → {end:%Y-%m-%d}: ${data['capital']:.2f} → ${data['final']:.2f}"
     )
     for name, b in data["bots"].items():
+        bh = b.get("buy_and_hold_return")
+        beside = "buy-and-hold    n/a" if bh is None else f"buy-and-hold {bh:+7.1%}"
         print(
-            f"  {name:5} {b['family']:14} {b['initial']:9.2f} → {b['final']:9.2f}  "
+            f"  {name:5} {b['family']:14} {b['initial']:9.2f} → {b['final']:9.2f} "
+            f"({b['return']:+7.1%}, {beside})  "
             f"fills {len(b['fills']):4}  risk events {len(b['risk_events'])}"
         )
     print(f"report: {target / 'report.json'}, {target / 'equity.png'}")

@@ -133,3 +133,10 @@ def test_bot_run_replay_and_paper_replay_json(
     assert (target / "report.json").is_file() and (target / "equity.png").is_file()
     assert not list(target.parent.glob(".*partial"))
     assert (target / report["bots"]["bot1"]["ledger"]).is_file()  # relative to the report
+    # the human report puts buy-and-hold of the same bars beside each bot's result
+    assert main(["paper", "replay", "--from", "2020-01-10", "--to", "2020-02-01"]) == 0
+    bot1 = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("bot1"))
+    bh = report["bots"]["bot1"]["buy_and_hold_return"]
+    assert (
+        f"buy-and-hold {bh:+7.1%}" in bot1 and f"{report['bots']['bot1']['return']:+7.1%}" in bot1
+    )
