@@ -208,6 +208,37 @@ def test_a_new_assignment_is_picked_up_and_a_broken_store_keeps_the_old(
     assert steps == 24  # the unreadable store did not stop a single step
 
 
+def test_an_invalid_deploy_is_refused_and_the_bot_keeps_trading_on_the_old_one(
+    bars: pl.DataFrame, tmp_path: Path
+) -> None:
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+
+    store = DeploymentStore(tmp_path / "bots")
+    assert store.deploy([sma()]).ok
+    attempt = to_ms(datetime(2020, 1, 25, tzinfo=UTC))
+    refusals: list[str] = []
+
+    def assignments() -> Assignment | None:
+        if not refusals and clock_box["clock"].now_ms() >= attempt:
+            bad = sma(fast=500, slow=20)  # outside the search space and fast > slow
+            report = store.deploy([bad])
+            refusals.extend(r.reason for r in report.refused)
+        return store.current("bot1")
+
+    clock_box: dict[str, Any] = {}
+    runner, ledger, _ = _runner(bars, tmp_path / "run", assignments)
+    clock_box["clock"] = runner.clock
+    runner.run()
+    assert len(refusals) == 1 and "fast" in refusals[0]
+    current = store.current("bot1")
+    assert current is not None and (current.params["fast"], current.params["slow"]) == (5, 20)
+    orders = ledger.orders()
+    later = orders.filter(pl.col("bar_ms") >= attempt)
+    assert later.height > 5  # it kept trading after the refusal ...
+    assert set(orders["assignment_version"].to_list()) == {current.version}  # ... on the old one
+    assert [h["event"] for h in store.history("bot1")] == ["deployed", "refused"]
+
+
 class CrashAfterSubmit:
     """A broker wrapper that dies (like SIGKILL) right after the venue accepted the N-th order."""
 
