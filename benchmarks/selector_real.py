@@ -96,7 +96,11 @@ def report_one(results: list, bars: dict[str, pl.DataFrame], *, every: str, args
 
     t1 = time.perf_counter()
     ds = build_dataset(
-        results, bars, every=every, provenance={"source": {k: str(v) for k, v in FILES.items()}}
+        results,
+        bars,
+        every=every,
+        provenance={"source": {k: str(v) for k, v in FILES.items()}},
+        holdout_fraction=args.holdout,
     )
     t2 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -116,6 +120,16 @@ def report_one(results: list, bars: dict[str, pl.DataFrame], *, every: str, args
         f"development rows {report.n_development}, held-out rows {report.n_holdout}: "
         f"{report.holdout_start} .. {report.holdout_end}"
     )
+    sel = ds.selection
+    print(
+        f"candidates chosen on returns before {sel['cutoff']} "
+        f"({sel['matching_studies']} studies match the fleet, cap {sel['max_candidates']}):"
+    )
+    for row in sel["scores"]:
+        print(
+            f"  {'*' if row['picked'] else ' '} {row['study']:<40} dev trades {row['trades']:>4}  "
+            f"dsr {row['dsr_probability']:.3f}  sharpe/bar {row['sharpe_per_bar']:+.4f}"
+        )
     print(f"model chosen by purged CV: {report.config.label}, rule {report.model.decision_rule}")
     for row in report.cv:
         print(

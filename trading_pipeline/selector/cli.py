@@ -76,7 +76,11 @@ def train_cmd(
     storage = open_storage(url, data_dir=settings.data_dir)
     found = results_from_storage(top_file, storage, settings.history_dir)
     ds = build_dataset(
-        found.results, found.bars, max_candidates=max_candidates, provenance=found.provenance
+        found.results,
+        found.bars,
+        max_candidates=max_candidates,
+        provenance=found.provenance,
+        holdout_fraction=holdout,  # the candidates are chosen before this held-out period
     )
     ds.save(Path(settings.data_dir) / "selector")
     uri = tracking_uri or settings.mlflow_tracking_uri or default_tracking_uri(settings.data_dir)

@@ -18,8 +18,16 @@ change of choice pays fee + slippage per side moved (out of the old, into the ne
 no side), see :func:`follow`.
 
 The candidate set (:func:`select_candidates`): for each bot of the fleet
-(:mod:`trading_pipeline.bots.spec`), the best-ranked study of each (family, symbol) it may
-run, at its interval; the union ordered by rank and capped, plus cash.
+(:mod:`trading_pipeline.bots.spec`), the best study of each (family, symbol) it may run, at
+its interval; the union ordered best first and capped, plus cash. "Best" is judged on the
+*development period only*: the training's held-out period starts at the first held-out
+decision window of the fleet-matching studies' common coverage (the rule of
+:func:`~trading_pipeline.selector.cv.holdout_split`, :func:`selection_cutoff`), and the studies
+are scored on their out-of-sample returns strictly before that cut-off (development trades,
+then deflated Sharpe probability, then Sharpe; :func:`development_scores`). Discovery's own
+ranking (:func:`~trading_pipeline.discovery.ranking.rank`) uses each study's whole history,
+held-out period included, so it never picks the candidates. The cut-off is recorded in the
+dataset (``selection``) and training never holds out a row before it.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +44,24 @@ import polars as pl
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.bots.spec import FLEET, BotSpec
-from trading_pipeline.discovery.ranking import RankingRule, rank
-from trading_pipeline.discovery.results import StudyResult
+from trading_pipeline.discovery.ranking import RankingRule
+from trading_pipeline.discovery.results import StudyResult, deflate, trial_variance
+from trading_pipeline.discovery.robustness import sharpe
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
 from trading_pipeline.market.schema import INTERVAL_MS, UTC_US
 from trading_pipeline.regimes import get_labeller
+from trading_pipeline.selector.cv import holdout_split
 from trading_pipeline.selector.model import CASH, CASH_ID, Candidate, candidate_id
 from trading_pipeline.selector.state import STATE_WARMUP_BARS, state_frame
 
 DEFAULT_MAX_CANDIDATES = 8
+DEFAULT_HOLDOUT_FRACTION = 0.25
+SELECTION_RULE = (
+    "fleet match; per (family, symbol, interval) and for the cap: at least min_trades "
+    "development entries first, then deflated Sharpe probability, then per-bar Sharpe, all "
+    "on out-of-sample returns strictly before the held-out cut-off"
+)
 REGIME_LABELLER = "rules"
 ROWS_FILE = "training_set.parquet"
 META_FILE = "training_set.json"
@@ -67,6 +83,14 @@ class SelectorDataset:
     switch_cost: float  # per side moved, fraction
     studies: dict[str, str] = field(default_factory=dict)  # candidate id → study group
     provenance: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] = field(default_factory=dict)  # how the candidates were chosen
+
+    @property
+    def candidate_cutoff(self) -> datetime | None:
+        """The candidates were chosen on returns before this time: nothing from it on may be
+        development-only information, so the held-out period never starts earlier."""
+        cutoff = self.selection.get("cutoff")
+        return None if cutoff is None else datetime.fromisoformat(str(cutoff))
 
     @property
     def n(self) -> int:
@@ -105,6 +129,7 @@ class SelectorDataset:
             "switch_cost_per_side": self.switch_cost,
             "label_counts": {r[0]: int(r[1]) for r in counts.iter_rows()},
             "studies": dict(self.studies),
+            "candidate_selection": {k: v for k, v in self.selection.items() if k != "scores"},
         }
 
     # --- persistence (the Dagster asset writes it; the model asset reads it) ---------------
@@ -129,6 +154,7 @@ class SelectorDataset:
             "switch_cost": self.switch_cost,
             "studies": self.studies,
             "provenance": self.provenance,
+            "selection": self.selection,
         }
         atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1, default=str))
         return folder / ROWS_FILE
@@ -161,6 +187,7 @@ class SelectorDataset:
             switch_cost=float(meta["switch_cost"]),
             studies=dict(meta.get("studies") or {}),
             provenance=dict(meta.get("provenance") or {}),
+            selection=dict(meta.get("selection") or {}),
         )
 
 
@@ -172,38 +199,170 @@ def _symbol_interval(series: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
+def _matches(r: StudyResult, bot: BotSpec) -> bool:
+    symbol, interval = _symbol_interval(r.spec.series)
+    return (
+        r.spec.family in bot.families
+        and symbol in bot.symbols
+        and (interval or r.spec.interval) == bot.interval
+    )
+
+
+def fleet_matches(
+    results: Sequence[StudyResult], fleet: Sequence[BotSpec] = FLEET
+) -> list[StudyResult]:
+    """The studies some bot of the fleet may run (family, symbol and interval)."""
+    if not results:
+        raise UserInputError("no discovery results to choose candidates from")
+    matching = [r for r in results if any(_matches(r, bot) for bot in fleet)]
+    if not matching:
+        raise UserInputError(
+            "no discovery result matches a bot of the fleet (family, symbol and interval)"
+        )
+    return matching
+
+
+def _expected_bars(r: StudyResult, delta: timedelta) -> int:
+    if r.spec.interval not in INTERVAL_MS:
+        raise UserInputError(f"study {r.spec.study_group} has an unknown interval")
+    return int(delta / timedelta(milliseconds=INTERVAL_MS[r.spec.interval]))
+
+
+def selection_cutoff(
+    results: Sequence[StudyResult],
+    *,
+    fleet: Sequence[BotSpec] = FLEET,
+    every: str = "1d",
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+) -> datetime:
+    """The first held-out decision time: the decision windows every fleet-matching study
+    covers completely, split by :func:`~.cv.holdout_split` as training splits its rows. It
+    depends on the studies' coverage only, never on their returns."""
+    delta = _every_delta(every)
+    windows: pl.DataFrame | None = None
+    for r in fleet_matches(results, fleet):
+        w = _window_returns(r.open_time, r.returns, every, _expected_bars(r, delta), "r")
+        w = w.select("window")
+        windows = w if windows is None else windows.join(w, on="window", how="inner")
+    assert windows is not None
+    times = windows.get_column("window").sort()
+    if times.len() == 0:
+        raise UserInputError(
+            "the studies matching the fleet share no complete out-of-sample decision window"
+        )
+    try:
+        _, hold = holdout_split(times.len(), holdout_fraction)
+    except ValueError as exc:
+        raise UserInputError(f"cannot hold out the decision windows: {exc}") from exc
+    cutoff: datetime = times[int(hold[0])]
+    return cutoff
+
+
+def development_scores(
+    results: Sequence[StudyResult], cutoff: datetime, rule: RankingRule | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per study group, its statistics on the out-of-sample bars strictly before ``cutoff``:
+    entries, deflated Sharpe probability and per-bar Sharpe. The deflation's benchmark uses
+    the trials of the folds whose test window ends before the cut-off only (their count
+    summed over the studies, their Sharpe variance pooled weighted by trials), so no number
+    from the held-out period enters. PBO and consistency are whole-history statistics in
+    discovery and are not used."""
+    rule = rule or RankingRule()
+    dev: dict[str, tuple[np.ndarray, int, float, int]] = {}
+    for r in results:
+        k = int((r.open_time.cast(UTC_US) < cutoff).sum())
+        first = r.folds[0].test[0] if r.folds else 0
+        folds = [f for f in r.folds if f.test[1] - first <= k]
+        fold_sharpes: list[list[float]] = []
+        if {"fold", "test_sharpe_per_bar"} <= set(r.trials.columns):
+            for f in folds:
+                one = r.trials.filter(pl.col("fold") == f.index)
+                fold_sharpes.append(one.get_column("test_sharpe_per_bar").to_list())
+        variance = trial_variance(fold_sharpes, [f.test[1] - f.test[0] for f in folds])
+        trades = int(np.sum(r.entries[:k]))
+        dev[r.spec.study_group] = (r.returns[:k], sum(f.trials for f in folds), variance, trades)
+    total = sum(t for _, t, _, _ in dev.values())
+    weights = [max(t, 1) for _, t, _, _ in dev.values()]
+    pooled = float(np.average([v for _, _, v, _ in dev.values()], weights=weights))
+    out: dict[str, dict[str, Any]] = {}
+    for group, (returns, _, _, trades) in dev.items():
+        p = deflate(returns, pooled, total).probability if returns.size >= 2 else 0.0
+        out[group] = {
+            "development_bars": int(returns.size),
+            "trades": trades,
+            "eligible": trades >= rule.min_trades,
+            "dsr_probability": float(p) if np.isfinite(p) else 0.0,
+            "sharpe_per_bar": sharpe(returns),
+        }
+    return out
+
+
+def _choose(
+    results: Sequence[StudyResult],
+    *,
+    fleet: Sequence[BotSpec],
+    max_candidates: int,
+    rule: RankingRule | None,
+    every: str,
+    holdout_fraction: float,
+) -> tuple[list[StudyResult], dict[str, Any]]:
+    """The capped candidate studies and the record of how they were chosen."""
+    if max_candidates < 1:
+        raise UserInputError("max_candidates must be at least 1")
+    matching = fleet_matches(results, fleet)
+    cutoff = selection_cutoff(matching, fleet=fleet, every=every, holdout_fraction=holdout_fraction)
+    scores = development_scores(matching, cutoff, rule)
+
+    def key(r: StudyResult) -> tuple[bool, float, float, str]:
+        s = scores[r.spec.study_group]
+        return (not s["eligible"], -s["dsr_probability"], -s["sharpe_per_bar"], r.spec.study_group)
+
+    best: dict[tuple[str, str, str], StudyResult] = {}
+    for r in sorted(matching, key=key):
+        symbol, interval = _symbol_interval(r.spec.series)
+        best.setdefault((r.spec.family, symbol, interval or r.spec.interval), r)
+    picked = sorted({r.spec.study_group: r for r in best.values()}.values(), key=key)
+    picked = picked[:max_candidates]
+    chosen = {r.spec.study_group for r in picked}
+    record = {
+        "rule": SELECTION_RULE,
+        "cutoff": cutoff.isoformat(),
+        "holdout_fraction": holdout_fraction,
+        "every": every,
+        "min_trades": (rule or RankingRule()).min_trades,
+        "max_candidates": max_candidates,
+        "matching_studies": len(matching),
+        "scores": [
+            {"study": r.spec.study_group, "picked": r.spec.study_group in chosen}
+            | scores[r.spec.study_group]
+            for r in sorted(matching, key=key)
+        ],
+    }
+    return picked, record
+
+
 def select_candidates(
     results: Sequence[StudyResult],
     *,
     fleet: Sequence[BotSpec] = FLEET,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     rule: RankingRule | None = None,
+    every: str = "1d",
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
 ) -> list[StudyResult]:
-    """Per bot, the best-ranked study of each (family, symbol) it may run at its interval;
-    the union in ranking order, at most ``max_candidates`` (cash is added separately)."""
-    if max_candidates < 1:
-        raise UserInputError("max_candidates must be at least 1")
-    if not results:
-        raise UserInputError("no discovery results to choose candidates from")
-    ranked = rank(results, rule)
-    order = {study: int(r) for study, r in zip(ranked["study"], ranked["rank"], strict=True)}
-    best: dict[tuple[str, str, str], StudyResult] = {}
-    for r in sorted(results, key=lambda r: order[r.spec.study_group]):
-        symbol, interval = _symbol_interval(r.spec.series)
-        for bot in fleet:
-            if (
-                r.spec.family in bot.families
-                and symbol in bot.symbols
-                and (interval or r.spec.interval) == bot.interval
-            ):
-                best.setdefault((r.spec.family, symbol, interval), r)
-    unique = {r.spec.study_group: r for r in best.values()}
-    picked = sorted(unique.values(), key=lambda r: order[r.spec.study_group])
-    if not picked:
-        raise UserInputError(
-            "no discovery result matches a bot of the fleet (family, symbol and interval)"
-        )
-    return picked[:max_candidates]
+    """Per bot, the best study of each (family, symbol) it may run at its interval; the union
+    best first, at most ``max_candidates`` (cash is added separately). "Best" is judged on
+    the returns before :func:`selection_cutoff` only (:func:`development_scores`), so the
+    held-out period the training will judge on never influences which studies compete."""
+    picked, _ = _choose(
+        results,
+        fleet=fleet,
+        max_candidates=max_candidates,
+        rule=rule,
+        every=every,
+        holdout_fraction=holdout_fraction,
+    )
+    return picked
 
 
 def _candidate(r: StudyResult) -> Candidate:
@@ -250,14 +409,24 @@ def build_dataset(
     fleet: Sequence[BotSpec] = FLEET,
     fear_greed: pl.DataFrame | None = None,
     provenance: Mapping[str, Any] | None = None,
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
 ) -> SelectorDataset:
     """Decision rows from ``results`` (out-of-sample returns) and the series' ``bars``.
 
     ``bars`` maps series keys to their full bar history (the state needs the bars *before*
-    each window, also before the out-of-sample period starts). See the module docstring.
+    each window, also before the out-of-sample period starts). ``holdout_fraction`` is the
+    share the training will hold out: the candidates are chosen on the returns before it
+    (see the module docstring).
     """
     delta = _every_delta(every)
-    picked = select_candidates(results, fleet=fleet, max_candidates=max_candidates, rule=rule)
+    picked, selection = _choose(
+        results,
+        fleet=fleet,
+        max_candidates=max_candidates,
+        rule=rule,
+        every=every,
+        holdout_fraction=holdout_fraction,
+    )
     candidates = [CASH, *(_candidate(r) for r in picked)]
     intervals = sorted({r.spec.interval for r in picked})
     interval = max(intervals, key=lambda i: sum(r.spec.interval == i for r in picked))
@@ -271,9 +440,7 @@ def build_dataset(
     table: pl.DataFrame | None = None
     bh_cols: dict[str, str] = {}
     for r, cand in zip(picked, candidates[1:], strict=True):
-        if r.spec.interval not in INTERVAL_MS:
-            raise UserInputError(f"study {r.spec.study_group} has an unknown interval")
-        expected = int(delta / timedelta(milliseconds=INTERVAL_MS[r.spec.interval]))
+        expected = _expected_bars(r, delta)
         w = _window_returns(r.open_time, r.returns, every, expected, f"ret::{cand.id}")
         if r.spec.series not in bh_cols:
             bh_cols[r.spec.series] = f"bh::{r.spec.series}"
@@ -342,6 +509,7 @@ def build_dataset(
         switch_cost=costs.fee + costs.slippage,
         studies={candidate_id(r.spec.family, r.spec.series): r.spec.study_group for r in picked},
         provenance=dict(provenance or {}),
+        selection=selection,
     )
 
 
@@ -441,6 +609,9 @@ __all__ = [
     "CASH_ID",
     "SelectorDataset",
     "build_dataset",
+    "development_scores",
+    "fleet_matches",
     "follow",
     "select_candidates",
+    "selection_cutoff",
 ]

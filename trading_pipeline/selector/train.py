@@ -1,7 +1,10 @@
 """Train the selector honestly: choose on purged CV, judge once on a held-out period, gate.
 
 1. The last ``holdout_fraction`` of the decision rows is the held-out period; development
-   rows whose label window reaches into it are purged (:func:`~.cv.holdout_split`).
+   rows whose label window reaches into it are purged (:func:`~.cv.holdout_split`). The
+   candidates were chosen on returns before the dataset's ``candidate_cutoff``; should the
+   held-out period start earlier (a larger fraction than the dataset was built for, or rows
+   the fleet-wide coverage lacked), it starts at the cut-off instead (:func:`split_rows`).
 2. Each model configuration is scored by walk-forward purged, embargoed CV on the
    development rows (:func:`~.cv.purged_splits`, ``forward_only``): the policy "follow the
    choice of each decision rule (most probable candidate, or highest expected return from
@@ -35,7 +38,12 @@ import pandas as pd
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.selector import baselines as bl
 from trading_pipeline.selector.cv import holdout_split, purged_splits
-from trading_pipeline.selector.dataset import SelectorDataset, _every_delta, follow
+from trading_pipeline.selector.dataset import (
+    DEFAULT_HOLDOUT_FRACTION,
+    SelectorDataset,
+    _every_delta,
+    follow,
+)
 from trading_pipeline.selector.model import (
     DEFAULT_CONFIGS,
     MODEL_NAME,
@@ -59,7 +67,7 @@ METRIC_KEYS = ("net_return", "sharpe", "hit_rate", "positive_rate", "max_drawdow
 class TrainSettings:
     """How the selector is chosen and judged."""
 
-    holdout_fraction: float = 0.25
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION
     n_splits: int = 4
     embargo: int = 2  # decision rows dropped after each CV test block
     configs: tuple[ModelConfig, ...] = DEFAULT_CONFIGS
@@ -385,6 +393,29 @@ def comparison_markdown(report: TrainReport) -> str:
     return "\n".join(lines)
 
 
+def split_rows(ds: SelectorDataset, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Development and held-out rows: :func:`~.cv.holdout_split`, except that the held-out
+    period never starts before the dataset's ``candidate_cutoff`` (the candidates were
+    chosen with the returns before it, so a held-out row before it would not be unseen).
+    Development rows whose label window reaches the held-out start are purged either way."""
+    t, end = ds.decision_times, ds.label_ends
+    dev, hold = holdout_split(ds.n, fraction, decision_times=t, label_ends=end)
+    cutoff = ds.candidate_cutoff
+    if cutoff is None:
+        return dev, hold
+    after = (ds.frame.get_column("decision_time") >= cutoff).to_numpy()
+    k = int(np.argmax(after)) if after.any() else ds.n
+    if k <= int(hold[0]):
+        return dev, hold
+    if k >= ds.n:
+        raise ValueError(f"the candidates were chosen on every decision row (cut-off {cutoff})")
+    rows = np.arange(ds.n, dtype=np.int64)
+    dev = rows[:k][end[:k] < t[k]]
+    if dev.size == 0:
+        raise ValueError("no development row precedes the candidates' cut-off")
+    return dev, rows[k:]
+
+
 def fit_and_evaluate(ds: SelectorDataset, settings: TrainSettings | None = None) -> TrainReport:
     """Steps 1–3 of the module docstring (no registry)."""
     settings = settings or TrainSettings()
@@ -393,12 +424,7 @@ def fit_and_evaluate(ds: SelectorDataset, settings: TrainSettings | None = None)
     if len(set(ds.labels.tolist())) < 2:
         raise UserInputError("every decision row has the same best candidate: nothing to learn")
     try:
-        dev, hold = holdout_split(
-            ds.n,
-            settings.holdout_fraction,
-            decision_times=ds.decision_times,
-            label_ends=ds.label_ends,
-        )
+        dev, hold = split_rows(ds, settings.holdout_fraction)
         cv = cross_validate(ds, dev, settings)
     except ValueError as exc:
         raise UserInputError(f"cannot split the decision rows: {exc}") from exc
@@ -412,6 +438,7 @@ def fit_and_evaluate(ds: SelectorDataset, settings: TrainSettings | None = None)
         "development": [str(times[int(dev[0])]), str(times[int(dev[-1])])],
         "holdout": [str(times[int(hold[0])]), str(times[int(hold[-1])])],
         "studies": dict(ds.studies),
+        "candidate_cutoff": ds.selection.get("cutoff"),
     }
     model = fit_model(ds, dev, config, seed=settings.seed, info=info, rule=rule)
     return TrainReport(
@@ -440,9 +467,7 @@ def train(
     report = fit_and_evaluate(ds, settings)
     if registry is None:
         return report
-    _, hold = holdout_split(
-        ds.n, settings.holdout_fraction, decision_times=ds.decision_times, label_ends=ds.label_ends
-    )
+    _, hold = split_rows(ds, settings.holdout_fraction)
     champion_metrics: dict[str, float] | None = None
     current = registry.champion(settings.name)
     if current is not None:
@@ -468,6 +493,9 @@ def train(
         "holdout_start": report.holdout_start,
         "holdout_end": report.holdout_end,
         "studies": json.dumps(ds.studies, sort_keys=True),
+        "candidate_selection": str(ds.selection.get("rule", "not recorded")),
+        "candidate_cutoff": str(ds.selection.get("cutoff", "not recorded")),
+        "candidate_selection_holdout_fraction": ds.selection.get("holdout_fraction", ""),
         "data_partitions": json.dumps(ds.provenance.get("partitions", []), default=str),
     }
     run_tags = {

@@ -88,11 +88,15 @@ def test_discovery_to_selector_model_and_the_gate(
     assert tmeta["rows"].value == ds.n >= 30
     assert {c.id for c in ds.candidates} == {"cash", *(f"{f}@{BTC.key}" for f in FAMILIES)}
     assert "| candidate | study |" in tmeta["candidates"].value
+    # the candidates were chosen on the returns before the held-out period the model uses
+    assert tmeta["candidate_cutoff"].value == ds.selection["cutoff"]
+    assert "before the held-out cut-off" in str(tmeta["candidate_selection"].value)
     assert set(tmeta["partitions"].value.split(", ")) == {
         str(family_series_key(f, BTC.key)) for f in FAMILIES
     }
 
     mmeta = result.asset_materializations_for_node("selector_model")[0].metadata
+    assert str(mmeta["holdout"].value).startswith(str(ds.candidate_cutoff))
     assert mmeta["model_version"].value == 1 and mmeta["promoted"].value is True
     table = mmeta["comparison"].value
     for policy in ("selector", "single_best", "regime_lookup", "cash", "buy_and_hold"):

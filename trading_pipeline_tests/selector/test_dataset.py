@@ -3,6 +3,7 @@ is the window's best candidate net of costs, and purging/embargo hold on the lab
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from trading_pipeline.discovery.evaluate import metrics_from_returns
+from trading_pipeline.discovery.ranking import rank
+from trading_pipeline.discovery.results import StudyResult
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.selector.cv import holdout_split, purged_splits
 from trading_pipeline.selector.dataset import (
@@ -17,10 +21,17 @@ from trading_pipeline.selector.dataset import (
     build_dataset,
     follow,
     select_candidates,
+    selection_cutoff,
 )
 from trading_pipeline.selector.model import CASH_ID
 from trading_pipeline.selector.state import state_frame
-from trading_pipeline_tests.selector.helpers import SERIES, candidates, market, study_result
+from trading_pipeline_tests.selector.helpers import (
+    BARS_PER_YEAR,
+    SERIES,
+    candidates,
+    market,
+    study_result,
+)
 
 DAY = timedelta(days=1)
 
@@ -141,6 +152,7 @@ def test_save_and_load_round_trip(ds: SelectorDataset, tmp_path: Path) -> None:
     assert np.array_equal(back.returns, ds.returns)
     assert (back.regimes == ds.regimes).all()
     assert back.candidates == ds.candidates and back.feature_names == ds.feature_names
+    assert back.selection == ds.selection and back.candidate_cutoff == ds.candidate_cutoff
     with pytest.raises(UserInputError):
         SelectorDataset.load(tmp_path / "nothing")
 
@@ -149,3 +161,67 @@ def test_too_little_history_is_a_user_error(bars: dict[str, pl.DataFrame]) -> No
     short = {k: v.head(24 * 10) for k, v in bars.items()}
     with pytest.raises(UserInputError):
         build_dataset(candidates(short, oos_start=24), short)
+
+
+def _heldout_replaced(r: StudyResult, cutoff: object, after: np.ndarray) -> StudyResult:
+    """``r`` with its out-of-sample returns from ``cutoff`` on replaced by ``after`` (whole-
+    history statistics recomputed, as discovery would report them)."""
+    late = (r.open_time >= cutoff).to_numpy()
+    returns = np.where(late, after[: r.returns.size], r.returns)
+    metrics = metrics_from_returns(returns, bars_per_year=BARS_PER_YEAR) | {"trades": 40.0}
+    return dataclasses.replace(r, returns=returns, metrics=metrics)
+
+
+def test_candidates_are_chosen_before_the_held_out_period(bars: dict[str, pl.DataFrame]) -> None:
+    """Which studies become candidates depends on nothing from the held-out period on: two
+    pools that differ only after the cut-off give the same candidates, same order, same
+    development rows; a study that shines only in the held-out period (first in discovery's
+    whole-history ranking) is not preferred by the cap."""
+    res = candidates(bars)
+    cutoff = selection_cutoff(res)  # the first held-out decision time of the training
+    # a momentum study on ETH that loses before the cut-off and wins big after it
+    eth = bars[SERIES[1]]
+    ot = eth.get_column("open_time")
+    noise = np.random.default_rng(5).normal(0.0, 0.001, eth.height)
+    late_star = study_result(
+        "momentum",
+        SERIES[1],
+        eth,
+        np.where((ot >= cutoff).to_numpy(), 0.004, -0.0003) + noise,
+        oos_start=24 * 40,
+    )
+    pool_a = [*res, late_star]
+    assert rank(pool_a)["study"][0] == late_star.spec.study_group  # the old rule's favourite
+    picked_a = select_candidates(pool_a, max_candidates=3)
+    assert late_star.spec.study_group not in {r.spec.study_group for r in picked_a}
+
+    # the same studies with other held-out-period returns: another favourite of the old rule
+    rng = np.random.default_rng(11)
+    pool_b = [
+        _heldout_replaced(r, cutoff, rng.normal(0.003 if i == 0 else -0.002, 0.002, 24 * 200))
+        for i, r in enumerate(pool_a)
+    ]
+    assert rank(pool_b)["study"].to_list() != rank(pool_a)["study"].to_list()
+    picked_b = select_candidates(pool_b, max_candidates=3)
+    assert [r.spec.study_group for r in picked_b] == [r.spec.study_group for r in picked_a]
+
+    ds_a = build_dataset(pool_a, bars, max_candidates=3)
+    ds_b = build_dataset(pool_b, bars, max_candidates=3)
+    assert ds_a.candidates == ds_b.candidates and ds_a.studies == ds_b.studies
+    assert ds_a.selection == ds_b.selection
+    assert ds_a.candidate_cutoff == cutoff
+    assert "before the held-out cut-off" in ds_a.selection["rule"]
+    assert ds_a.summary()["candidate_selection"]["cutoff"] == cutoff.isoformat()
+    scores = {row["study"]: row for row in ds_a.selection["scores"]}
+    assert not scores[late_star.spec.study_group]["picked"]
+    assert scores[late_star.spec.study_group]["sharpe_per_bar"] < 0
+    # the held-out period the training will use starts exactly at the cut-off ...
+    _, hold = holdout_split(
+        ds_a.n, 0.25, decision_times=ds_a.decision_times, label_ends=ds_a.label_ends
+    )
+    assert ds_a.frame["decision_time"][int(hold[0])] == cutoff
+    # ... and everything before it is identical, the held-out rows' outcomes are not
+    before = int(hold[0])
+    assert ds_a.frame.head(before).equals(ds_b.frame.head(before))
+    assert np.array_equal(ds_a.returns[:before], ds_b.returns[:before])
+    assert not np.array_equal(ds_a.returns[before:], ds_b.returns[before:])

@@ -20,6 +20,7 @@ from trading_pipeline.selector.train import (
     TrainSettings,
     fit_and_evaluate,
     rescore,
+    split_rows,
     train,
 )
 from trading_pipeline.tracking import default_tracking_uri
@@ -93,6 +94,8 @@ def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
     params = run.data.params
     assert "sma_cross-v1-spot-BTCUSDT-1h" in params["studies"]
     assert params["holdout_start"] == report.holdout_start
+    assert params["candidate_cutoff"] == ds.selection["cutoff"]
+    assert "before the held-out cut-off" in params["candidate_selection"]
     assert run.data.tags["code_version"] and run.data.tags["trigger"] == "test"
     assert run.data.tags["gate.promote"] == "true"
     artifacts = {a.path for a in registry.client.list_artifacts(report.run_id)}
@@ -162,3 +165,26 @@ def test_cli_without_discovery_outputs_is_a_user_error(tmp_path: Path, capsys) -
     assert err.startswith("error: ") and "top_strategies.json" in err
     assert list(data.iterdir()) == []
     assert cli.main(["selector", "train", "--data-dir", str(data), "--holdout", "1.5"]) == 2
+
+
+def test_the_held_out_period_never_starts_before_the_candidates_cut_off(
+    ds: SelectorDataset,
+) -> None:
+    """The candidates were chosen on the returns before ``candidate_cutoff`` (built for a 25 %
+    hold-out): training with that share holds out exactly from the cut-off; a larger share
+    cannot reach back before it; a smaller one starts later, as asked."""
+    cutoff = ds.candidate_cutoff
+    assert cutoff is not None
+    t = ds.frame.get_column("decision_time")
+    dev, hold = split_rows(ds, 0.25)
+    assert t[int(hold[0])] == cutoff
+    expected = holdout_split(ds.n, 0.25, decision_times=ds.decision_times, label_ends=ds.label_ends)
+    assert np.array_equal(dev, expected[0]) and np.array_equal(hold, expected[1])
+    dev, hold = split_rows(ds, 0.4)
+    assert t[int(hold[0])] == cutoff and t[int(hold[0]) - 1] < cutoff
+    assert ds.label_ends[dev].max() < ds.decision_times[hold].min()
+    dev, hold = split_rows(ds, 0.1)
+    assert t[int(hold[0])] > cutoff
+    report = fit_and_evaluate(ds, TrainSettings(holdout_fraction=0.4, configs=FAST.configs))
+    assert report.n_holdout == ds.n - int((t < cutoff).sum())
+    assert report.model.info["candidate_cutoff"] == ds.selection["cutoff"]

@@ -1,7 +1,8 @@
 """The selector's training set and model as assets, downstream of discovery.
 
 * ``selector_training_set``: every materialized ``strategy_results`` study re-collected from
-  the Optuna storage (as ``performance_matrix`` does), the fleet's candidates picked from them,
+  the Optuna storage (as ``performance_matrix`` does), the fleet's candidates picked from them
+  on their returns before the held-out period (``candidate_cutoff`` in the metadata),
   daily decision rows (state at the window's start → best candidate net of costs), written to
   ``<data>/selector/training_set.{parquet,json}``.
 * ``selector_model``: purged CV model choice, one held-out period, the baselines beside it,
@@ -31,6 +32,8 @@ class TrainingSetConfig(dg.Config):
 
     every: str = "1d"
     max_candidates: int = 8
+    # the share the model will hold out: candidates are chosen on the returns before it
+    holdout_fraction: float = 0.25
 
 
 class SelectorModelConfig(dg.Config):
@@ -76,6 +79,7 @@ def selector_training_set(
             every=config.every,
             max_candidates=config.max_candidates,
             provenance=provenance,
+            holdout_fraction=config.holdout_fraction,
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector training set: {exc}") from exc
@@ -89,6 +93,8 @@ def selector_training_set(
             "features": len(ds.feature_names),
             "series": ", ".join(ds.series),
             "switch_cost_per_side": ds.switch_cost,
+            "candidate_selection": str(ds.selection.get("rule", "")),
+            "candidate_cutoff": str(ds.selection.get("cutoff", "")),
             "path": dg.MetadataValue.path(str(path)),
             "candidates": dg.MetadataValue.md(
                 markdown_table(
