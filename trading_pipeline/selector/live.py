@@ -52,6 +52,25 @@ def closed_bars(df: pl.DataFrame, *, now: datetime, interval: str) -> pl.DataFra
     return df.filter(pl.col("open_time") <= cutoff)
 
 
+def _bars(
+    source: StoreCandles | LiveCandles,
+    series: Sequence[str],
+    *,
+    now: datetime,
+    lookback: int,
+    error: type[Exception],
+    where: str = "",
+) -> dict[str, pl.DataFrame]:
+    """Each series' closed bars from ``source``; a series without any is ``error``."""
+    out = {}
+    for key in series:
+        df = source.series_bars(key, now=now, lookback=lookback)
+        if df.height == 0:
+            raise error(f"no closed {key} bars{where} before {now.isoformat()}")
+        out[key] = df
+    return out
+
+
 class StoreCandles:
     """Closed bars from the Parquet history store only (deterministic for a given ``now``)."""
 
@@ -79,13 +98,9 @@ class StoreCandles:
     def bars(
         self, series: Sequence[str], *, now: datetime, lookback: int
     ) -> dict[str, pl.DataFrame]:
-        out = {}
-        for key in series:
-            df = self.series_bars(key, now=now, lookback=lookback)
-            if df.height == 0:
-                raise CandleError(f"no closed {key} bars in the store before {now.isoformat()}")
-            out[key] = df
-        return out
+        return _bars(
+            self, series, now=now, lookback=lookback, error=CandleError, where=" in the store"
+        )
 
 
 class LiveCandles:
@@ -163,10 +178,4 @@ class LiveCandles:
     def bars(
         self, series: Sequence[str], *, now: datetime, lookback: int
     ) -> dict[str, pl.DataFrame]:
-        out = {}
-        for key in series:
-            df = self.series_bars(key, now=now, lookback=lookback)
-            if df.height == 0:
-                raise CandleFetchError(f"no closed {key} bars before {now.isoformat()}")
-            out[key] = df
-        return out
+        return _bars(self, series, now=now, lookback=lookback, error=CandleFetchError)
