@@ -131,13 +131,11 @@ def run(
 
     if replay:
         assert start is not None and end is not None
-        from trading_pipeline.bots.replay import replay_bot, store_loader
+        from trading_pipeline.bots.replay import replay_bot, store_loader, warmup_bars
 
         a = store.current(spec.name) or default_assignment(spec.name)
-        from trading_pipeline.bots.replay import _warmup
-
         frames = store_loader(settings.history_dir, start=start, end=end, market=settings.market)(
-            tuple(a.symbols), a.interval, _warmup(a)
+            tuple(a.symbols), a.interval, warmup_bars(a)
         )
         workdir = settings.bots_dir / spec.name / "replay" / f"{start:%Y%m%d}-{end:%Y%m%d}"
         r = replay_bot(

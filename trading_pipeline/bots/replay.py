@@ -240,7 +240,8 @@ def store_loader(
     return load
 
 
-def _warmup(a: AssignmentLike) -> int:
+def warmup_bars(a: AssignmentLike) -> int:
+    """Bars of history the assignment's signals need before its first step (1 for cash)."""
     if a.family == CASH:
         return 1
     from trading_pipeline.strategies.registry import get_family
@@ -292,7 +293,7 @@ def replay_fleet(
         a = (assignments or {}).get(spec.name) or default_assignment(spec.name)
         initial = capital * float(split.get(spec.name, 0.0))
         try:
-            frames = load(tuple(a.symbols), a.interval, _warmup(a))
+            frames = load(tuple(a.symbols), a.interval, warmup_bars(a))
         except UserInputError as exc:
             if a.family != CASH:
                 raise
@@ -692,5 +693,6 @@ __all__ = [
     "store_loader",
     "summary",
     "venue_paper_broker",
+    "warmup_bars",
     "write_report",
 ]
