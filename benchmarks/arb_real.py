@@ -66,6 +66,14 @@ SCENARIOS = (
 )
 
 
+def _deflated(oos: dict[str, float]) -> str:
+    """The deflated Sharpe line: the out-of-sample Sharpe against the luck of every trial."""
+    return (
+        f"deflated Sharpe p {oos['dsr_probability']:.2f} over {oos['n_trials']:.0f} trials "
+        f"(per-bar Sharpe {oos['sharpe_per_bar']:.4f} vs benchmark {oos['dsr_benchmark_per_bar']:.4f})"
+    )
+
+
 def spread_available(aligned: pl.DataFrame) -> dict[str, Any]:
     """|basis| at the close, and the basis captured by trading it at the next open."""
     close_b = ((aligned["b_close"] / aligned["a_close"] - 1) * 1e4).to_numpy()
@@ -133,7 +141,7 @@ def hedging_section(folds: int) -> dict[str, Any]:
         )
     print(
         f"  out-of-sample total: hedging {wf.oos['total_return']:+.1%}, buy-and-hold "
-        f"{wf.oos['buy_and_hold_return']:+.1%}"
+        f"{wf.oos['buy_and_hold_return']:+.1%}; {_deflated(wf.oos)}"
     )
     return {"folds": wf.folds, "oos": wf.oos}
 
@@ -255,7 +263,7 @@ def main() -> int:
         print(
             f"  out-of-sample total: net arb return {wf.oos['total_return']:+.4%} "
             f"(gross ${gross:.2f}, net ${net:.2f} on ${CASH:,.0f}); "
-            f"buy-and-hold {wf.oos['buy_and_hold_return']:+.1%}"
+            f"buy-and-hold {wf.oos['buy_and_hold_return']:+.1%}; {_deflated(wf.oos)}"
         )
         report["scenarios"][sc.name] = {
             "cost_estimate_bps": est,

@@ -83,6 +83,8 @@ class MultiResult(BacktestResult):
     benchmark: dict[str, float] = field(default_factory=dict)
     hold_equity: np.ndarray | None = None
     ledger: pl.DataFrame | None = None
+    # the curve the metrics are computed on (arbitrage: cash + equity − holding the inventory)
+    scored_equity: np.ndarray | None = None
 
 
 def curve_metrics(equity: np.ndarray, start_value: float, interval: str) -> dict[str, float]:
@@ -243,6 +245,7 @@ def _backtest_arbitrage(
         benchmark=benchmark,
         hold_equity=sim.hold if detail else None,
         ledger=ledger,
+        scored_equity=excess if detail else None,
     )
 
 
@@ -466,6 +469,7 @@ def _backtest_hedging(
         None,
         frame["open_time"][s0:s1] if detail else None,
         benchmark=benchmark,
+        scored_equity=sim["equity"] if detail else None,
     )
 
 
@@ -573,7 +577,8 @@ def lookahead_check_multi(
 @dataclass
 class WalkForwardMulti:
     """Out-of-sample result of :func:`walk_forward_multi`: per fold the chosen parameters and
-    the test-window metrics, plus the concatenated test windows' totals."""
+    the test-window metrics, plus the concatenated test windows' totals, with the deflated
+    Sharpe ratio for every combination tried (``dsr_probability``, as discovery reports it)."""
 
     folds: list[dict[str, Any]]
     oos: dict[str, float]
@@ -598,7 +603,10 @@ def walk_forward_multi(
     window that follows (the discovery walk-forward's split, :func:`~.splits.walk_forward`).
     Only the test windows are reported. With ``cash_unless_positive`` a fold whose best train
     score is not positive stays in cash (return 0; ``test`` still shows what the best
-    combination would have done)."""
+    combination would have done). The concatenated test windows' per-bar returns are deflated
+    for ``len(grid) × folds`` trials, their Sharpe variance pooled from the train windows as
+    :func:`~trading_pipeline.discovery.results.trial_variance` does for tuned studies."""
+    from trading_pipeline.discovery.results import deflate, trial_variance
     from trading_pipeline.discovery.splits import walk_forward
 
     fam = resolve_family(family)
@@ -613,8 +621,13 @@ def walk_forward_multi(
     out: list[dict[str, Any]] = []
     growth = 1.0
     bench_growth = 1.0
+    per_bar = math.sqrt(bars_per_year(interval))
+    fold_sharpes: list[list[float]] = []
+    fold_bars: list[int] = []
+    oos_returns: list[np.ndarray] = []
     for fold in splits:
         scored = []
+        train_sharpes = []
         for params in grid:
             r = backtest_multi(
                 series,
@@ -628,6 +641,8 @@ def walk_forward_multi(
                 arb=arb,
             )
             scored.append((r.metrics[objective], r.metrics.get("trades", 0.0), r.params))
+            train_sharpes.append(float(r.metrics.get("sharpe", 0.0)) / per_bar)
+        fold_sharpes.append(train_sharpes)
         # ties (e.g. no combination trades) go to the one trading least
         best_score, _, best = max(scored, key=lambda s: (s[0], -s[1]))
         test = backtest_multi(
@@ -640,9 +655,17 @@ def walk_forward_multi(
             start=fold.test_start,
             stop=fold.test_stop,
             arb=arb,
+            detail=True,
         )
         in_cash = cash_unless_positive and not best_score > 0
         ret = 0.0 if in_cash else test.metrics["total_return"]
+        n_test = fold.test_stop - fold.test_start
+        fold_bars.append(n_test)
+        if in_cash or test.scored_equity is None:
+            oos_returns.append(np.zeros(n_test))
+        else:
+            eq = np.asarray(test.scored_equity, dtype=float)
+            oos_returns.append(eq / np.concatenate([[cash], eq[:-1]]) - 1.0)
         growth *= 1.0 + ret
         bench_growth *= 1.0 + test.benchmark["total_return"]
         row = {
@@ -657,6 +680,16 @@ def walk_forward_multi(
         out.append(row)
         if on_fold:
             on_fold(row)
+    n_trials = len(grid) * len(splits)
+    dsr = deflate(np.concatenate(oos_returns), trial_variance(fold_sharpes, fold_bars), n_trials)
     return WalkForwardMulti(
-        out, {"total_return": growth - 1.0, "buy_and_hold_return": bench_growth - 1.0}
+        out,
+        {
+            "total_return": growth - 1.0,
+            "buy_and_hold_return": bench_growth - 1.0,
+            "sharpe_per_bar": dsr.sharpe,
+            "dsr_benchmark_per_bar": dsr.benchmark,
+            "dsr_probability": dsr.probability,
+            "n_trials": float(n_trials),
+        },
     )

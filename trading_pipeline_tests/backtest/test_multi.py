@@ -85,6 +85,10 @@ def test_hand_computed_inventory_fills() -> None:
     assert m["net_arb_pnl"] == pytest.approx(m["net_spread_pnl"], abs=1e-9)
     assert m["total_return"] == pytest.approx(m["net_arb_pnl"] / 1000)
     assert r.benchmark["total_return"] == pytest.approx(100 / (100 * 1.0001 * 1.001) - 1)
+    # the curve the walk-forward deflates is the one scored: arbitrage P&L, not inventory moves
+    assert r.scored_equity is not None and r.equity is not None and r.hold_equity is not None
+    assert r.scored_equity[-1] == pytest.approx(1000 + r.equity[-1] - r.hold_equity[-1])
+    assert r.scored_equity[-1] / 1000 - 1 == pytest.approx(m["total_return"])
 
 
 def test_rebalancing_costs_and_delays() -> None:
@@ -233,6 +237,9 @@ def test_walk_forward_reports_test_windows_only() -> None:
     assert wf.oos["total_return"] == pytest.approx(growth - 1)
     for row in wf.folds:
         assert row["return"] == (0.0 if row["cash"] else row["test"]["total_return"])
+    # judged like a tuned family: the out-of-sample Sharpe deflated for every combination tried
+    assert wf.oos["n_trials"] == len(grid) * 3
+    assert 0.0 <= wf.oos["dsr_probability"] <= 1.0 and wf.oos["dsr_benchmark_per_bar"] > 0
 
 
 def test_walk_forward_stays_in_cash_when_nothing_pays() -> None:
@@ -247,6 +254,8 @@ def test_walk_forward_stays_in_cash_when_nothing_pays() -> None:
     assert all(row["cash"] for row in wf.folds)
     assert all(row["test"]["trades"] > 0 for row in wf.folds)  # it would have traded, and lost
     assert wf.oos["total_return"] == 0.0
+    # all cash: a Sharpe ratio of zero, which cannot beat the luck of 4 trials
+    assert wf.oos["sharpe_per_bar"] == 0.0 and wf.oos["dsr_probability"] < 0.5
 
 
 BINANCE = "Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
