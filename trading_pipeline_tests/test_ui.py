@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,11 @@ import pytest
 
 from trading_pipeline.cli import main
 from trading_pipeline.ops_cli import dagster_dev_command, ui_environment
+from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
 ROOT = Path(__file__).resolve().parents[1]
 START_BOUND_S = 120.0
 STOP_BOUND_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _graphql_version(port: int) -> str | None:
@@ -42,29 +36,9 @@ def _graphql_version(port: int) -> str | None:
         return None
 
 
-def _port_free(port: int) -> bool:
-    """Nothing listens on the port (SO_REUSEADDR: closed connections in TIME_WAIT don't count)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def _processes_using(home: Path) -> list[int]:
     """PIDs whose environment names ``home`` (the UI's processes all inherit DAGSTER_HOME)."""
-    needle = f"DAGSTER_HOME={home}".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "environ").read_bytes().split(b"\0"):
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
+    return processes_with(f"DAGSTER_HOME={home}".encode())
 
 
 def test_ui_command_line_binds_loopback_and_sets_home(tmp_path: Path) -> None:
@@ -88,7 +62,7 @@ def test_ui_answers_graphql_then_stops_on_sigterm(tmp_path: Path) -> None:
     home.mkdir()
     # An instance of its own, so the test leaves no runs or ticks in the project's dagster_home.
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = _free_port()
+    port = free_port()
     exe = shutil.which("trading-pipeline", path=str(Path(sys.executable).parent))
     assert exe is not None
     proc = subprocess.Popen(
@@ -112,9 +86,9 @@ def test_ui_answers_graphql_then_stops_on_sigterm(tmp_path: Path) -> None:
         code = proc.wait(timeout=STOP_BOUND_S)
         assert code == 0
         deadline = time.monotonic() + 10
-        while not _port_free(port) and time.monotonic() < deadline:
+        while not port_free(port) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _port_free(port)
+        assert port_free(port)
         assert _graphql_version(port) is None
         while _processes_using(home) and time.monotonic() < deadline:
             time.sleep(0.2)

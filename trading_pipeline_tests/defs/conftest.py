@@ -9,11 +9,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from trading_pipeline.defs.discovery.resources import DiscoveryStore
 from trading_pipeline.defs.history.partitions import series_partitions
 from trading_pipeline.defs.history.store import HistoryStore
 from trading_pipeline.history.fixtures import make_vision_tree, month_days
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.mirror import MirrorServer, running_mirror
+from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
 
 BTC = Series("spot", "BTCUSDT", "1h")
 ETH = Series("spot", "ETHUSDT", "1h")
@@ -62,3 +64,29 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterIns
 
 def month(d: date) -> str:
     return f"{d.year:04d}-{d.month:02d}-01"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data dir whose store holds 2,500 generated BTC hours (discovery and selector assets)."""
+    root = tmp_path / "data"
+    write_store(root / "history", random_walk_bars(2500, seed=7), BTC)
+    return root
+
+
+def discovery_resources(data_dir: Path) -> dict[str, object]:
+    """The resources the discovery (and selector) assets need, over ``data_dir``, offline."""
+    return {
+        "history": HistoryStore(
+            data_dir=str(data_dir),
+            vision_url="http://127.0.0.1:9",
+            listing_url="http://127.0.0.1:9",
+            universe=["BTCUSDT"],
+        ),
+        "discovery": DiscoveryStore(data_dir=str(data_dir)),
+    }
+
+
+def ops_config(**ops: dict[str, object]) -> dg.RunConfig:
+    """A run config giving each named op its config."""
+    return dg.RunConfig(ops={name: {"config": cfg} for name, cfg in ops.items()})

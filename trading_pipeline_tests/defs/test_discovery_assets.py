@@ -20,43 +20,18 @@ from trading_pipeline.defs.discovery.assets import (
 )
 from trading_pipeline.defs.discovery.partitions import TUNED_FAMILIES, family_series_key
 from trading_pipeline.defs.discovery.resources import DiscoveryStore
-from trading_pipeline.defs.history.store import HistoryStore
 from trading_pipeline.discovery.matrix import ALL, BENCHMARK
 from trading_pipeline.discovery.report import EXPERIMENT
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline_tests.defs.conftest import BTC
-from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
+from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
 FAMILIES = ("sma_cross", "momentum")
 TINY = {"trials": 6, "folds": 2, "seed": 3}
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    write_store(root / "history", random_walk_bars(2500, seed=7), BTC)
-    return root
-
-
-def _resources(data_dir: Path) -> dict[str, object]:
-    return {
-        "history": HistoryStore(
-            data_dir=str(data_dir),
-            vision_url="http://127.0.0.1:9",
-            listing_url="http://127.0.0.1:9",
-            universe=["BTCUSDT"],
-        ),
-        "discovery": DiscoveryStore(data_dir=str(data_dir)),
-    }
-
-
-def _run_config(**ops: dict[str, object]) -> dg.RunConfig:
-    return dg.RunConfig(ops={name: {"config": cfg} for name, cfg in ops.items()})
-
-
 def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) -> None:
     assert set(FAMILIES) <= set(TUNED_FAMILIES) and BENCHMARK not in TUNED_FAMILIES
-    resources = _resources(data_dir)
+    resources = discovery_resources(data_dir)
     run_ids = {}
     for family in FAMILIES:
         key = family_series_key(family, BTC.key)
@@ -65,7 +40,7 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
             partition_key=str(key),
             instance=instance,
             resources=resources,
-            run_config=_run_config(strategy_results=TINY),
+            run_config=ops_config(strategy_results=TINY),
         )
         assert result.success
         meta = result.asset_materializations_for_node("strategy_results")[0].metadata
@@ -104,7 +79,7 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         [performance_matrix, top_strategies],
         instance=instance,
         resources=resources,
-        run_config=_run_config(top_strategies={"top": 3, "min_trades": 0}),
+        run_config=ops_config(top_strategies={"top": 3, "min_trades": 0}),
     )
     assert result.success
 
@@ -144,21 +119,21 @@ def test_one_partition_reruns_alone_and_resumes(
     instance: dg.DagsterInstance, data_dir: Path
 ) -> None:
     """Re-running one family × series tops its studies up; nothing else is touched."""
-    resources = _resources(data_dir)
+    resources = discovery_resources(data_dir)
     key = str(family_series_key("ema_cross", BTC.key))
     first = dg.materialize(
         [strategy_results],
         partition_key=key,
         instance=instance,
         resources=resources,
-        run_config=_run_config(strategy_results={**TINY, "trials": 4}),
+        run_config=ops_config(strategy_results={**TINY, "trials": 4}),
     )
     more = dg.materialize(
         [strategy_results],
         partition_key=key,
         instance=instance,
         resources=resources,
-        run_config=_run_config(strategy_results={**TINY, "trials": 6}),
+        run_config=ops_config(strategy_results={**TINY, "trials": 6}),
     )
     m1 = first.asset_materializations_for_node("strategy_results")[0].metadata
     m2 = more.asset_materializations_for_node("strategy_results")[0].metadata

@@ -14,7 +14,6 @@ import pytest
 from trading_pipeline.defs.discovery.assets import strategy_results, top_strategies
 from trading_pipeline.defs.discovery.partitions import family_series_key
 from trading_pipeline.defs.discovery.resources import DiscoveryStore
-from trading_pipeline.defs.history.store import HistoryStore
 from trading_pipeline.defs.selector.assets import (
     GATE_CHECK,
     selector_model,
@@ -22,35 +21,11 @@ from trading_pipeline.defs.selector.assets import (
 )
 from trading_pipeline.selector.dataset import SelectorDataset
 from trading_pipeline.selector.model import MODEL_NAME
-from trading_pipeline_tests.defs.conftest import BTC
-from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
+from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
 FAMILIES = ("sma_cross", "momentum")  # bot1's and bot3's families, both allowed on BTCUSDT
 TINY = {"trials": 6, "folds": 2, "seed": 3}
 MODEL_CONFIG = {"with_gradient_boosting": False, "cv_splits": 3}
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    write_store(root / "history", random_walk_bars(2500, seed=7), BTC)
-    return root
-
-
-def _resources(data_dir: Path) -> dict[str, object]:
-    return {
-        "history": HistoryStore(
-            data_dir=str(data_dir),
-            vision_url="http://127.0.0.1:9",
-            listing_url="http://127.0.0.1:9",
-            universe=["BTCUSDT"],
-        ),
-        "discovery": DiscoveryStore(data_dir=str(data_dir)),
-    }
-
-
-def _ops(**ops: dict[str, object]) -> dg.RunConfig:
-    return dg.RunConfig(ops={name: {"config": cfg} for name, cfg in ops.items()})
 
 
 def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
@@ -65,14 +40,14 @@ def test_discovery_to_selector_model_and_the_gate(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    resources = _resources(data_dir)
+    resources = discovery_resources(data_dir)
     for family in FAMILIES:
         result = dg.materialize(
             [strategy_results],
             partition_key=str(family_series_key(family, BTC.key)),
             instance=instance,
             resources=resources,
-            run_config=_ops(strategy_results=TINY),
+            run_config=ops_config(strategy_results=TINY),
         )
         assert result.success
 
@@ -80,7 +55,7 @@ def test_discovery_to_selector_model_and_the_gate(
         [selector_training_set, selector_model],
         instance=instance,
         resources=resources,
-        run_config=_ops(selector_model=MODEL_CONFIG),
+        run_config=ops_config(selector_model=MODEL_CONFIG),
     )
     assert result.success
     tmeta = result.asset_materializations_for_node("selector_training_set")[0].metadata
@@ -124,7 +99,7 @@ def test_discovery_to_selector_model_and_the_gate(
         [selector_model],
         instance=instance,
         resources=resources,
-        run_config=_ops(selector_model=MODEL_CONFIG),
+        run_config=ops_config(selector_model=MODEL_CONFIG),
     )
     assert again.success
     check = _check(again)
@@ -138,7 +113,7 @@ def test_discovery_to_selector_model_and_the_gate(
         [top_strategies],
         instance=instance,
         resources=resources,
-        run_config=_ops(top_strategies={"min_trades": 0}),
+        run_config=ops_config(top_strategies={"min_trades": 0}),
     )
     assert ok.success
     from trading_pipeline import cli

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import pytest
 
 from trading_pipeline.cli import main
 from trading_pipeline.selector.select_cli import mlflow_environment, mlflow_server_command
+from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
 ROOT = Path(__file__).resolve().parents[2]
 START_BOUND_S = 150.0
 STOP_BOUND_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(port: int, path: str) -> tuple[int, str] | None:
@@ -34,28 +28,6 @@ def _get(port: int, path: str) -> tuple[int, str] | None:
             return int(response.status), response.read().decode(errors="replace")
     except OSError:
         return None
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _processes_with(needle: bytes) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "environ").read_bytes().split(b"\0"):
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_server_command_binds_loopback_over_the_embedded_store(tmp_path: Path) -> None:
@@ -80,7 +52,7 @@ def test_bad_port_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.timeout(300)
 def test_mlflow_ui_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     exe = shutil.which("trading-pipeline", path=str(Path(sys.executable).parent))
     assert exe is not None
     env = {**os.environ, "TP_DATA_DIR": str(data)}
@@ -108,10 +80,10 @@ def test_mlflow_ui_answers_then_stops_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_BOUND_S) == 0
         deadline = time.monotonic() + 15
-        while (not _port_free(port) or _processes_with(needle)) and time.monotonic() < deadline:
+        while (not port_free(port) or processes_with(needle)) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _port_free(port) and _get(port, "/health") is None
-        assert _processes_with(needle) == []
+        assert port_free(port) and _get(port, "/health") is None
+        assert processes_with(needle) == []
     finally:
         if proc.poll() is None:
             proc.kill()
