@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
+
+from trading_pipeline.history.layout import HistoryLayout
 
 DEFAULT_VISION_URL = "https://data.binance.vision"
 DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
@@ -61,6 +64,17 @@ class Settings:
     def bots_dir(self) -> Path:
         return self.bots_dir_override or self.data_dir / "bots"
 
+    @property
+    def layout(self) -> DataLayout:
+        """Where every artifact lives for these settings."""
+        return DataLayout(
+            data_dir=self.data_dir,
+            history_dir=self.history_dir,
+            bots_dir=self.bots_dir,
+            mlflow_tracking_uri_override=self.mlflow_tracking_uri,
+            optuna_storage_override=self.optuna_storage,
+        )
+
     def venue_url(self, venue: str) -> str | None:
         """The REST base URL override for ``venue`` (``None``: ccxt's real URLs)."""
         return self.venue_urls.get(venue)
@@ -104,3 +118,177 @@ class Settings:
                 if (url := env.get(var, "")).strip()
             },
         )
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Every artifact's path under the data dir, and the MLflow/Optuna URIs: the one place.
+
+    Build it with :meth:`Settings.layout` (or :func:`resolve_layout` from command-line flags),
+    never by joining folder names elsewhere. Methods return paths; none creates anything.
+    """
+
+    data_dir: Path
+    history_dir: Path
+    bots_dir: Path
+    mlflow_tracking_uri_override: str | None = None
+    optuna_storage_override: str | None = None
+
+    @property
+    def history(self) -> HistoryLayout:
+        return HistoryLayout(self.history_dir)
+
+    # discovery: studies' summaries and the ranking
+    @property
+    def discovery_dir(self) -> Path:
+        return self.data_dir / "discovery"
+
+    @property
+    def top_strategies_path(self) -> Path:
+        return self.discovery_dir / "top_strategies.json"
+
+    # features and the Dagster IO manager's tables
+    @property
+    def features_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.data_dir / "tables"
+
+    @property
+    def venue_basis_dir(self) -> Path:
+        return self.data_dir / "venues" / "basis"
+
+    # the selector
+    @property
+    def selector_dir(self) -> Path:
+        return self.data_dir / "selector"
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.selector_dir / "decisions.sqlite"
+
+    # bots
+    def bot_dir(self, bot: str) -> Path:
+        return self.bots_dir / bot
+
+    def assignment_path(self, bot: str) -> Path:
+        return self.bot_dir(bot) / "assignment.json"
+
+    def bot_mode_dir(self, bot: str, mode: str) -> Path:
+        """``<bots>/<bot>/<paper|live>``: the runner's ledger and lock live here."""
+        return self.bot_dir(bot) / mode
+
+    def ledger_path(self, bot: str, mode: str) -> Path:
+        return self.bot_mode_dir(bot, mode) / "ledger.sqlite"
+
+    @property
+    def halt_path(self) -> Path:
+        return self.bots_dir / "HALT"
+
+    @property
+    def replays_dir(self) -> Path:
+        return self.bots_dir / "replays"
+
+    def replay_dir(self, start: date, end: date) -> Path:
+        """A fleet replay's folder: ``replays/YYYYMMDD-YYYYMMDD`` (both days inclusive)."""
+        return self.replays_dir / f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+    def bot_replay_dir(self, bot: str, start: date, end: date) -> Path:
+        return self.bot_dir(bot) / "replay" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+    # MLflow and Optuna
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def mlflow_db_path(self) -> Path:
+        return self.mlflow_dir / "mlflow.db"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """``TP_MLFLOW_TRACKING_URI`` when set, else the embedded ``sqlite:///<abs>/mlflow.db``."""
+        if self.mlflow_tracking_uri_override:
+            return self.mlflow_tracking_uri_override
+        return f"sqlite:///{self.mlflow_db_path.resolve()}"
+
+    @property
+    def uses_embedded_mlflow(self) -> bool:
+        return not self.mlflow_tracking_uri_override
+
+    @property
+    def optuna_journal_path(self) -> Path:
+        return self.data_dir / "optuna" / "studies.log"
+
+    @property
+    def optuna_storage_url(self) -> str:
+        """``TP_OPTUNA_STORAGE`` when set, else ``journal:<abs>/optuna/studies.log``."""
+        if self.optuna_storage_override:
+            return self.optuna_storage_override
+        return f"journal:{self.optuna_journal_path.resolve()}"
+
+    def table(self) -> list[tuple[str, str]]:
+        """(name, path or URI) for every artifact, for ``--help`` text and ``data-layout``."""
+        return [
+            ("data", str(self.data_dir)),
+            ("history", str(self.history_dir)),
+            ("manifest", str(self.history.manifest_path)),
+            ("features", str(self.features_dir)),
+            ("discovery", str(self.discovery_dir)),
+            ("top strategies", str(self.top_strategies_path)),
+            ("selector", str(self.selector_dir)),
+            ("decisions", str(self.decisions_path)),
+            ("bots", str(self.bots_dir)),
+            ("replays", str(self.replays_dir)),
+            ("mlflow", self.mlflow_tracking_uri),
+            ("mlflow artifacts", str(self.mlflow_artifacts_dir)),
+            ("optuna", self.optuna_storage_url),
+        ]
+
+
+def resolve_settings(
+    *,
+    data_dir: Path | str | None = None,
+    history_dir: Path | str | None = None,
+    bots_dir: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from the environment with command-line flags on top: flag > env > default.
+
+    The one precedence rule for every verb and resource:
+
+    * ``--history-dir`` (``--bots-dir``) beats everything for that folder;
+    * ``--data-dir`` beats ``TP_DATA_DIR`` and, because it names where *everything* goes, also
+      beats ``TP_HISTORY_DIR``/``TP_BOTS_DIR`` (history and bots go under it);
+    * otherwise ``TP_HISTORY_DIR``/``TP_BOTS_DIR``, then ``$TP_DATA_DIR/history``/``bots``,
+      then ``./data/…``.
+    """
+    settings = Settings.from_env(env)
+    if data_dir is not None:
+        settings = replace(
+            settings, data_dir=Path(data_dir), history_dir_override=None, bots_dir_override=None
+        )
+    if history_dir is not None:
+        settings = replace(settings, history_dir_override=Path(history_dir))
+    if bots_dir is not None:
+        settings = replace(settings, bots_dir_override=Path(bots_dir))
+    return settings
+
+
+def resolve_layout(
+    *,
+    data_dir: Path | str | None = None,
+    history_dir: Path | str | None = None,
+    bots_dir: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> DataLayout:
+    """:func:`resolve_settings`'s layout."""
+    return resolve_settings(
+        data_dir=data_dir, history_dir=history_dir, bots_dir=bots_dir, env=env
+    ).layout
