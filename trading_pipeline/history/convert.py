@@ -26,6 +26,7 @@ from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.market.quality import count_gaps
 from trading_pipeline.market.schema import KLINE_COLUMNS, KLINE_SCHEMA, UTC_US
+from trading_pipeline.market.validation import CandleError, validate_candles
 
 # The 12 CSV columns as read; ``ignore`` is never parsed (``columns=`` projects it away).
 _RAW_SCHEMA: dict[str, pl.DataType] = {
@@ -109,13 +110,17 @@ def read_kline_csv(csv_path: Path) -> pl.DataFrame:
     csv_path = Path(csv_path)
     if csv_path.stat().st_size == 0:
         return pl.DataFrame(schema=KLINE_SCHEMA)
-    df = pl.read_csv(
-        csv_path,
-        has_header=False,
-        skip_rows=1 if has_header(csv_path) else 0,
-        schema=_RAW_SCHEMA,
-        columns=_KEEP,
-    )
+    try:
+        df = pl.read_csv(
+            csv_path,
+            has_header=False,
+            skip_rows=1 if has_header(csv_path) else 0,
+            schema=_RAW_SCHEMA,
+            columns=_KEEP,
+        )
+    except pl.exceptions.PolarsError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CandleError(f"{csv_path.name}: unparsable CSV ({reason})") from exc
     df = df.with_columns(_epoch_to_utc("open_time"), _epoch_to_utc("close_time"))
     df = df.select(KLINE_COLUMNS)
     if not df["open_time"].is_sorted():
@@ -160,9 +165,21 @@ def write_parquet(df: pl.DataFrame, parquet_path: Path) -> str:
     return digest
 
 
-def build_month(csv_paths: Sequence[Path], parquet_path: Path, *, interval: str) -> MonthBuild:
-    """Concatenate a month's CSVs, drop duplicate open_times (keep first), sort, write Parquet."""
+def build_month(
+    csv_paths: Sequence[Path],
+    parquet_path: Path,
+    *,
+    interval: str,
+    period: tuple[int, int] | None = None,
+) -> MonthBuild:
+    """Concatenate a month's CSVs, drop duplicate open_times (keep first), sort, write Parquet.
+
+    The bars are validated first (``market.validation``; every bar inside ``period`` when it is
+    given): a bad month raises :class:`CandleError` naming the bar and writes nothing."""
     df, dropped = concat_klines(csv_paths)
+    names = [Path(p).name for p in csv_paths]
+    source = names[0] if len(names) == 1 else f"{names[0]} … {names[-1]}" if names else "month"
+    validate_candles(df, source=source, interval=interval, grid="median", month=period)
     digest = write_parquet(df, Path(parquet_path))
     gaps, missing = count_gaps(df, interval)
     first = df["open_time"][0] if df.height else None

@@ -444,7 +444,7 @@ def build_month_parquet(
                 raise _reject(layout, key, f"rejected: {exc}") from exc
         csvs.append(csv)
     target = layout.parquet_path(series, year, month)
-    build = convert.build_month(csvs, target, interval=series.interval)
+    build = convert.build_month(csvs, target, interval=series.interval, period=(year, month))
     manifest = Manifest(layout.manifest_path)
     entries = manifest.load()
     rel = target.relative_to(layout.root).as_posix()

@@ -40,10 +40,7 @@ def freqtrade(
         directory, layout=HistoryLayout(history), exchange=exchange, market=market
     )
     for f in summary.files:
-        print(
-            f"{f.path.name}: {f.series}, {f.rows} rows, {len(f.months_written)} month(s) written, "
-            f"{len(f.months_unchanged)} unchanged, {len(f.months_kept_vision)} kept (Binance data)"
-        )
+        print(f.describe())
     for name, why in summary.skipped:
         print(f"skipped {name}: {why}")
     print(

@@ -10,7 +10,10 @@ manifest entry ``import/freqtrade/<exchange>/<file name>/<YYYY-MM>`` with
 
 Everything is read and checked before anything is written: a bad directory, no candle files, an
 unparsable name or an unreadable file is a ``UserInputError`` and leaves the store untouched.
-Re-importing the same file changes nothing; months the Binance fetcher already wrote are kept.
+Re-importing the same file changes nothing. A month that already holds bars is never replaced by
+a less complete one: the import keeps the union. Over a month the Binance fetcher wrote, its
+checksum-verified bars stay and the import only fills the bars Binance lacks; over an earlier
+import, the newer file wins per bar. What was merged is reported per file.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.market.candles import CandleError, read_candle_file
 from trading_pipeline.market.quality import count_gaps
-from trading_pipeline.market.schema import INTERVAL_MS, MARKETS
+from trading_pipeline.market.schema import INTERVAL_MS, MARKETS, conform
 
 CANDLE_SUFFIXES = (".feather", ".json")
 # freqtrade's other data formats (``--data-format-ohlcv jsongz|parquet``): named, not imported.
@@ -77,6 +80,19 @@ class FileImport:
     months_written: list[str] = field(default_factory=list)
     months_unchanged: list[str] = field(default_factory=list)
     months_kept_vision: list[str] = field(default_factory=list)
+    months_merged: list[tuple[str, int, int]] = field(default_factory=list)  # (month, kept, added)
+
+    def describe(self) -> str:
+        """One line for the command line."""
+        merged = "".join(
+            f"; {month} merged: {kept} existing bars kept, {added} added"
+            for month, kept, added in self.months_merged
+        )
+        return (
+            f"{self.path.name}: {self.series}, {self.rows} rows, "
+            f"{len(self.months_written)} month(s) written, {len(self.months_unchanged)} unchanged, "
+            f"{len(self.months_kept_vision)} kept (Binance data already complete there){merged}"
+        )
 
 
 @dataclass
@@ -208,6 +224,25 @@ def _vision_owned(entries: dict[str, ManifestEntry], root: Path) -> set[str]:
     }
 
 
+def _union(
+    stored: pl.DataFrame, incoming: pl.DataFrame, *, binance: bool
+) -> tuple[pl.DataFrame, tuple[int, int] | None]:
+    """The union of a stored month and an incoming one, and (bars kept, bars added).
+
+    Over Binance's own (checksum-verified) bars, the import only adds bars Binance lacks; ``None``
+    when it adds nothing. Over an earlier import, the incoming file wins per bar."""
+    stored = conform(stored)
+    if binance:
+        extra = incoming.filter(~pl.col("open_time").is_in(stored["open_time"].implode()))
+        if extra.height == 0:
+            return stored, None
+        union = pl.concat([stored, extra], how="vertical").sort("open_time")
+        return union, (stored.height, extra.height)
+    rest = stored.filter(~pl.col("open_time").is_in(incoming["open_time"].implode()))
+    union = pl.concat([incoming, rest], how="vertical").sort("open_time")
+    return union, (rest.height, incoming.height) if rest.height else (0, 0)
+
+
 def import_freqtrade(
     directory: str | Path,
     *,
@@ -241,10 +276,9 @@ def import_freqtrade(
     loaded = []
     for cf in files:  # read and validate everything before writing anything
         try:
-            df = read_candle_file(cf.path)
+            df = read_candle_file(cf.path, interval=cf.interval)
         except CandleError as exc:
-            raise UserInputError(str(exc)) from exc
-        df = df.unique("open_time", keep="first", maintain_order=True)
+            raise UserInputError(f"{exc} (file named {cf.interval})") from exc
         loaded.append((cf, df, sha256_file(cf.path), cf.path.stat().st_size))
 
     manifest = Manifest(layout.manifest_path)
@@ -265,9 +299,6 @@ def import_freqtrade(
             key = f"import/freqtrade/{exchange}/{cf.path.name}/{period}"
             target = layout.parquet_path(series, y, m)
             rel = target.relative_to(layout.root).as_posix()
-            if rel in vision or (target.exists() and rel not in imported):
-                result.months_kept_vision.append(period)
-                continue
             old = existing.get(key)
             if (
                 old is not None
@@ -277,6 +308,15 @@ def import_freqtrade(
             ):
                 result.months_unchanged.append(period)
                 continue
+            if target.exists():
+                month, merged = _union(
+                    pl.read_parquet(target), month, binance=rel in vision or rel not in imported
+                )
+                if merged is None:
+                    result.months_kept_vision.append(period)
+                    continue
+                if merged[1]:
+                    result.months_merged.append((period, *merged))
             parquet_sha = write_parquet(month, target)
             gaps, missing = count_gaps(month, cf.interval)
             entries.append(

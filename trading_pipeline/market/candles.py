@@ -14,18 +14,42 @@ from pathlib import Path
 import polars as pl
 
 from trading_pipeline.market.schema import INTERVAL_MS, KLINE_SCHEMA, UTC_US, conform
+from trading_pipeline.market.validation import CandleError, validate_candles
+
+__all__ = ["CandleError", "load_store", "read_candle_file", "validate"]
 
 
-class CandleError(ValueError):
-    """The candles cannot be read or are unusable (empty, NaN prices, unknown format)."""
+def epoch_to_utc(raw: pl.Expr) -> pl.Expr:
+    """Integer epoch times to UTC datetimes, the unit chosen by magnitude (s, ms or µs)."""
+    unit_us = (
+        pl.when(raw.abs() >= 10**14)
+        .then(raw)
+        .when(raw.abs() >= 10**11)
+        .then(raw * 1_000)
+        .otherwise(raw * 1_000_000)
+    )
+    return unit_us.cast(pl.Int64).cast(UTC_US)
+
+
+def _as_time(df: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``name`` as UTC µs datetimes whether it holds datetimes or integer epochs (s/ms/µs)."""
+    dtype = df.schema[name]
+    if dtype.is_integer():
+        return df.with_columns(epoch_to_utc(pl.col(name)).alias(name))
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
+        return df.with_columns(pl.col(name).dt.replace_time_zone("UTC").cast(UTC_US))
+    return df.with_columns(pl.col(name).cast(UTC_US))
 
 
 def _from_freqtrade(df: pl.DataFrame) -> pl.DataFrame:
-    return df.rename({"date": "open_time"}).with_columns(pl.col("open_time").cast(UTC_US))
+    return _as_time(df.rename({"date": "open_time"}), "open_time")
 
 
-def read_candle_file(path: str | Path) -> pl.DataFrame:
-    """Read a Parquet file or folder, or a freqtrade feather/json file, sorted by open_time."""
+def read_candle_file(path: str | Path, *, interval: str | None = None) -> pl.DataFrame:
+    """Read a Parquet file or folder, or a freqtrade feather/json file, sorted by open_time.
+
+    Every bar is checked by :func:`validate_candles` (strict spacing when ``interval`` is
+    given); a bad file raises :class:`CandleError` naming the bar."""
     p = Path(path)
     if not p.exists():
         raise CandleError(f"no such file: {p}")
@@ -34,40 +58,45 @@ def read_candle_file(path: str | Path) -> pl.DataFrame:
         if p.is_dir() or suffix == ".parquet":
             glob = str(p / "**" / "*.parquet") if p.is_dir() else str(p)
             df = pl.scan_parquet(glob, hive_partitioning=p.is_dir()).collect()
+            if "open_time" not in df.columns:
+                raise CandleError(f"{p}: no open_time column (columns: {', '.join(df.columns)})")
+            df = _as_time(df, "open_time")
         elif suffix == ".feather":
-            df = _from_freqtrade(pl.read_ipc(p))
+            df = pl.read_ipc(p)
+            if "date" not in df.columns:
+                raise CandleError(f"{p}: no date column (not a freqtrade candle file)")
+            df = _from_freqtrade(df)
         elif suffix == ".json":
             rows = json.loads(p.read_text())
             df = pl.DataFrame(
                 rows, schema=["ts", "open", "high", "low", "close", "volume"], orient="row"
             )
-            df = df.with_columns(
-                pl.from_epoch(pl.col("ts").cast(pl.Int64), "ms").alias("open_time")
-            )
-            df = df.with_columns(pl.col("open_time").cast(UTC_US))
+            df = df.with_columns(epoch_to_utc(pl.col("ts").cast(pl.Int64)).alias("open_time"))
         else:
             raise CandleError(f"unsupported candle file {p.name}: use .parquet, .feather or .json")
     except CandleError:
         raise
     except Exception as exc:
         raise CandleError(f"cannot read candles from {p}: {exc}") from exc
-    return validate(conform(df).sort("open_time"), source=str(p))
+    df = conform(df)
+    return validate_candles(
+        df, source=str(p), interval=interval or infer_interval(df), grid="strict"
+    )
 
 
-def validate(df: pl.DataFrame, *, source: str = "candles") -> pl.DataFrame:
-    """Refuse empty frames and NaN/null/non-positive prices with a one-line reason."""
-    if df.height == 0:
-        raise CandleError(f"{source}: no candles")
-    prices = df.select("open", "high", "low", "close")
-    bad = prices.select(
-        pl.any_horizontal(
-            [(c.is_null() | c.is_nan() | (c <= 0)) for c in map(pl.col, prices.columns)]
-        )
-    ).to_series()
-    if bad.any():
-        first = df.filter(bad)["open_time"][0]
-        raise CandleError(f"{source}: NaN, missing or non-positive price at {first}")
-    return df
+def infer_interval(df: pl.DataFrame) -> str | None:
+    """The interval whose length is the bars' median spacing, or None (too few bars, no match)."""
+    if df.height < 3 or df["open_time"].null_count():
+        return None
+    step = df["open_time"].sort().diff().drop_nulls().dt.total_milliseconds().median()
+    return next((name for name, ms in INTERVAL_MS.items() if step == ms), None)
+
+
+def validate(
+    df: pl.DataFrame, *, source: str = "candles", interval: str | None = None
+) -> pl.DataFrame:
+    """:func:`validate_candles` with Binance's tolerance for old off-grid bars (median spacing)."""
+    return validate_candles(df, source=source, interval=interval, grid="median")
 
 
 def load_store(
@@ -98,7 +127,7 @@ def load_store(
     if end is not None:
         lf = lf.filter(pl.col("open_time") <= _as_utc(end, end_of_day=True))
     df = lf.collect().unique("open_time", keep="first").sort("open_time")
-    return validate(conform(df), source=f"{market} {symbol} {interval}")
+    return validate(conform(df), source=f"{market} {symbol} {interval}", interval=interval)
 
 
 def _as_utc(value: date | datetime, *, end_of_day: bool) -> datetime:

@@ -163,7 +163,7 @@ def test_build_month_from_dailies_dedupes_keeps_first_and_reports_gaps(tmp_path:
     day2 = kline_lines(T0 + timedelta(days=1), 24, seed=2)
     # day 2 repeats day 1's last bar (different values) and misses 3 hours in the middle
     dup = day1[-1].replace(",0\n", ",0").split(",")
-    dup[4] = "999.00000000"
+    dup[4] = dup[3]  # close at the bar's low: a valid bar, different from day 1's
     d1 = write_csv(tmp_path / "d1.csv", day1)
     d2 = write_csv(tmp_path / "d2.csv", [",".join(dup), *day2[:10], *day2[13:]], header=True)
     out = build_month([d2, d1], tmp_path / "out" / "data.parquet", interval="1h")
@@ -174,7 +174,7 @@ def test_build_month_from_dailies_dedupes_keeps_first_and_reports_gaps(tmp_path:
     assert df["open_time"].is_sorted() and df["open_time"].n_unique() == df.height
     # keep the first occurrence in the order the files were given (d2 first)
     last_of_day1 = df.filter(pl.col("open_time") == T0 + timedelta(hours=23))
-    assert last_of_day1["close"][0] == 999.0
+    assert last_of_day1["close"][0] == float(dup[3]) != float(day1[-1].split(",")[4])
     assert (out.gaps, out.missing_bars) == (1, 3)
     assert out.first_open_time == T0 and out.last_open_time == T0 + timedelta(hours=47)
     assert out.sha256 == hashlib.sha256(out.path.read_bytes()).hexdigest()

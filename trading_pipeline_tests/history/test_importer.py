@@ -164,25 +164,83 @@ def test_reimport_changes_nothing_and_a_changed_file_rewrites(tmp_path: Path) ->
     assert total == 24 * 70
 
 
-def test_vision_months_are_not_overwritten(tmp_path: Path) -> None:
-    src = tmp_path / "binance"
-    write_feather(src / "BTC_USDT-1h.feather", candles(24 * 35))
-    layout = HistoryLayout(tmp_path / "history")
-    vision = layout.parquet_path(Series("spot", "BTCUSDT", "1h"), 2024, 1)
-    vision.parent.mkdir(parents=True)
-    vision.write_bytes(b"vision parquet")
+def _vision_month(layout: HistoryLayout, frame: pl.DataFrame, year: int, month: int) -> Path:
+    """Write ``frame`` as the Binance fetcher's month (Parquet + a monthly manifest entry)."""
+    from trading_pipeline.history.convert import write_parquet
+    from trading_pipeline.market.schema import conform
+
+    target = layout.parquet_path(Series("spot", "BTCUSDT", "1h"), year, month)
+    write_parquet(conform(frame.rename({"date": "open_time"})), target)
     Manifest(layout.manifest_path).update(
         [
             ManifestEntry(
-                key="data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01.zip",
+                key=f"data/spot/monthly/klines/BTCUSDT/1h/BTCUSDT-1h-{year}-{month:02d}.zip",
                 kind="monthly",
-                parquet_path=str(vision),
+                parquet_path=str(target),
             )
         ]
     )
+    return target
+
+
+def test_complete_vision_months_are_not_overwritten(tmp_path: Path) -> None:
+    src = tmp_path / "binance"
+    frame = candles(24 * 35)
+    write_feather(src / "BTC_USDT-1h.feather", frame)
+    layout = HistoryLayout(tmp_path / "history")
+    january = frame.filter(pl.col("date").dt.month() == 1)
+    vision = _vision_month(layout, january, 2024, 1)
+    before = vision.read_bytes()
     summary = import_freqtrade(src, layout=layout)
     assert summary.months_kept_vision == 1 and summary.months_written == 2
-    assert vision.read_bytes() == b"vision parquet"
+    assert vision.read_bytes() == before
+
+
+def test_a_partial_vision_month_is_completed_not_kept_with_a_hole(tmp_path: Path) -> None:
+    src = tmp_path / "binance"
+    frame = candles(24 * 35)
+    write_feather(src / "BTC_USDT-1h.feather", frame)
+    layout = HistoryLayout(tmp_path / "history")
+    january = frame.filter(pl.col("date").dt.month() == 1)
+    two_days = january.head(48).with_columns(pl.col("close") * 1.0)  # Binance's own bars
+    vision = _vision_month(layout, two_days, 2024, 1)
+    summary = import_freqtrade(src, layout=layout)
+    [f] = summary.files
+    assert f.months_merged == [("2024-01", 48, january.height - 48)]
+    stored = pl.read_parquet(vision)
+    assert stored.height == january.height and stored["open_time"].is_sorted()
+    assert "2024-01 merged: 48 existing bars kept" in f.describe()
+    again = import_freqtrade(src, layout=layout)
+    assert again.months_unchanged == 3 and again.months_written == 0
+
+
+def test_a_shorter_file_never_replaces_a_longer_import(tmp_path: Path) -> None:
+    layout = HistoryLayout(tmp_path / "history")
+    full, short = tmp_path / "full", tmp_path / "short"
+    frame = candles(24 * 35)
+    write_feather(full / "BTC_USDT-1h.feather", frame)
+    import_freqtrade(full, layout=layout)
+    newer = frame.slice(24 * 5, 24).with_columns(pl.col("close") * 1.001, pl.col("high") * 1.001)
+    write_feather(short / "BTC_USDT-1h.feather", newer)
+    import_freqtrade(short, layout=layout)
+    path = layout.parquet_path(Series("spot", "BTCUSDT", "1h"), 2024, 1)
+    stored = pl.read_parquet(path)
+    assert stored.height == frame.filter(pl.col("date").dt.month() == 1).height
+    t = newer["date"][3]
+    assert stored.filter(pl.col("open_time") == t)["close"][0] == newer["close"][3]  # newer wins
+
+
+def test_an_hourly_file_named_daily_and_epoch_ms_dates(tmp_path: Path) -> None:
+    layout = HistoryLayout(tmp_path / "history")
+    write_feather(tmp_path / "a" / "BTC_USDT-1d.feather", candles(60))
+    with pytest.raises(UserInputError, match=r"not a multiple of 1d"):
+        import_freqtrade(tmp_path / "a", layout=layout)
+    assert not layout.root.exists() or not any(layout.root.rglob("*.parquet"))
+    ms = candles(30).with_columns(pl.col("date").dt.epoch("ms"))  # integer epoch milliseconds
+    write_feather(tmp_path / "b" / "BTC_USDT-1h.feather", ms)
+    import_freqtrade(tmp_path / "b", layout=layout)
+    stored = pl.scan_parquet(str(layout.parquet_dir / "**" / "*.parquet")).collect()
+    assert stored["open_time"].min() == T0 and stored.height == 30
 
 
 def test_futures_files_skipped_for_spot_imported_for_um(tmp_path: Path) -> None:
