@@ -53,6 +53,7 @@ from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, clie
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
 from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of
+from trading_pipeline.bots.lock import RunnerBusy, RunnerLock
 from trading_pipeline.bots.routing import (
     INVENTORY,
     PAIR_FAMILIES,
@@ -254,11 +255,18 @@ class BotRunner:
         self.costs = costs or CostModel()
         self.min_order_value = min_order_value
         self.quote = quote
+        # one runner per bot and mode: held for this runner's life, checked before every order
+        self.lock = RunnerLock.acquire(ledger.path.parent, what=f"{bot} ({ledger.path.parent})")
         self.ledger.open_account(bot, initial_cash, quote, fleet_capital)
         self._assignment: AssignmentLike | None = None
         self._family: StrategyFamily | None = None
         self._params: dict[str, Any] = {}
         self._funded_version: int | None = None
+
+    def close(self) -> None:
+        """Close the ledger and give the bot's lock back (a restart may then take it)."""
+        self.ledger.close()
+        self.lock.release()
 
     # ---- assignment -------------------------------------------------------------------
     def assignment(self) -> AssignmentLike:
@@ -330,6 +338,8 @@ class BotRunner:
         broker never saw is sent (same id). A broker failure leaves the order ``open`` (fate
         unknown) for the next reconciliation — never a blind re-send.
         """
+        if not self.lock.held:
+            raise RunnerBusy(f"{self.bot}: the runner lock was released; no order is sent")
         row = self.ledger.order(req.client_order_id)
         if row is not None and row["status"] in FINAL:
             return req, OrderResult(

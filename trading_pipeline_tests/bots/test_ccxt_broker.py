@@ -219,6 +219,7 @@ def test_runner_live_path_against_the_fake_venue(
     from trading_pipeline.bots.assignment import default_assignment
     from trading_pipeline.bots.candles import ExchangeCandles
     from trading_pipeline.bots.ledger import Ledger
+    from trading_pipeline.bots.lock import RunnerBusy
     from trading_pipeline.bots.runner import BotRunner
 
     bars = _crossing_bars()
@@ -256,7 +257,9 @@ def test_runner_live_path_against_the_fake_venue(
         assert ledger.positions() == {"BTCUSDT": pytest.approx(qty * (1 - 0.001))}  # fee in BTC
         assert ledger.cash() == pytest.approx(300.0 - qty * 110.0)
         assert 0 < 300.0 - qty * 110.0 < 1.0  # the whole budget, cut to the lot step
-        ledger.close()
+        with pytest.raises(RunnerBusy, match="already running"):  # one runner per bot and mode
+            make_runner()
+        runner.close()
         again, ledger2 = make_runner()  # a restart on the same bar
         assert again.step(now) is False
         assert len(srv.orders) == 1

@@ -272,7 +272,7 @@ def test_a_crash_between_send_and_book_is_reconciled_not_resent(
         runner.run()
     lost = crashing.sent[-1]
     assert ledger.order(lost)["status"] == "submitting"  # type: ignore[index]  # sent, not booked
-    ledger.close()
+    runner.close()  # the crashed process's ledger and lock are gone
     paper.close()
     again, ledger2, paper2 = _runner(bars, tmp_path / "crash", lambda: sma())
     assert lost in again.reconcile()  # found at the broker by its client order id
@@ -399,6 +399,7 @@ def test_a_live_runner_survives_a_failing_step_and_stops_on_request(
     with pytest.raises(ConnectionError):
         runner.run()
     Flaky.calls = 0
+    runner.close()
     ledger2 = Ledger(tmp_path / "ledger2.sqlite", durable=False)
     clock2 = ReplayClock(to_ms(START), to_ms(end))
     runner2 = BotRunner(
