@@ -1,0 +1,350 @@
+"""The lookahead audit of a strategy family: do its signals at bar ``t`` use bars after ``t``?
+
+For several parameter sets (the defaults, each parameter at its bounds and ``off`` value, every
+choice, the all-low and all-high corners, seeded samples), the family's ``signals`` on the full
+bars is compared with ``signals`` on the bars truncated at ``t``: on entries/exits (the flags), the
+stop distance and every per-bar ``Signals.meta`` series. Truncation points are chosen where a
+leak shows — every bar where the full run's signals or meta change (up to a cap, spread evenly),
+the bars just before them, seeded random bars, and bars inside the warm-up down to bar 1 — so a
+rare one-bar leak is not missed between fixed points. Every call runs under
+:func:`~trading_pipeline.strategies.sandbox.no_outside_input`, so data read from a file or the
+network is refused instead of silently escaping truncation.
+
+The companion *recursive* check (freqtrade's recursive analysis) runs the family on the bars
+starting later and compares the signals after the declared warm-up: a family whose signals at a
+bar depend on how much history came before it beyond its warm-up is reported as unstable.
+
+A run on which no parameter set produced a single entry proves nothing: it is ``inconclusive``,
+never ``clean``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.strategies.base import Params, ParamValue, Signals, StrategyFamily
+from trading_pipeline.strategies.sandbox import OutsideInput, no_outside_input
+
+Verdict = Literal["clean", "leaky", "inconclusive"]
+MAX_CHANGE_POINTS = 120
+RANDOM_POINTS = 24
+WARMUP_POINTS = 8
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where it shows, with which parameters, in which field."""
+
+    kind: Literal["lookahead", "outside-input", "error", "recursive"]
+    params: dict[str, ParamValue]
+    field: str
+    bar: int | None = None
+    time: str | None = None
+    truncated_at: int | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        where = f" at bar {self.bar}" if self.bar is not None else ""
+        when = f" ({self.time})" if self.time else ""
+        cut = f" when the bars end at {self.truncated_at}" if self.truncated_at is not None else ""
+        extra = f": {self.detail}" if self.detail else ""
+        return f"{self.kind} in {self.field}{where}{when}{cut}, params {self.params}{extra}"
+
+
+@dataclass
+class AuditReport:
+    """What :func:`audit_family` found; ``verdict`` is ``clean`` only when it proved something."""
+
+    family: str
+    version: int
+    data: str
+    bars: int
+    param_sets: int
+    points: int
+    exercised: int  # parameter sets whose full run had at least one entry
+    findings: list[Finding] = field(default_factory=list)
+    recursive: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.findings:
+            return "leaky"
+        if self.exercised == 0:
+            return "inconclusive"
+        return "clean"
+
+    @property
+    def clean(self) -> bool:
+        return self.verdict == "clean"
+
+    @property
+    def stable(self) -> bool:
+        return not self.recursive
+
+    def describe(self) -> str:
+        head = (
+            f"{self.family} v{self.version}: {self.verdict.upper()} — {self.param_sets} parameter "
+            f"sets ({self.exercised} with signals) × {self.points} truncation points on "
+            f"{self.bars:,} bars of {self.data} in {self.seconds:.1f} s"
+        )
+        lines = [head]
+        if self.verdict == "inconclusive":
+            lines.append("  no parameter set produced an entry on this data: nothing was proven")
+        lines += [f"  {f.describe()}" for f in self.findings[:5]]
+        if self.recursive:
+            lines.append(
+                "  unstable: signals change with the length of history before them "
+                f"(beyond the declared warm-up): {self.recursive[0].describe()}"
+            )
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(verdict=self.verdict, stable=self.stable)
+        return out
+
+
+# ---- parameter sets ------------------------------------------------------------------------
+def param_sets(
+    fam: StrategyFamily, *, samples: int = 6, seed: int = 0
+) -> list[dict[str, ParamValue]]:
+    """Defaults, each parameter at each bound/``off``/choice, the corners, and seeded samples;
+    each validated against the space (sets breaking a constraint are dropped)."""
+    space = fam.space
+    base = space.defaults()
+    fixed: list[dict[str, Any]] = [dict(base)]
+    for p in space.params:
+        values: list[Any] = list(p.choices) if p.kind == "choice" else [p.low, p.high]
+        if p.off is not None:
+            values.append(p.off)
+        fixed += [{**base, p.name: v} for v in values if v is not None]
+    ranged = [p for p in space.params if p.kind != "choice"]
+    fixed.append({**base, **{p.name: p.low for p in ranged}})
+    fixed.append({**base, **{p.name: p.high for p in ranged}})
+    out: list[dict[str, ParamValue]] = []
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+
+    def add(candidate: Mapping[str, Any]) -> bool:
+        try:
+            valid = fam.validate(candidate)
+        except UserInputError:
+            return False
+        key = tuple(sorted(valid.items()))
+        if key in seen:
+            return False
+        seen.add(key)
+        out.append(valid)
+        return True
+
+    for c in fixed:
+        add(c)
+    rng = np.random.default_rng(seed)
+    tunable = [p for p in space.params if p.tune]
+    added = 0
+    for _ in range(samples * 50):
+        if added >= samples or not tunable:
+            break
+        added += add({**base, **{p.name: _pick(p.values(), rng) for p in tunable}})
+    return out
+
+
+def _pick(values: Sequence[ParamValue], rng: np.random.Generator) -> ParamValue:
+    return values[int(rng.integers(0, len(values)))]
+
+
+# ---- comparing signals -----------------------------------------------------------------------
+def _fields(sig: Signals, n: int) -> dict[str, np.ndarray]:
+    """Every per-bar series of a run: flags, stop distance, and each ``meta`` series of length n."""
+    out = {"flags": np.asarray(sig.flags)}
+    if sig.stop_distance is not None:
+        out["stop_distance"] = np.asarray(sig.stop_distance, dtype=np.float64)
+    for name, value in (sig.meta or {}).items():
+        arr = _as_array(value)
+        if arr is not None and arr.ndim == 1 and arr.shape[0] == n:
+            out[f"meta.{name}"] = arr
+    return out
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    if isinstance(value, pl.Series):
+        value = value.to_numpy()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufcmM":
+        return value
+    return None
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        both_nan = np.isnan(a64) & np.isnan(b64)
+        close = np.isclose(a64, b64, rtol=1e-9, atol=1e-12)
+        return ~(both_nan | close)
+    return np.asarray(a != b)
+
+
+def _run(fam: StrategyFamily, bars: pl.DataFrame, params: Params) -> Signals:
+    with no_outside_input():
+        sig = fam.signals(bars, params)
+    if not isinstance(sig, Signals):
+        raise TypeError(f"signals() returned {type(sig).__name__}, not Signals")
+    if len(sig) != bars.height:
+        raise ValueError(f"signals() returned {len(sig)} rows for {bars.height} bars")
+    return sig
+
+
+def _change_points(fields: Mapping[str, np.ndarray]) -> np.ndarray:
+    n = len(fields["flags"])
+    changed = np.zeros(n, dtype=bool)
+    for arr in fields.values():
+        if arr.dtype.kind in "fc":
+            a = np.nan_to_num(arr.astype(np.float64), nan=np.inf)
+            changed[1:] |= a[1:] != a[:-1]
+        else:
+            changed[1:] |= arr[1:] != arr[:-1]
+    changed |= fields["flags"] != 0
+    return np.flatnonzero(changed)
+
+
+def truncation_points(
+    fields: Mapping[str, np.ndarray], *, warmup: int, seed: int, cap: int = MAX_CHANGE_POINTS
+) -> list[int]:
+    """Where to cut: change points (and the bar before each), random bars, warm-up bars."""
+    n = len(fields["flags"])
+    changes = _change_points(fields)
+    if len(changes) > cap:
+        changes = changes[np.linspace(0, len(changes) - 1, cap).round().astype(int)]
+    rng = np.random.default_rng(seed)
+    random = rng.integers(1, n, size=min(RANDOM_POINTS, n - 1)) if n > 1 else np.array([], int)
+    inside = np.unique(np.geomspace(1, max(2, min(warmup + 2, n - 1)), WARMUP_POINTS).astype(int))
+    points = np.concatenate([changes, changes - 1, random, inside])
+    points = points[(points >= 1) & (points < n - 1)]
+    return sorted({int(t) for t in points})
+
+
+def _time(bars: pl.DataFrame, bar: int) -> str | None:
+    if "open_time" in bars.columns and 0 <= bar < bars.height:
+        return str(bars["open_time"][bar])
+    return None
+
+
+def _check_set(
+    fam: StrategyFamily, bars: pl.DataFrame, params: dict[str, ParamValue], *, seed: int
+) -> tuple[list[Finding], int, bool]:
+    """(findings, points checked, exercised) for one parameter set."""
+    try:
+        full = _run(fam, bars, params)
+    except OutsideInput as exc:
+        return [Finding("outside-input", params, "signals", detail=str(exc))], 0, False
+    except Exception as exc:
+        return (
+            [Finding("error", params, "signals", detail=f"{type(exc).__name__}: {exc}")],
+            0,
+            False,
+        )
+    n = bars.height
+    fields = _fields(full, n)
+    exercised = bool((full.entries.any()) or (np.asarray(full.flags) & 4).any())
+    points = truncation_points(fields, warmup=fam.warmup(params), seed=seed)
+    for t in points:
+        part_bars = bars.head(t + 1)
+        try:
+            part = _run(fam, part_bars, params)
+        except OutsideInput as exc:
+            return (
+                [Finding("outside-input", params, "signals", detail=str(exc))],
+                len(points),
+                exercised,
+            )
+        except Exception:
+            continue  # too few bars for this family: not a leak
+        got = _fields(part, t + 1)
+        for name, arr in fields.items():
+            if name not in got:
+                return (
+                    [
+                        Finding(
+                            "lookahead", params, name, None, None, t, "missing on truncated bars"
+                        )
+                    ],
+                    len(points),
+                    exercised,
+                )
+            diff = _differs(got[name], arr[: t + 1])
+            if diff.any():
+                bar = int(np.argmax(diff))
+                detail = f"full run {arr[bar]!r}, truncated {got[name][bar]!r}"
+                finding = Finding("lookahead", params, name, bar, _time(bars, bar), t, detail)
+                return [finding], len(points), exercised
+    return [], len(points), exercised
+
+
+def recursive_check(
+    fam: StrategyFamily, bars: pl.DataFrame, params: dict[str, ParamValue], *, starts: int = 3
+) -> list[Finding]:
+    """Signals after the warm-up must not depend on how much history came before them."""
+    n = bars.height
+    warm = fam.warmup(params)
+    try:
+        full = _fields(_run(fam, bars, params), n)
+    except Exception:
+        return []
+    out: list[Finding] = []
+    for s in np.linspace(0, n // 2, starts + 1)[1:].astype(int):
+        if n - s <= 2 * warm + 2:
+            continue
+        try:
+            later = _fields(_run(fam, bars.slice(int(s)), params), n - int(s))
+        except Exception:
+            continue
+        begin = warm + 1
+        for name in ("flags", "stop_distance"):
+            if name not in full or name not in later:
+                continue
+            diff = _differs(later[name][begin:], full[name][int(s) + begin :])
+            if diff.any():
+                bar = int(s) + begin + int(np.argmax(diff))
+                detail = (
+                    f"{int(diff.sum())} bars differ when history starts at bar {int(s)} "
+                    f"(declared warm-up {warm})"
+                )
+                out.append(Finding("recursive", params, name, bar, _time(bars, bar), None, detail))
+                break
+    return out
+
+
+def audit_family(
+    fam: StrategyFamily,
+    bars: pl.DataFrame,
+    *,
+    data: str = "bars",
+    samples: int = 6,
+    seed: int = 0,
+    params: Sequence[Mapping[str, Any]] | None = None,
+    recursive: bool = True,
+) -> AuditReport:
+    """Run the lookahead audit (and the recursive check) of ``fam`` on ``bars``."""
+    t0 = time.perf_counter()
+    sets = (
+        [fam.validate(p) for p in params] if params else param_sets(fam, samples=samples, seed=seed)
+    )
+    report = AuditReport(fam.name, int(fam.version), data, bars.height, len(sets), 0, 0)
+    for i, p in enumerate(sets):
+        found, points, exercised = _check_set(fam, bars, p, seed=seed + i)
+        report.points = max(report.points, points)
+        report.exercised += int(exercised)
+        report.findings += found
+        if found and found[0].kind in ("outside-input", "error"):
+            break
+    if recursive and not report.findings:
+        for p in sets[:3]:
+            report.recursive += recursive_check(fam, bars, p)
+    report.seconds = time.perf_counter() - t0
+    return report
