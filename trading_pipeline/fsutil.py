@@ -50,3 +50,36 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def remove_stale_temporaries(root: str | Path, *, older_than: float) -> int:
+    """Remove ``atomic_path``'s hidden temporaries (``.<name>.<random>.part``) under ``root``
+    last modified before ``older_than`` (a timestamp: the running process's start, so a
+    concurrent writer's live temporary is never touched). They are litter from a killed run:
+    the final names were never replaced. Returns how many were removed."""
+    removed = 0
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    for path in root.rglob(".*.part"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def process_start_time() -> float:
+    """When this process started (epoch seconds), from /proc; now when /proc is unavailable."""
+    import time
+
+    try:
+        ticks = int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()

@@ -21,6 +21,7 @@ import httpx
 from filelock import FileLock, Timeout
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.fsutil import atomic_write_bytes, process_start_time, remove_stale_temporaries
 from trading_pipeline.history import convert
 from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.history.download import (
@@ -122,6 +123,7 @@ class FetchSummary:
     months: list[MonthBuild] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     months_unchanged: int = 0
+    litter_removed: int = 0  # hidden temporaries a killed run left, removed at start
 
     @property
     def ok(self) -> bool:
@@ -231,6 +233,9 @@ def _download_one(
                 and dest.stat().st_size == task.listed.size
                 and sha256_file(dest) == expected  # same bytes: only the listing changed
             ):
+                sidecar = dest.with_name(dest.name + ".CHECKSUM")
+                if not sidecar.is_file():  # a verified zip lost its sidecar: write it again
+                    atomic_write_bytes(sidecar, f"{expected}  {dest.name}".encode())
                 return FileResult(task.key, task.url, expected, task.listed.size, "skipped")
             digest = download_verified(
                 client, task.url, dest, expected_size=task.listed.size, retry=retry,
@@ -492,6 +497,8 @@ def run_fetch(
     manifest = Manifest(layout.manifest_path)
     entries = manifest.load()
     summary = FetchSummary()
+    # hidden temporaries of a killed run (never under a final name) are litter: remove them
+    summary.litter_removed = remove_stale_temporaries(layout.root, older_than=process_start_time())
     with _client(client) as http:
         plans: list[MonthPlan] = []
         counts: dict[str, int] = {}

@@ -93,6 +93,8 @@ def needs_fetch(
         listed.last_modified,
     ):
         return True
+    if not local.with_name(local.name + ".CHECKSUM").is_file():
+        return True  # a verified zip without its sidecar: fetch the .CHECKSUM again (and verify)
     try:
         return local.stat().st_size != listed.size
     except FileNotFoundError:

@@ -504,3 +504,27 @@ def test_two_fetches_at_once_share_files_and_manifest(
     entries = Manifest(layout.manifest_path).load()
     assert len(entries) == 13 and all(e.parquet_sha256 for e in entries.values())
     assert len(parquet_hashes(layout)) == 4
+
+
+def test_rerun_repairs_lost_checksums_and_removes_killed_runs_litter(
+    published: Path, mirror: MirrorServer, layout: HistoryLayout
+) -> None:
+    fetch(mirror, layout)
+    before = files_under(layout.root)
+    zips = sorted(layout.raw_dir.rglob("*.zip"))
+    for z in zips[:3]:  # three verified zips lose their sidecar
+        z.with_name(z.name + ".CHECKSUM").unlink()
+    litter = [
+        layout.parquet_dir / ".data.parquet.k1ll3d.part",
+        layout.root / ".manifest.json.x9.part",
+    ]
+    for path in litter:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # older than this process
+    mirror.faults.clear()
+    again = fetch(mirror, layout)
+    assert again.ok and again.litter_removed == 2 and again.months == []
+    assert mirror.faults.count("*.CHECKSUM") == 3 and mirror.faults.count("*.zip") == 0
+    assert not any(p.exists() for p in litter)
+    assert files_under(layout.root) == before

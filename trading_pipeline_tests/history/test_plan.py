@@ -73,6 +73,9 @@ def test_needs_fetch_on_any_listing_change(tmp_path: Path) -> None:
     local.write_bytes(b"x" * 100)
     listed = ListedObject("k", 100, "e1", "2026-01-01T00:00:00.000Z")
     same = ManifestEntry(key="k", size=100, etag="e1", last_modified="2026-01-01T00:00:00.000Z")
+    assert needs_fetch(listed, same, local)  # no .CHECKSUM sidecar beside it
+    sidecar = tmp_path / "x.zip.CHECKSUM"
+    sidecar.write_text("0" * 64 + "  x.zip")
     assert not needs_fetch(listed, same, local)
     assert needs_fetch(listed, same, local, force=True)
     assert needs_fetch(listed, None, local)
