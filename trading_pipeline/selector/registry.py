@@ -25,6 +25,20 @@ from typing import Any, Protocol
 from trading_pipeline.tracking import finite_metrics
 
 CHAMPION = "champion"
+# The only non-sklearn types a selector model may contain. A model is loaded with skops against
+# THIS list, never the list stored beside the artifact (an edited MLmodel could trust anything).
+TRUSTED_TYPES: tuple[str, ...] = (
+    "numpy.dtype",
+    "trading_pipeline.selector.model.Candidate",
+    "trading_pipeline.selector.model.ModelConfig",
+    "trading_pipeline.selector.model.SelectorModel",
+    "trading_pipeline.selector.model.TemperatureCalibrated",
+    "trading_pipeline.selector.model._Constant",
+)
+
+
+class UntrustedModel(RuntimeError):
+    """A registered model that could run code when loaded (pickle, or untrusted skops types)."""
 DEFAULT_METRIC = "heldout_net_return"
 
 
@@ -210,9 +224,11 @@ class MlflowRegistry:
     ``mlflow.sklearn.log_model`` only works through MLflow's fluent (global) state; the tracking
     and registry URIs are set for the duration of each call and restored afterwards.
 
-    Models are stored with cloudpickle by default: MLflow 3's default, skops, refuses the types
-    inside a calibrated gradient-boosting pipeline unless each is listed in
-    ``skops_trusted_types``. Only load models from a store you trust.
+    Models are stored with skops and loaded with skops against :data:`TRUSTED_TYPES` (plus the
+    types skops trusts itself: scikit-learn and numpy), so swapping the artifact for a crafted
+    file cannot run code on the next ``select``: it is refused with :class:`UntrustedModel`. A
+    pickled (cloudpickle) model, as this project saved before, is refused the same way unless
+    the caller passes ``allow_pickle=True`` for a store it trusts; retraining stores it as skops.
     """
 
     def __init__(
@@ -221,8 +237,9 @@ class MlflowRegistry:
         experiment: str,
         *,
         artifact_root: str | Path | None = None,
-        serialization_format: str = "cloudpickle",
+        serialization_format: str = "skops",
         skops_trusted_types: list[str] | None = None,
+        allow_pickle: bool = False,
     ):
         from trading_pipeline.tracking import MlflowTracker
 
@@ -231,7 +248,8 @@ class MlflowRegistry:
         self.experiment_id = tracker.experiment_id
         self.client = tracker.client
         self.serialization_format = serialization_format
-        self.skops_trusted_types = skops_trusted_types
+        self.skops_trusted_types = list(skops_trusted_types or TRUSTED_TYPES)
+        self.allow_pickle = allow_pickle
 
     def register(
         self,
@@ -293,10 +311,32 @@ class MlflowRegistry:
         self.client.set_registered_model_alias(name, CHAMPION, str(version))
 
     def load(self, name: str, alias: str = CHAMPION) -> Any:
-        import mlflow.sklearn
+        """The model behind ``alias``, deserialised safely (see the class docstring)."""
+        import tempfile
 
-        with self._fluent():
-            return mlflow.sklearn.load_model(f"models:/{name}@{alias}")
+        import mlflow.artifacts
+        import yaml
+
+        with self._fluent(), tempfile.TemporaryDirectory(prefix="tp-model-") as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}@{alias}", dst_path=tmp
+                )
+            )
+            conf = yaml.safe_load((local / "MLmodel").read_text())
+            flavor = (conf.get("flavors") or {}).get("sklearn") or {}
+            fmt = flavor.get("serialization_format", "pickle")
+            path = local / str(flavor.get("pickled_model", "model.pkl"))
+            if fmt == "skops":
+                return _load_skops(path, self.skops_trusted_types, f"{name}@{alias}")
+            if not self.allow_pickle:
+                raise UntrustedModel(
+                    f"model {name}@{alias} is stored as {fmt}: loading it could run code from the "
+                    "artifact store; retrain it (stored as skops) or trust this store explicitly"
+                )
+            import mlflow.sklearn
+
+            return mlflow.sklearn.load_model(str(local))
 
     def annotate(self, name: str, version: int, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -323,6 +363,18 @@ class MlflowRegistry:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _load_skops(path: Path, trusted: list[str], what: str) -> Any:
+    import skops.io
+
+    untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in trusted]
+    if untrusted:
+        raise UntrustedModel(
+            f"model {what} holds types this project does not trust ({', '.join(untrusted[:3])}): "
+            "refused, nothing was loaded"
+        )
+    return skops.io.load(path, trusted=trusted)
 
 
 def _score(metrics: Mapping[str, float], metric: str) -> float | None:

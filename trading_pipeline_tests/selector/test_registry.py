@@ -167,3 +167,47 @@ def test_mlflow_registry_can_store_skops(tmp_path: Path) -> None:
     reg.promote(NAME, version)
     assert list((tmp_path / "mlflow" / "artifacts").rglob("model.skops"))
     assert np.array_equal(reg.load(NAME).predict(x), _model(1.0).predict(x))
+
+
+def test_a_swapped_model_artifact_is_refused_not_run(tmp_path: Path) -> None:
+    """Trust boundary: the champion is loaded with skops against the project's own list of types,
+    so replacing the stored artifact with a crafted file (a pickle, or skops naming os.system,
+    even with an edited MLmodel that 'trusts' it) is refused and runs nothing."""
+    import pickle
+
+    import skops.io
+    import yaml
+
+    from trading_pipeline.selector.registry import UntrustedModel
+    from trading_pipeline_tests.selector.test_model import _model
+
+    reg = MlflowRegistry(default_tracking_uri(tmp_path), "strategy-selector")
+    model = _model()
+    reg.promote(NAME, reg.register(model, name=NAME, metrics={"heldout_net_return": 0.1}))
+    loaded = reg.load(NAME)
+    assert type(loaded).__name__ == "SelectorModel"
+    assert loaded.candidate_ids == model.candidate_ids
+    [artifact] = list((tmp_path / "mlflow").rglob("model.skops"))
+    mlmodel = artifact.parent / "MLmodel"
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.skops"
+    skops.io.dump({"run": os.system, "cmd": f"touch {marker}"}, evil)
+    artifact.write_bytes(evil.read_bytes())
+    conf = yaml.safe_load(mlmodel.read_text())
+    conf["flavors"]["sklearn"]["skops_trusted_types"] = ["posix.system", "builtins.dict"]
+    mlmodel.write_text(yaml.safe_dump(conf))
+    with pytest.raises(UntrustedModel, match="does not trust"):
+        reg.load(NAME)
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    pickled = artifact.with_name("model.pkl")
+    pickled.write_bytes(pickle.dumps(Payload()))
+    conf["flavors"]["sklearn"].update(serialization_format="cloudpickle", pickled_model="model.pkl")
+    mlmodel.write_text(yaml.safe_dump(conf))
+    with pytest.raises(UntrustedModel, match="stored as cloudpickle"):
+        reg.load(NAME)
+    assert not marker.exists()
