@@ -48,7 +48,7 @@ def _root() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input prints one ``error:`` line and returns 2."""
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="trading-pipeline", standalone_mode=False)
     except (UserInputError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
