@@ -140,3 +140,14 @@ def test_bot_run_replay_and_paper_replay_json(
     assert (
         f"buy-and-hold {bh:+7.1%}" in bot1 and f"{report['bots']['bot1']['return']:+7.1%}" in bot1
     )
+
+
+def test_to_is_the_last_day_included(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--to`` names the last UTC day replayed: one day is a valid range, and the replay runs
+    to the end of that day (the next midnight, exclusive)."""
+    argv = ["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-10", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["from"] == "2020-01-10T00:00:00+00:00"
+    assert report["to"] == "2020-01-11T00:00:00+00:00"
+    assert (env / "bots" / "replays" / "20200110-20200110" / "report.json").is_file()
