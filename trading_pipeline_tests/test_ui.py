@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from trading_pipeline.cli import main
-from trading_pipeline.ops_cli import dagster_dev_command, ui_environment
+from trading_pipeline.local_servers import dagster_dev_command, ui_environment
 from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
 ROOT = Path(__file__).resolve().parents[1]

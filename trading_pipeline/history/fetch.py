@@ -3,14 +3,12 @@
 ``run_fetch`` does a whole request; ``download_month``, ``extract_month`` and
 ``build_month_parquet`` are the per-(series, month) stages the Dagster assets call.
 Everything is validated and listed before the first file is written, so bad input changes
-nothing. Run as ``python -m trading_pipeline.history.fetch`` (same flags as
-``trading-pipeline fetch``).
+nothing. The command line is ``trading-pipeline fetch`` (``trading_pipeline.cli.history``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -584,9 +582,3 @@ def _convert_month(
     summary.months.append(build)
     summary.rows += build.rows
     summary.gaps += build.gaps
-
-
-if __name__ == "__main__":
-    from trading_pipeline.cli import main
-
-    sys.exit(main(["fetch", *sys.argv[1:]]))

@@ -84,9 +84,9 @@ def read_candle_file(path: str | Path, *, interval: str | None = None) -> pl.Dat
     )
 
 
-def infer_interval(df: pl.DataFrame) -> str | None:
+def infer_interval(df: pl.DataFrame, *, minimum: int = 3) -> str | None:
     """The interval whose length is the bars' median spacing, or None (too few bars, no match)."""
-    if df.height < 3 or df["open_time"].null_count():
+    if df.height < minimum or df["open_time"].null_count():
         return None
     step = df["open_time"].sort().diff().drop_nulls().dt.total_milliseconds().median()
     return next((name for name, ms in INTERVAL_MS.items() if step == ms), None)

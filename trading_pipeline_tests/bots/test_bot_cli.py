@@ -55,7 +55,7 @@ def env(
                 "--replay-to",
                 "2020-01-15",
             ],
-            "is not before",
+            "--replay-from 2020-02-01 is after --replay-to 2020-01-15",
         ),
         (["bot", "run", "--bot", "bot1", "--replay-from", "2020-02-01"], "are both needed"),
         (
@@ -71,7 +71,7 @@ def env(
             ],
             "must be a date",
         ),
-        (["paper", "replay", "--from", "2020-02-01", "--to", "2020-01-15"], "is not before"),
+        (["paper", "replay", "--from", "2020-02-01", "--to", "2020-01-15"], "is after --to"),
         (
             ["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-20", "--capital", "-5"],
             "--capital must be positive",
@@ -110,7 +110,7 @@ def test_bot_run_replay_and_paper_replay_json(
                 "--replay-from",
                 "2020-01-10",
                 "--replay-to",
-                "2020-02-01",
+                "2020-01-31",
             ]
         )
         == 0
@@ -118,7 +118,7 @@ def test_bot_run_replay_and_paper_replay_json(
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["bot"] == "bot1" and line["initial"] == 300.0 and line["fills"] > 0
     assert Path(line["ledger"]).is_file()
-    assert main(["paper", "replay", "--from", "2020-01-10", "--to", "2020-02-01", "--json"]) == 0
+    assert main(["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-31", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["capital"] == 1000.0 and set(report["bots"]) == {
         "bot1",
@@ -129,14 +129,25 @@ def test_bot_run_replay_and_paper_replay_json(
     }
     # the fleet replay runs the same runner on the same bars: bot1's result is the single run's
     assert report["bots"]["bot1"]["final"] == pytest.approx(line["final"], rel=1e-12)
-    target = env / "bots" / "replays" / "20200110-20200201"
+    target = env / "bots" / "replays" / "20200110-20200131"  # both days inclusive
     assert (target / "report.json").is_file() and (target / "equity.png").is_file()
     assert not list(target.parent.glob(".*partial"))
     assert (target / report["bots"]["bot1"]["ledger"]).is_file()  # relative to the report
     # the human report puts buy-and-hold of the same bars beside each bot's result
-    assert main(["paper", "replay", "--from", "2020-01-10", "--to", "2020-02-01"]) == 0
+    assert main(["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-31"]) == 0
     bot1 = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("bot1"))
     bh = report["bots"]["bot1"]["buy_and_hold_return"]
     assert (
         f"buy-and-hold {bh:+7.1%}" in bot1 and f"{report['bots']['bot1']['return']:+7.1%}" in bot1
     )
+
+
+def test_to_is_the_last_day_included(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--to`` names the last UTC day replayed: one day is a valid range, and the replay runs
+    to the end of that day (the next midnight, exclusive)."""
+    argv = ["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-10", "--json"]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["from"] == "2020-01-10T00:00:00+00:00"
+    assert report["to"] == "2020-01-11T00:00:00+00:00"
+    assert (env / "bots" / "replays" / "20200110-20200110" / "report.json").is_file()

@@ -28,9 +28,9 @@ ARGS = [
     "--replay-from",
     "2020-01-10",
     "--replay-to",
-    "2020-04-01",
+    "2020-03-31",  # inclusive: the same bars as up to (excluding) 2020-04-01
 ]
-WORKDIR = Path("bot1") / "replay" / "20200110-20200401"
+WORKDIR = Path("bot1") / "replay" / "20200110-20200331"
 
 
 def _cmd(data_dir: Path, bots_dir: Path) -> tuple[list[str], dict[str, str]]:

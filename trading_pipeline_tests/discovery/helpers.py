@@ -63,14 +63,9 @@ def write_store(history_dir: Path, bars: pl.DataFrame, series: Series) -> list[P
 
 
 def cli_main(argv: list[str]) -> int:
-    """``trading-pipeline`` in-process (registers the discovery verbs if not wired yet)."""
+    """``trading-pipeline`` in-process."""
     from trading_pipeline import cli
 
-    names = {c.name for c in cli.app.registered_commands}
-    if "tune" not in names:
-        from trading_pipeline.discovery import cli as discovery_cli
-
-        discovery_cli.register(cli.app)
     return cli.main(argv)
 
 

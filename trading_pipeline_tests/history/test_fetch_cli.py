@@ -124,7 +124,7 @@ def test_failed_file_is_named_and_exit_1(
 
 def test_python_dash_m_entry_point(published: Path, mirror: MirrorServer, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "trading_pipeline.history.fetch", "--symbol", "BTCUSDT",
+        [sys.executable, "-m", "trading_pipeline", "fetch", "--symbol", "BTCUSDT",
          "--from", "2024-01-01", "--to", "2024-01-31", "--data-dir", str(tmp_path / "d"),
          "--base-url", mirror.url, "--listing-url", mirror.url],
         capture_output=True, text=True, timeout=120,
@@ -132,7 +132,7 @@ def test_python_dash_m_entry_point(published: Path, mirror: MirrorServer, tmp_pa
     assert proc.returncode == 0, proc.stderr
     assert "files: 1 new" in proc.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "trading_pipeline.history.fetch", "--interval", "1M"],
+        [sys.executable, "-m", "trading_pipeline", "fetch", "--interval", "1M"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "1mo" in bad.stderr

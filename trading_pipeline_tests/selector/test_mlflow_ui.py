@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from trading_pipeline.cli import main
-from trading_pipeline.selector.select_cli import mlflow_environment, mlflow_server_command
+from trading_pipeline.local_servers import mlflow_environment, mlflow_server_command
 from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,33 +4,53 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-venue_app = typer.Typer(help="Other venues (Coinbase, Binance US) through ccxt.")
+from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, settings_from
+from trading_pipeline.settings import DEFAULT_INTERVAL
+
+venue_app = typer.Typer(
+    help="Other venues (Coinbase, Binance US) through ccxt.", no_args_is_help=True
+)
+APPS = [(venue_app, "venue")]
 
 
 @venue_app.command("fetch")
 def fetch(
-    venue: Annotated[str, typer.Option(help="coinbase or binanceus")],
-    symbol: Annotated[str, typer.Option(help="BTC-USD, BTC/USD or BTCUSD (quote kept as given)")],
-    interval: Annotated[str, typer.Option(help="candle interval, e.g. 1h")] = "1h",
-    start: Annotated[str, typer.Option("--from", help="first day, UTC (YYYY-MM-DD)")] = "",
-    end: Annotated[str | None, typer.Option("--to", help="last day, UTC; default today")] = None,
+    venue: Annotated[str, typer.Option(metavar="NAME", help="coinbase or binanceus")],
+    symbol: Annotated[
+        str,
+        typer.Option(metavar="SYMBOL", help="BTC-USD, BTC/USD or BTCUSD (quote kept as given)"),
+    ],
+    interval: Annotated[
+        str, typer.Option(metavar="INTERVAL", help="candle interval")
+    ] = DEFAULT_INTERVAL,
+    start: Annotated[
+        str, typer.Option("--from", metavar="YYYY-MM-DD", help="first day, UTC (inclusive)")
+    ] = "",
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="YYYY-MM-DD",
+            help="last day, UTC (inclusive; whole months are fetched); default today",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="refetch months already complete")] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="history goes to DATA_DIR/history")] = None,
+    data_dir: DataDirOpt = None,
+    history_dir: HistoryDirOpt = None,
     base_url: Annotated[
         str | None,
-        typer.Option(help="venue API host (default TP_<VENUE>_URL, else the real venue)"),
+        typer.Option(
+            metavar="URL", help="venue API host (default TP_<VENUE>_URL, else the real venue)"
+        ),
     ] = None,
 ) -> int:
     """Fetch whole months of candles through ccxt; complete months are kept, the rest resumed."""
     from trading_pipeline.errors import UserInputError
-    from trading_pipeline.history.layout import HistoryLayout
     from trading_pipeline.history.vision import parse_date
-    from trading_pipeline.settings import Settings
     from trading_pipeline.venues.ohlcv import VenueFetchError, VenueFetchRequest, validate_request
 
     if not start:
@@ -48,17 +68,16 @@ def fetch(
     from trading_pipeline.venues.exchange import make_exchange
     from trading_pipeline.venues.ohlcv import run_venue_fetch
 
-    settings = Settings.from_env()
+    settings = settings_from(data_dir, history_dir)
     url = base_url or settings.venue_url(request.venue)
     exchange = make_exchange(request.venue, base_url=url)
-    root = data_dir / "history" if data_dir else settings.history_dir
 
     def report(month: object, done: int, total: int) -> None:
         print(f"month {done}/{total} {getattr(month, 'period', '')}", file=sys.stderr, flush=True)
 
     try:
         summary = run_venue_fetch(
-            request, exchange=exchange, layout=HistoryLayout(root), progress=report
+            request, exchange=exchange, layout=settings.layout.history, progress=report
         )
     except VenueFetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,8 +85,3 @@ def fetch(
     for line in summary.lines():
         print(line)
     return 0
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``venue fetch`` to the top-level app."""
-    app.add_typer(venue_app, name="venue")

@@ -1,9 +1,9 @@
-"""Operational verbs: ``ui`` (the Dagster UI on 127.0.0.1).
+"""The local UIs (Dagster's ``dagster dev``, the MLflow server) as child process groups.
 
-This module is core, not orchestration: it never imports Dagster. It launches ``dagster dev``
-as a child process in its own process group, with the signal dispositions reset to their
+Core, not orchestration: it never imports Dagster or MLflow, it runs their servers. Each is
+started as a child in its own process group, with the signal dispositions reset to their
 defaults (a process started in the background inherits SIGINT ignored, and ``dagster dev``
-then ignores Ctrl-C and SIGTERM), and forwards SIGINT/SIGTERM to that group.
+then ignores Ctrl-C and SIGTERM), bound to 127.0.0.1; SIGINT/SIGTERM are forwarded to the group.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
-
-import typer
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.settings import DataLayout
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_S = 20.0
@@ -98,23 +96,46 @@ def serve_child(command: Sequence[str], *, env: dict[str, str], cwd: Path) -> in
     return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143) else code
 
 
-def register(app: typer.Typer) -> None:
-    """Add the operational verbs to the top-level app."""
+def mlflow_server_command(port: int, backend_uri: str, artifacts_dir: Path) -> list[str]:
+    """``mlflow server`` bound to 127.0.0.1 with one worker (starts in about 8 s, not 19)."""
+    exe = Path(sys.executable).with_name("mlflow")
+    program = [str(exe)] if exe.exists() else [sys.executable, "-m", "mlflow"]
+    return [
+        *program,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        artifacts_dir.resolve().as_uri(),
+        "--workers",
+        "1",
+    ]
 
-    @app.command("ui")
-    def ui(
-        port: Annotated[int, typer.Option("--port", "-p", help="Port on 127.0.0.1.")] = 3000,
-        dagster_home: Annotated[
-            Path,
-            typer.Option(
-                "--dagster-home",
-                help="Instance folder holding dagster.yaml (runs and schedules are kept there).",
-            ),
-        ] = PROJECT_ROOT / "dagster_home",
-        workspace: Annotated[
-            Path, typer.Option("--workspace", "-w", help="Workspace file.")
-        ] = PROJECT_ROOT / "workspace.yaml",
-    ) -> None:
-        """Start the Dagster UI (dagster dev) on 127.0.0.1; Ctrl-C or SIGTERM stops it."""
-        code = run_ui(port, dagster_home=dagster_home.resolve(), workspace=workspace.resolve())
-        raise typer.Exit(code)
+
+def mlflow_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: telemetry off, no background job runner (a faster start)."""
+    env = dict(os.environ if base is None else base)
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env["DO_NOT_TRACK"] = "1"
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    return env
+
+
+def run_mlflow_ui(port: int, layout: DataLayout) -> int:
+    """Serve the MLflow UI over the layout's store until SIGINT/SIGTERM; the child's exit code."""
+    if not 0 < port < 65536:
+        raise UserInputError(f"--port must be between 1 and 65535, got {port}")
+    uri = layout.mlflow_tracking_uri
+    if uri.startswith(("http://", "https://")):
+        raise UserInputError(f"TP_MLFLOW_TRACKING_URI is a server already: open {uri}")
+    artifacts = layout.mlflow_artifacts_dir  # where MlflowTracker puts them
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return serve_child(
+        mlflow_server_command(port, uri, artifacts),
+        env=mlflow_environment(),
+        cwd=layout.mlflow_dir,  # anything MLflow drops in its cwd stays in the store
+    )

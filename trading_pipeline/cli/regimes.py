@@ -8,16 +8,22 @@ from typing import Annotated, Any
 
 import typer
 
+from trading_pipeline.cli.options import (
+    DataDirOpt,
+    DataOpt,
+    FromOpt,
+    HistoryDirOpt,
+    IntervalOpt,
+    JsonOpt,
+    MarketOpt,
+    SymbolOpt,
+    ToOpt,
+    settings_from,
+)
 from trading_pipeline.errors import UserInputError
 
-
-def _parse_date(value: str | None, flag: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+verbs = typer.Typer()
+APPS = [(verbs, None)]
 
 
 def _load_bars(
@@ -25,40 +31,33 @@ def _load_bars(
     symbol: str | None,
     interval: str | None,
     market: str,
-    data_dir: Path | None,
+    history_dir: Path,
     start: date | None,
     end: date | None,
-) -> Any:
+) -> tuple[Any, str]:
+    """All bars up to ``end`` (the ones before ``start`` warm the labeller up)."""
     import polars as pl
 
-    from trading_pipeline.market.candles import CandleError, load_store, read_candle_file
-    from trading_pipeline.settings import Settings
+    from trading_pipeline.market.bars import load_bars
 
     if (data is None) == (symbol is None):
         raise UserInputError("give either --data FILE or --symbol S --interval I")
-    try:
-        if data is not None:
-            bars = read_candle_file(data)
-            if end is not None:
-                bars = bars.filter(pl.col("open_time").dt.date() <= end)
-        else:
-            if interval is None:
-                raise UserInputError("--symbol needs --interval")
-            history = data_dir / "history" if data_dir else Settings.from_env().history_dir
-            bars = load_store(
-                history,
-                market=market,
-                symbol=symbol.upper(),  # type: ignore[union-attr]
-                interval=interval,
-                end=end,
-            )
-    except CandleError as exc:
-        raise UserInputError(str(exc)) from None
+    if symbol is not None and interval is None:
+        raise UserInputError("--symbol needs --interval")
+    bars, interval = load_bars(
+        symbol=symbol,
+        interval=interval,
+        start=None,
+        end=end,
+        market=market,
+        history_dir=history_dir,
+        data=data,
+    )
     if start is not None and bars.filter(pl.col("open_time").dt.date() >= start).height == 0:
         raise UserInputError(f"no candles on or after {start}")
     if bars.height < 2:
         raise UserInputError("fewer than two candles in the requested range")
-    return bars
+    return bars, interval
 
 
 def _interval_of(bars: Any, interval: str | None) -> float:
@@ -68,22 +67,18 @@ def _interval_of(bars: Any, interval: str | None) -> float:
     return bars_per_year(interval) if interval else 365.0 * bars_per_day(bars)
 
 
+@verbs.command("regimes")
 def regimes(
-    symbol: Annotated[
-        str | None, typer.Option(help="e.g. BTCUSDT (from the history store)")
-    ] = None,
-    interval: Annotated[str | None, typer.Option(help="e.g. 1h")] = None,
-    from_: Annotated[str | None, typer.Option("--from", help="first day YYYY-MM-DD")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="last day YYYY-MM-DD (inclusive)")] = None,
-    market: Annotated[str, typer.Option(help="spot, um or cm")] = "spot",
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="data folder (default TP_DATA_DIR)")
-    ] = None,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="candle file: Parquet or freqtrade feather/json")
-    ] = None,
-    labeller: Annotated[str, typer.Option(help="rules or gmm")] = "rules",
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    symbol: SymbolOpt = None,
+    interval: IntervalOpt = None,
+    from_: FromOpt = None,
+    to: ToOpt = None,
+    market: MarketOpt = "spot",
+    data_dir: DataDirOpt = None,
+    history_dir: HistoryDirOpt = None,
+    data: DataOpt = None,
+    labeller: Annotated[str, typer.Option(metavar="NAME", help="rules or gmm")] = "rules",
+    as_json: JsonOpt = False,
 ) -> None:
     """Label the series with market regimes and print its periods and the share of time.
 
@@ -93,10 +88,13 @@ def regimes(
 
     if labeller not in LABELLERS:
         raise UserInputError(f"unknown labeller {labeller!r}: choose one of {', '.join(LABELLERS)}")
-    start, end = _parse_date(from_, "--from"), _parse_date(to, "--to")
+    from trading_pipeline.market.bars import parse_day
+
+    start, end = parse_day(from_, "--from"), parse_day(to, "--to")
     if start and end and start > end:
         raise UserInputError("--from is after --to")
-    bars = _load_bars(data, symbol, interval, market, data_dir, start, end)
+    history = settings_from(data_dir, history_dir).history_dir
+    bars, interval = _load_bars(data, symbol, interval, market, history, start, end)
 
     from trading_pipeline.regimes.periods import segment, share
 
@@ -164,8 +162,3 @@ def _print_table(periods: Any, shares: dict[str, float], labeller: str) -> None:
     console = Console()
     console.print(table)
     console.print("share of time: " + ", ".join(f"{r} {s:.1%}" for r, s in shares.items()))
-
-
-def register(app: typer.Typer) -> None:
-    """Add this package's verbs to the top-level app."""
-    app.command("regimes")(regimes)

@@ -1,8 +1,9 @@
-"""``trading-pipeline bot run`` (one bot, paper by default, live only when asked) and
-``trading-pipeline paper replay`` (the whole fleet on history).
+"""Bot verbs: ``bot run`` (one bot, paper by default, live only when asked) and
+``paper replay`` (the whole fleet on history).
 
 Every check of the user's input happens before any file is created, so a bad call changes
-nothing. Live trading is never the default and needs keys from the environment.
+nothing. Live trading is never the default and needs keys from the environment. Replay ranges
+are whole UTC days, ``--to`` (``--replay-to``) included.
 """
 
 from __future__ import annotations
@@ -11,49 +12,53 @@ import json
 import logging
 import os
 import signal
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from trading_pipeline.cli.options import (
+    CAPITAL,
+    BotsDirOpt,
+    CapitalOpt,
+    DataDirOpt,
+    HistoryDirOpt,
+    JsonOpt,
+    settings_from,
+)
 from trading_pipeline.errors import UserInputError
 
 bot_app = typer.Typer(help="Run one bot of the fleet.", no_args_is_help=True)
 paper_app = typer.Typer(help="Paper trading: replay the fleet on history.", no_args_is_help=True)
+APPS = [(bot_app, "bot"), (paper_app, "paper")]
 
 
-def parse_day(value: str | None, flag: str) -> datetime | None:
-    """``YYYY-MM-DD`` (or a full ISO time) as an aware UTC datetime."""
+def parse_day(value: str | None, flag: str) -> date | None:
+    """``YYYY-MM-DD`` as a date (a UTC day)."""
     if value is None:
         return None
     try:
-        t = datetime.fromisoformat(value) if "T" in value else None
-        if t is None:
-            d = date.fromisoformat(value)
-            t = datetime(d.year, d.month, d.day, tzinfo=UTC)
+        return date.fromisoformat(value)
     except ValueError:
         raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def check_range(
-    start: datetime | None, end: datetime | None, *, flags: str
-) -> tuple[datetime, datetime]:
-    if start is None or end is None:
+def check_range(first: date | None, last: date | None, *, flags: str) -> tuple[date, date]:
+    """Both days given, ``first`` not after ``last`` (one day is a range: both are included)."""
+    if first is None or last is None:
         raise UserInputError(f"{flags} are both needed")
-    if end <= start:
-        raise UserInputError(
-            f"{flags.split(' and ')[0]} {start:%Y-%m-%d} is not before {end:%Y-%m-%d}"
-        )
+    if last < first:
+        start_flag, end_flag = flags.split(" and ")
+        raise UserInputError(f"{start_flag} {first} is after {end_flag} {last}")
+    return first, last
+
+
+def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """The days ``first`` … ``last`` (inclusive) as the replay's ``[start, end)`` in UTC."""
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
     return start, end
-
-
-def _settings(data_dir: Path | None, bots_dir: Path | None) -> Any:
-    from trading_pipeline.settings import Settings
-
-    s = Settings.from_env()
-    return s.with_overrides(data_dir=data_dir, bots_dir_override=bots_dir)
 
 
 def _stop_flag() -> Any:
@@ -70,26 +75,27 @@ def _stop_flag() -> Any:
 
 @bot_app.command("run")
 def run(
-    bot: Annotated[str, typer.Option("--bot", help="bot1 … bot5")],
+    bot: Annotated[str, typer.Option("--bot", metavar="NAME", help="bot1 … bot5")],
     paper: Annotated[bool, typer.Option("--paper", help="paper broker (the default)")] = False,
     live: Annotated[
         bool, typer.Option("--live", help="real orders through ccxt (needs keys)")
     ] = False,
     replay_from: Annotated[
-        str | None, typer.Option("--replay-from", help="replay history from this day (paper)")
+        str | None,
+        typer.Option(
+            "--replay-from", metavar="YYYY-MM-DD", help="replay history from this day (paper)"
+        ),
     ] = None,
     replay_to: Annotated[
-        str | None, typer.Option("--replay-to", help="… up to this day (exclusive)")
+        str | None,
+        typer.Option(
+            "--replay-to", metavar="YYYY-MM-DD", help="… to this last day, UTC (inclusive)"
+        ),
     ] = None,
-    capital: Annotated[
-        float, typer.Option(help="fleet capital; the bot gets its fraction of it")
-    ] = 1000.0,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="data directory (default TP_DATA_DIR)")
-    ] = None,
-    bots_dir: Annotated[
-        Path | None, typer.Option(help="bots directory (default TP_BOTS_DIR)")
-    ] = None,
+    capital: CapitalOpt = CAPITAL,
+    data_dir: DataDirOpt = None,
+    history_dir: HistoryDirOpt = None,
+    bots_dir: BotsDirOpt = None,
 ) -> None:
     """Run one bot: a step at every closed candle until stopped (or the replay's end)."""
     from trading_pipeline.bots.spec import bot_spec, default_split
@@ -109,35 +115,37 @@ def run(
         from trading_pipeline.bots.ccxt_broker import Credentials
 
         creds = Credentials.from_env(os.environ, spec.venues[0])
-    start = end = None
+    first = last = None
     if replay:
-        start, end = check_range(
+        first, last = check_range(
             parse_day(replay_from, "--replay-from"),
             parse_day(replay_to, "--replay-to"),
             flags="--replay-from and --replay-to",
         )
     if not (capital > 0):
         raise UserInputError(f"--capital must be positive, got {capital}")
-    settings = _settings(data_dir, bots_dir)
+    settings = settings_from(data_dir, history_dir, bots_dir)
+    layout = settings.layout
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     initial = capital * default_split()[spec.name]
 
     from trading_pipeline.bots.assignment import default_assignment
-    from trading_pipeline.bots.deploy_store import DeploymentStore, halt_path
+    from trading_pipeline.bots.deploy_store import DeploymentStore
 
     store = DeploymentStore(settings.bots_dir)
 
     if replay:
-        assert start is not None and end is not None
+        assert first is not None and last is not None
         from trading_pipeline.bots.replay import replay_bot, store_loader, warmup_bars
 
+        start, end = day_bounds(first, last)
         a = store.current(spec.name) or default_assignment(spec.name)
         frames = store_loader(settings.history_dir, start=start, end=end, market=settings.market)(
             tuple(a.symbols), a.interval, warmup_bars(a)
         )
-        workdir = settings.bots_dir / spec.name / "replay" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+        workdir = layout.bot_replay_dir(spec.name, first, last)
         r = replay_bot(
             a, frames, start=start, end=end, initial_cash=initial, workdir=workdir, durable=True
         )
@@ -185,7 +193,7 @@ def run(
         )
         mode = "paper"
         assignments = lambda: store.current(spec.name) or default_assignment(spec.name)  # noqa: E731
-    workdir = settings.bots_dir / spec.name / mode
+    workdir = layout.bot_mode_dir(spec.name, mode)
     if mode == "paper":
         broker = paper_broker(
             a0 or default_assignment(spec.name),
@@ -195,7 +203,7 @@ def run(
             costs=CostModel(),
             workdir=workdir,
         )
-    ledger = Ledger(workdir / "ledger.sqlite")
+    ledger = Ledger(layout.ledger_path(spec.name, mode))
     runner = BotRunner(
         spec.name,
         ledger=ledger,
@@ -204,7 +212,7 @@ def run(
         clock=clock,
         assignments=assignments,
         initial_cash=initial,
-        halt_path=halt_path(settings.bots_dir),
+        halt_path=layout.halt_path,
         fleet_capital=capital,
     )
     runner.run(stop=stop, keep_going=True)
@@ -212,30 +220,35 @@ def run(
 
 @paper_app.command("replay")
 def replay_cmd(
-    from_: Annotated[str, typer.Option("--from", help="first day YYYY-MM-DD")],
-    to: Annotated[str, typer.Option("--to", help="end day YYYY-MM-DD (exclusive)")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    capital: Annotated[float, typer.Option(help="fleet capital split by bots/spec")] = 1000.0,
-    out: Annotated[Path | None, typer.Option(help="report directory")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="data directory (default TP_DATA_DIR)")
+    from_: Annotated[
+        str, typer.Option("--from", metavar="YYYY-MM-DD", help="first day, UTC (inclusive)")
+    ],
+    to: Annotated[
+        str, typer.Option("--to", metavar="YYYY-MM-DD", help="last day, UTC (inclusive)")
+    ],
+    as_json: JsonOpt = False,
+    capital: CapitalOpt = CAPITAL,
+    out: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="report directory (default BOTS_DIR/replays/FROM-TO)"),
     ] = None,
-    bots_dir: Annotated[
-        Path | None, typer.Option(help="bots directory (default TP_BOTS_DIR)")
-    ] = None,
+    data_dir: DataDirOpt = None,
+    history_dir: HistoryDirOpt = None,
+    bots_dir: BotsDirOpt = None,
 ) -> None:
     """Replay the whole fleet with its deployed (or default) assignments; write a report."""
-    start, end = check_range(
+    first, last = check_range(
         parse_day(from_, "--from"), parse_day(to, "--to"), flags="--from and --to"
     )
     if not (capital > 0):
         raise UserInputError(f"--capital must be positive, got {capital}")
-    settings = _settings(data_dir, bots_dir)
+    settings = settings_from(data_dir, history_dir, bots_dir)
+    start, end = day_bounds(first, last)
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.replay import replay_report, store_loader
 
     assignments = DeploymentStore(settings.bots_dir).all_current()
-    target = out or settings.bots_dir / "replays" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+    target = out or settings.layout.replay_dir(first, last)
     data = replay_report(
         target,
         start=start,
@@ -247,9 +260,7 @@ def replay_cmd(
     if as_json:
         print(json.dumps(data, indent=2, default=str))
         return
-    print(
-        f"paper replay {start:%Y-%m-%d} → {end:%Y-%m-%d}: ${data['capital']:.2f} → ${data['final']:.2f}"
-    )
+    print(f"paper replay {first} … {last}: ${data['capital']:.2f} → ${data['final']:.2f}")
     for name, b in data["bots"].items():
         bh = b.get("buy_and_hold_return")
         beside = "buy-and-hold    n/a" if bh is None else f"buy-and-hold {bh:+7.1%}"
@@ -259,9 +270,3 @@ def replay_cmd(
             f"fills {len(b['fills']):4}  risk events {len(b['risk_events'])}"
         )
     print(f"report: {target / 'report.json'}, {target / 'equity.png'}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``bot`` and ``paper`` to the top-level app."""
-    app.add_typer(bot_app, name="bot")
-    app.add_typer(paper_app, name="paper")

@@ -1,7 +1,8 @@
 """``trading-pipeline fleet``: status, allocate, halt, resume and the fleet daily-loss check.
 
-All verbs work on the bots directory (``TP_BOTS_DIR``, default ``<data dir>/bots``): its
-assignments, its runners' ledgers (``<bot>/<mode>/ledger.sqlite``) and its HALT file.
+All verbs work on the bots directory (``--bots-dir``/``TP_BOTS_DIR``, default
+``<data dir>/bots``): its assignments, its runners' ledgers (``<bot>/<mode>/ledger.sqlite``)
+and its HALT file.
 """
 
 from __future__ import annotations
@@ -14,25 +15,22 @@ from typing import Annotated, Any
 
 import typer
 
+from trading_pipeline.cli.options import BotsDirOpt, DataDirOpt, JsonOpt, settings_from
 from trading_pipeline.errors import UserInputError
 
 fleet_app = typer.Typer(
     help="The fleet of bots as one: status, allocation, kill switch.", no_args_is_help=True
 )
+APPS = [(fleet_app, "fleet")]
 
-BotsDir = Annotated[
-    Path | None, typer.Option("--bots-dir", help="bots directory (default TP_BOTS_DIR)")
-]
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory (TP_DATA_DIR)")]
-Mode = Annotated[str, typer.Option("--mode", help="whose ledgers: paper or live")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+BotsDir = BotsDirOpt
+DataDir = DataDirOpt
+Mode = Annotated[str, typer.Option("--mode", metavar="MODE", help="whose ledgers: paper or live")]
+AsJson = JsonOpt
 
 
 def _bots_dir(data_dir: Path | None, bots_dir: Path | None) -> Path:
-    from trading_pipeline.settings import Settings
-
-    s = Settings.from_env().with_overrides(data_dir=data_dir, bots_dir_override=bots_dir)
-    return s.bots_dir
+    return settings_from(data_dir, bots_dir=bots_dir).bots_dir
 
 
 def _now_ms() -> int:
@@ -126,9 +124,15 @@ def _print_status(data: dict[str, Any]) -> None:
 def allocate_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show, deploy nothing")] = False,
     as_json: AsJson = False,
-    days: Annotated[int, typer.Option(help="look-back of recent performance, days")] = 30,
-    band: Annotated[float, typer.Option(help="each bot within plan × (1 ± band)")] = 0.5,
-    tilt: Annotated[float, typer.Option(help="how hard returns pull the fractions")] = 2.0,
+    days: Annotated[
+        int, typer.Option(metavar="N", help="look-back of recent performance, days")
+    ] = 30,
+    band: Annotated[
+        float, typer.Option(metavar="FRACTION", help="each bot within plan × (1 ± band)")
+    ] = 0.5,
+    tilt: Annotated[
+        float, typer.Option(metavar="X", help="how hard returns pull the fractions")
+    ] = 2.0,
     mode: Mode = "paper",
     bots_dir: BotsDir = None,
     data_dir: DataDir = None,
@@ -171,7 +175,9 @@ def allocate_cmd(
 
 @fleet_app.command("halt")
 def halt(
-    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the HALT file)")],
+    reason: Annotated[
+        str, typer.Option("--reason", metavar="TEXT", help="why (recorded in the HALT file)")
+    ],
     bots_dir: BotsDir = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -196,7 +202,9 @@ def resume(bots_dir: BotsDir = None, data_dir: DataDir = None) -> None:
 
 @fleet_app.command("risk-check")
 def risk_check(
-    limit: Annotated[float, typer.Option(help="fleet daily-loss limit (fraction)")] = 0.10,
+    limit: Annotated[
+        float, typer.Option(metavar="FRACTION", help="fleet daily-loss limit (fraction)")
+    ] = 0.10,
     as_json: AsJson = False,
     mode: Mode = "paper",
     bots_dir: BotsDir = None,
@@ -229,7 +237,3 @@ def risk_check(
             f"fleet daily loss {risk.loss:.2%} (limit {limit:.0%})"
             + ("; HALTED" if data["halt"] else "")
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(fleet_app, name="fleet")

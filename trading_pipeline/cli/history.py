@@ -1,0 +1,195 @@
+"""History verbs: ``fetch`` (Binance Vision), ``mirror serve`` and ``import freqtrade``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, settings_from
+from trading_pipeline.settings import DEFAULT_INTERVAL, DEFAULT_START
+
+verbs = typer.Typer()
+mirror_app = typer.Typer(
+    help="A local Binance Vision mirror (files + S3 listing).", no_args_is_help=True
+)
+import_app = typer.Typer(
+    help="Import candles from other tools into the history store.", no_args_is_help=True
+)
+APPS = [(verbs, None), (mirror_app, "mirror"), (import_app, "import")]
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(s.strip() for v in values or [] for s in v.split(",") if s.strip())
+
+
+class _Reporter:
+    """A rich progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar.start()
+
+    def __call__(self, event: Any) -> None:
+        if self.bar is None:
+            if event.stage != "build" or event.status != "none":
+                print(
+                    f"{event.stage} {event.done}/{event.total} {event.item} {event.status}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return
+        if event.stage not in self.tasks:
+            self.tasks[event.stage] = self.bar.add_task(event.stage, total=event.total)
+        self.bar.update(self.tasks[event.stage], completed=event.done, total=event.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@verbs.command("fetch")
+def fetch(
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbol", metavar="SYMBOL", help="repeatable or comma-separated (default TP_UNIVERSE)"
+        ),
+    ] = None,
+    interval: Annotated[
+        str | None,
+        typer.Option(
+            metavar="INTERVAL",
+            help=f"1s…1mo as Binance spells them (default TP_INTERVAL, else {DEFAULT_INTERVAL})",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="YYYY-MM-DD",
+            help=f"first day, UTC, inclusive (default TP_START, else {DEFAULT_START})",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="YYYY-MM-DD", help="last day, UTC, inclusive; default yesterday"
+        ),
+    ] = None,
+    fill_daily: Annotated[
+        bool, typer.Option("--fill_daily", "--fill-daily", help="daily files where no monthly")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="re-download and rebuild everything")] = False,
+    market: Annotated[
+        str | None, typer.Option(metavar="MARKET", help="spot, um or cm (default TP_MARKET)")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    history_dir: HistoryDirOpt = None,
+    base_url: Annotated[
+        str | None, typer.Option(metavar="URL", help="Binance Vision file host (TP_VISION_URL)")
+    ] = None,
+    listing_url: Annotated[
+        str | None,
+        typer.Option(metavar="URL", help="S3 listing endpoint (TP_VISION_LISTING_URL)"),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, metavar="N", help="parallel downloads (TP_CONCURRENCY)")
+    ] = None,
+) -> int:
+    """Fetch Binance Vision klines: verified zips → CSV → partitioned Parquet."""
+    from trading_pipeline.history.fetch import FetchRequest, run_fetch
+    from trading_pipeline.history.vision import parse_date
+
+    settings = settings_from(data_dir, history_dir)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    request = FetchRequest(
+        market=market or settings.market,
+        symbols=_split(symbol) or settings.universe,
+        interval=interval or settings.interval,
+        start=parse_date(start or settings.start, "--from"),
+        end=parse_date(end, "--to") if end else yesterday,
+        fill_daily=fill_daily,
+        force=force,
+    )
+    reporter = _Reporter()
+    try:
+        summary = run_fetch(
+            request,
+            layout=settings.layout.history,
+            vision_url=base_url or settings.vision_url,
+            listing_url=listing_url or settings.listing_url,
+            concurrency=concurrency or settings.concurrency,
+            progress=reporter,
+        )
+    finally:
+        reporter.close()
+    for line in summary.lines():
+        print(line)
+    return 0 if summary.ok else 1
+
+
+@mirror_app.command("serve")
+def mirror_serve(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="folder holding data/spot/…")],
+    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port")] = 8765,
+    host: Annotated[str, typer.Option(metavar="HOST", help="address to bind")] = "127.0.0.1",
+    page_size: Annotated[
+        int, typer.Option(min=1, metavar="N", help="listing entries per page")
+    ] = 1000,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="SPEC", help="inject KIND[:GLOB[:TIMES[:ARG]]], e.g. status:*.zip:2:503"
+        ),
+    ] = None,
+) -> None:
+    """Serve DIR like data.binance.vision, with its S3 listing at the same base URL."""
+    from trading_pipeline.errors import UserInputError
+    from trading_pipeline.history.mirror import Fault, Faults, serve
+
+    if not directory.is_dir():
+        raise UserInputError(f"mirror folder {directory} does not exist")
+    try:
+        faults = Faults(active=[Fault.parse(spec) for spec in fault or []])
+    except ValueError as exc:
+        raise UserInputError(f"bad --fault: {exc}") from exc
+    serve(directory, host=host, port=port, page_size=page_size, faults=faults)
+
+
+@import_app.command("freqtrade")
+def import_freqtrade(
+    directory: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", help="freqtrade user_data/data[/<exchange>] folder"),
+    ],
+    exchange: Annotated[
+        str, typer.Option(metavar="NAME", help="exchange sub-folder and manifest label")
+    ] = "binance",
+    market: Annotated[str, typer.Option(metavar="MARKET", help="spot, um or cm")] = "spot",
+    data_dir: DataDirOpt = None,
+    history_dir: HistoryDirOpt = None,
+) -> None:
+    """Import freqtrade .feather/.json candles, split per month, into the Parquet store."""
+    from trading_pipeline.history.importer import import_freqtrade as run_import
+
+    history = settings_from(data_dir, history_dir).layout.history
+    summary = run_import(directory, layout=history, exchange=exchange, market=market)
+    for f in summary.files:
+        print(f.describe())
+    for name, why in summary.skipped:
+        print(f"skipped {name}: {why}")
+    print(
+        f"imported {len(summary.files)} file(s), {summary.rows} rows: "
+        f"{summary.months_written} month(s) written, {summary.months_unchanged} unchanged "
+        f"into {history.root}"
+    )
