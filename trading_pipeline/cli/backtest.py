@@ -26,6 +26,7 @@ from trading_pipeline.cli.options import (
     ToOpt,
     bars_from_options,
     family_from_options,
+    settings_from,
 )
 from trading_pipeline.errors import UserInputError
 
@@ -331,26 +332,37 @@ def lookahead(
     data_dir: DataDirOpt = None,
     history_dir: HistoryDirOpt = None,
     data: DataOpt = None,
-    points: Annotated[int, typer.Option("--points", help="truncation points")] = 20,
+    samples: Annotated[
+        int, typer.Option("--samples", min=0, help="seeded random parameter sets to add")
+    ] = 6,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the samples and points")] = 0,
     json_: JsonOpt = False,
 ) -> None:
-    """Check that signals never use future bars (exit 1 naming the first leaking bar).
+    """Audit a strategy for lookahead: exit 0 clean, 1 leaky or inconclusive (naming the bar,
+    the parameters and the field).
 
-    Without data options it runs on 2,000 seeded random-walk hourly bars.
+    Many parameter sets (defaults, bounds, choices, samples; --param adds one) are truncated
+    where signals change, at random bars and inside the warm-up, comparing entries, exits,
+    stops and every meta series, with file and network reads blocked. Without data options it
+    runs on the store's BTCUSDT 1h (the last 20,000 bars) when present, else on seeded
+    synthetic bars with regimes.
     """
-    from trading_pipeline.backtest import engine
     from trading_pipeline.backtest.metrics import json_safe
+    from trading_pipeline.strategies.lookahead import (
+        audit_family,
+        default_audit_bars,
+        param_sets,
+    )
 
     fam = family_from_options(strategy, strategy_file)
-    params = fam.validate(parse_params(param or []))
-    if points < 1:
-        raise UserInputError(f"--points must be at least 1, got {points}")
+    extra = [fam.validate(parse_params(param))] if param else []
     if data is None and symbol is None:
-        from trading_pipeline.backtest.synthetic import random_walk_bars
-
-        bars = random_walk_bars(2000, seed=7)
+        layout = settings_from(data_dir, history_dir).layout
+        bars, described = default_audit_bars(
+            layout.history_dir, market=market, interval=interval or "1h"
+        )
     else:
-        bars, _ = bars_from_options(
+        bars, got_interval = bars_from_options(
             symbol=symbol,
             interval=interval,
             start=from_,
@@ -360,24 +372,11 @@ def lookahead(
             data_dir=data_dir,
             history_dir=history_dir,
         )
-    rep = engine.lookahead_check(fam, bars, params, points=points)
+        described = str(data) if data else f"{market} {symbol} {got_interval}"
+    sets = extra + param_sets(fam, samples=samples, seed=seed)
+    rep = audit_family(fam, bars, data=described, params=sets, seed=seed)
     if json_:
-        print(
-            json.dumps(
-                json_safe(
-                    {
-                        "strategy": fam.name,
-                        "clean": rep.clean,
-                        "points": rep.points,
-                        "leaks": rep.leaks,
-                        "first_leak_bar": rep.first_leak_bar,
-                        "first_leak_time": str(rep.first_leak_time)
-                        if rep.first_leak_time
-                        else None,
-                    }
-                )
-            )
-        )
+        print(json.dumps(json_safe(rep.to_json())))
     else:
         print(rep.describe())
     if not rep.clean:

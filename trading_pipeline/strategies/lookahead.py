@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -348,3 +349,27 @@ def audit_family(
             report.recursive += recursive_check(fam, bars, p)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def default_audit_bars(
+    history_dir: str | Path | None,
+    *,
+    market: str = "spot",
+    symbol: str = "BTCUSDT",
+    interval: str = "1h",
+    max_bars: int = 20_000,
+) -> tuple[pl.DataFrame, str]:
+    """The bars an audit runs on when none are given: the most recent ``max_bars`` of the store's
+    series when it holds enough, else seeded synthetic bars with bull/bear/sideways/high-volatility
+    regimes (14,800 hourly bars), so every kind of signal has a chance to fire."""
+    from trading_pipeline.market.candles import CandleError, load_store
+    from trading_pipeline.regimes.synthetic import synthetic_bars
+
+    if history_dir is not None:
+        try:
+            bars = load_store(history_dir, market=market, symbol=symbol, interval=interval)
+        except CandleError:
+            bars = None
+        if bars is not None and bars.height >= 2_000:
+            return bars.tail(max_bars), f"{market} {symbol} {interval} (store)"
+    return synthetic_bars(), "synthetic regimes (no store data)"

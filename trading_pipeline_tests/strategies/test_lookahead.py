@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,21 @@ def test_leaky_strategy_is_caught() -> None:
     assert "first leaking bar" in report.describe()
 
 
-def test_lookahead_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["lookahead", "--strategy", "sma_cross"]) == 0
-    assert "no lookahead" in capsys.readouterr().out
-    code = main(["lookahead", "--strategy", "peek_next_close", "--strategy-file", str(LEAKY)])
+def test_lookahead_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = tmp_path / "bars.parquet"
+    random_walk_bars(1500, seed=11).write_parquet(data)
+    args = ["lookahead", "--data", str(data), "--samples", "1"]
+    assert main([*args, "--strategy", "sma_cross"]) == 0
+    out = capsys.readouterr().out
+    assert "sma_cross v1: CLEAN" in out and "parameter sets" in out
+    code = main([*args, "--strategy", "peek_next_close", "--strategy-file", str(LEAKY)])
     assert code == 1
-    assert "first leaking bar" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "LEAKY" in out and "lookahead in flags at bar" in out
+    assert (
+        main([*args, "--strategy", "peek_next_close", "--strategy-file", str(LEAKY), "--json"]) == 1
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "leaky" and report["findings"][0]["field"] == "flags"
     assert main(["lookahead", "--strategy", "nope"]) == 2
     assert "unknown strategy" in capsys.readouterr().err
