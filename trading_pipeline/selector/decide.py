@@ -320,7 +320,12 @@ def decide_once(
     if needs_fng and FEAR_GREED not in state:
         state[FEAR_GREED] = math.nan  # the model's imputer fills it; said in the reason
         note = f" ({FEAR_GREED} unavailable: imputed)"
-    probs = model.predict_proba(state)
+    labeller = labeller or _default_labeller()
+    if getattr(model, "needs_regimes", False):  # a regime-lookup baseline is the champion
+        regimes = {k: current_regime(used[k], labeller) for k in model.series}
+        probs = model.predict_proba(state, regimes=regimes)  # type: ignore[call-arg]
+    else:
+        probs = model.predict_proba(state)
     # A model trained to pick by expected return (its CV chose that rule) ranks by it here too;
     # the hysteresis margin stays on probabilities.
     expected = (
@@ -328,7 +333,6 @@ def decide_once(
         if getattr(model, "decision_rule", "argmax") == "expected_return"
         else None
     )
-    labeller = labeller or _default_labeller()
     regime = current_regime(used[model.series[0]], labeller) if model.series else UNKNOWN
     digest = inputs_hash(used, extra={"model": ref.name, "version": ref.version})
     by_id = {c.id: c for c in model.candidates}

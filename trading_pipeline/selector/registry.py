@@ -34,6 +34,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "trading_pipeline.selector.model.SelectorModel",
     "trading_pipeline.selector.model.TemperatureCalibrated",
     "trading_pipeline.selector.model._Constant",
+    "trading_pipeline.selector.policy.BaselinePolicy",
 )
 
 

@@ -51,6 +51,7 @@ from trading_pipeline.selector.model import (
     SelectorModel,
     fit_calibrated,
 )
+from trading_pipeline.selector.policy import BaselinePolicy
 from trading_pipeline.selector.registry import (
     DEFAULT_METRIC,
     GateDecision,
@@ -108,6 +109,15 @@ class TrainReport:
     champion: dict[str, float] | None = None
     champion_rescored: bool = False
     dataset: dict[str, Any] = field(default_factory=dict)
+    best_baseline: str | None = None  # the best baseline on the held-out rows
+    policy_version: int | None = None  # a baseline policy registered because the model lost
+    policy_gate: GateDecision | None = None
+
+    @property
+    def beats_baselines(self) -> bool:
+        """The model's held-out net return is above every baseline's (ties lose)."""
+        model = self.holdout[MODEL]["net_return"]
+        return all(model > m["net_return"] for k, m in self.holdout.items() if k != MODEL)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -166,6 +176,12 @@ class TrainReport:
                 "comparison": self.gate.comparison,
             },
             "champion_rescored": self.champion_rescored,
+            "beats_baselines": self.beats_baselines,
+            "best_baseline": self.best_baseline,
+            "policy_version": self.policy_version,
+            "policy_gate": None
+            if self.policy_gate is None
+            else {"promote": self.policy_gate.promote, "reason": self.policy_gate.reason},
             "candidates": list(self.model.candidate_ids),
             "dataset": self.dataset,
         }
@@ -326,6 +342,11 @@ def rescore(ds: SelectorDataset, model: Any, hold: np.ndarray) -> dict[str, floa
     """A (champion) model's metrics on these held-out rows, or None when it cannot be run on
     them (not a SelectorModel, or it needs features this dataset lacks). Its choices map to
     this dataset's candidates by id; a candidate it knows and this dataset lacks counts as cash."""
+    if isinstance(model, BaselinePolicy):
+        ids = [c.id for c in ds.candidates]
+        choices = model.choices_on(ids, ds.regimes[hold])
+        m = _score(ds, bl.onehot(choices, len(ids)), hold, choices)
+        return {f"heldout_{k}": v for k, v in m.items()}
     if not isinstance(model, SelectorModel):
         return None
     if any(f not in ds.feature_names for f in model.feature_names):
@@ -455,6 +476,66 @@ def fit_and_evaluate(ds: SelectorDataset, settings: TrainSettings | None = None)
     )
 
 
+DEPLOYABLE_BASELINES = ("single_best", "regime_lookup", "cash")
+
+
+def baseline_policy(
+    ds: SelectorDataset, dev: np.ndarray, report: TrainReport
+) -> tuple[BaselinePolicy, str]:
+    """The best baseline on the held-out rows that a bot can follow (buy-and-hold of a series or
+    of a basket is a benchmark, not a candidate), as a policy, and its name in the report."""
+    names = [k for k in report.holdout if k.split(" ")[0] in DEPLOYABLE_BASELINES]
+    name = max(names, key=lambda k: report.holdout[k]["net_return"])
+    kind = name.split(" ")[0]
+    common: dict[str, Any] = {
+        "candidates": ds.candidates,
+        "series": ds.series,
+        "interval": ds.interval,
+        "warmup_bars": report.model.warmup_bars,
+        "decision_every": ds.every,
+        "info": {"holdout": [report.holdout_start, report.holdout_end], "beaten": MODEL},
+    }
+    if kind == "single_best":
+        best = bl.single_best(ds.returns[dev], ds.switch_cost)
+        return BaselinePolicy(kind, choice=ds.candidates[best].id, **common), name
+    if kind == "regime_lookup":
+        table = bl.regime_table(ds.returns[dev], ds.regimes[dev])
+        scores = {f"{ds.candidates[j].id}|{regime}": v for (j, regime), v in table.items()}
+        return BaselinePolicy(kind, regime_scores=scores, **common), name
+    return BaselinePolicy("cash", **common), name
+
+
+def _register_refused(
+    registry: ModelRegistry,
+    report: TrainReport,
+    settings: TrainSettings,
+    params: Mapping[str, Any],
+    tags: Mapping[str, str],
+    example: pd.DataFrame,
+) -> tuple[int, GateDecision]:
+    """Register a model that lost to a baseline, with the refusal on its tags; no promotion."""
+    best = report.best_baseline or "cash"
+    model_net = report.holdout[MODEL]["net_return"]
+    base_net = report.holdout[best]["net_return"]
+    decision = GateDecision(
+        False,
+        f"loses to the baseline {best} on the held-out rows: net return {model_net:+.4f} "
+        f"vs {base_net:+.4f}",
+        {"metric": "heldout_net_return", "candidate": model_net, "best_baseline": best,
+         "best_baseline_value": base_net},
+    )  # fmt: skip
+    version = registry.register(
+        report.model,
+        name=settings.name,
+        metrics=report.metrics,
+        params=params,
+        tags=tags,
+        input_example=example,
+    )
+    registry.annotate(settings.name, version, decision.as_tags())
+    return version, decision
+
+
 def train(
     ds: SelectorDataset,
     *,
@@ -504,18 +585,44 @@ def train(
         **dict(tags or {}),
     }
     example = pd.DataFrame(ds.x(hold[:5]), columns=list(ds.feature_names))
-    version, gate = register_gated(
-        registry,
-        report.model,
-        name=settings.name,
-        metrics=report.metrics,
-        champion_metrics=champion_metrics,
-        params=params,
-        tags=run_tags,
-        input_example=example,
-        metric=DEFAULT_METRIC,
-        min_improvement=settings.min_improvement,
+    report.best_baseline = max(
+        (k for k in report.holdout if k != MODEL),
+        key=lambda k: report.holdout[k]["net_return"],
     )
+    if report.beats_baselines:
+        version, gate = register_gated(
+            registry,
+            report.model,
+            name=settings.name,
+            metrics=report.metrics,
+            champion_metrics=champion_metrics,
+            params=params,
+            tags=run_tags,
+            input_example=example,
+            metric=DEFAULT_METRIC,
+            min_improvement=settings.min_improvement,
+        )
+    else:  # kept for the record, never champion; the best deployable baseline stands instead
+        version, gate = _register_refused(registry, report, settings, params, run_tags, example)
+        dev, _ = split_rows(ds, settings.holdout_fraction)
+        policy, policy_name = baseline_policy(ds, dev, report)
+        policy_metrics = {f"heldout_{k}": v for k, v in report.holdout[policy_name].items()}
+        report.policy_version, report.policy_gate = register_gated(
+            registry,
+            policy,
+            name=settings.name,
+            metrics=policy_metrics,
+            champion_metrics=champion_metrics,
+            params={**params, "policy": f"baseline:{policy.kind}", "policy_choice": policy.choice},
+            tags={**run_tags, "policy": f"baseline:{policy.kind}"},
+            metric=DEFAULT_METRIC,
+            min_improvement=settings.min_improvement,
+        )
+        registry.annotate(
+            settings.name,
+            report.policy_version,
+            {"policy": f"baseline:{policy.kind}", "policy.choice": policy.choice},
+        )
     report.version, report.gate = version, gate
     report.model.info["version"] = version
     client = getattr(registry, "client", None)

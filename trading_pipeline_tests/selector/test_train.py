@@ -13,6 +13,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from trading_pipeline.selector.cv import holdout_split
 from trading_pipeline.selector.dataset import SelectorDataset, build_dataset
 from trading_pipeline.selector.model import DEFAULT_CONFIGS, MODEL_NAME, SelectorModel
+from trading_pipeline.selector.policy import BaselinePolicy
 from trading_pipeline.selector.registry import CHAMPION, MlflowRegistry, register_gated
 from trading_pipeline.selector.state import STATE_WARMUP_BARS
 from trading_pipeline.selector.train import (
@@ -85,7 +86,10 @@ def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
     import mlflow
 
     report = train(ds, registry=registry, settings=FAST, tags={"trigger": "test"})
-    assert report.version == 1 and report.gate is not None and report.gate.promote
+    # on this data the model loses to a baseline: registered for the record, never champion
+    assert not report.beats_baselines
+    assert report.version == 1 and report.gate is not None and not report.gate.promote
+    assert f"loses to the baseline {report.best_baseline}" in report.gate.reason
     run = registry.client.get_run(report.run_id)  # type: ignore[arg-type]
     metrics = run.data.metrics
     assert metrics["heldout_net_return"] == pytest.approx(report.holdout[MODEL]["net_return"])
@@ -97,7 +101,7 @@ def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
     assert params["candidate_cutoff"] == ds.selection["cutoff"]
     assert "before the held-out cut-off" in params["candidate_selection"]
     assert run.data.tags["code_version"] and run.data.tags["trigger"] == "test"
-    assert run.data.tags["gate.promote"] == "true"
+    assert run.data.tags["gate.promote"] == "false"
     artifacts = {a.path for a in registry.client.list_artifacts(report.run_id)}
     assert {"confusion_matrix.png", "comparison.md", "selector_report.json"} <= artifacts
     with registry._fluent():
@@ -105,13 +109,23 @@ def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
     assert info.signature is not None
     assert info.signature.inputs.input_names() == list(ds.feature_names)
     assert info.saved_input_example_info is not None
-    # the registered model is the SelectorModel, usable by the decision as is
-    loaded = registry.load(MODEL_NAME)
-    assert isinstance(loaded, SelectorModel) and loaded.candidates == ds.candidates
-    state = dict(zip(ds.feature_names, ds.x(np.array([ds.n - 1]))[0], strict=True))
-    assert loaded.predict_proba(state) == report.model.predict_proba(state)
     tags = registry.client.get_model_version(MODEL_NAME, "1").tags
-    assert tags["gate.promote"] == "true" and tags["gate.reason"] == "no champion yet"
+    assert tags["gate.promote"] == "false" and tags["gate.best_baseline"] == report.best_baseline
+    # the best baseline a bot can follow is the champion instead, registered as a policy
+    assert report.policy_version == 2 and report.policy_gate is not None
+    assert report.policy_gate.promote and report.policy_gate.reason == "no champion yet"
+    policy_tags = registry.client.get_model_version(MODEL_NAME, "2").tags
+    loaded = registry.load(MODEL_NAME)
+    assert isinstance(loaded, BaselinePolicy) and loaded.candidates == ds.candidates
+    assert policy_tags["policy"] == f"baseline:{loaded.kind}"
+    state = dict(zip(ds.feature_names, ds.x(np.array([ds.n - 1]))[0], strict=True))
+    regimes = {c.series: str(ds.regimes[-1, j]) for j, c in enumerate(ds.candidates)}
+    probs = loaded.predict_proba(state, regimes=regimes)
+    assert sorted(probs.values())[-1] == 1.0 and sum(probs.values()) == 1.0
+    deployable = {k: v for k, v in report.holdout.items() if k.split(" ")[0] in
+                  ("single_best", "regime_lookup", "cash")}  # fmt: skip
+    best = max(deployable, key=lambda k: deployable[k]["net_return"])
+    assert best.split(" ")[0] == loaded.kind
 
 
 def _oracle(ds: SelectorDataset) -> SelectorModel:
@@ -144,13 +158,20 @@ def test_the_gate_refuses_a_worse_model(ds: SelectorDataset, registry: MlflowReg
     assert report.gate is not None and not report.gate.promote
     cand = report.holdout[MODEL]["net_return"]
     assert cand < oracle_metrics["heldout_net_return"]
-    assert report.gate.comparison["champion"] == pytest.approx(oracle_metrics["heldout_net_return"])
-    # the alias did not move; the refusal is recorded on the new version
+    # the model lost to a baseline; the baseline policy registered instead loses to the champion
+    assert report.policy_version == 3 and report.policy_gate is not None
+    assert not report.policy_gate.promote
+    champ = report.policy_gate.comparison["champion"]
+    assert champ == pytest.approx(oracle_metrics["heldout_net_return"])
+    # the alias did not move; the refusals are recorded on the new versions
     assert registry.champion(MODEL_NAME)[0] == 1  # type: ignore[index]
     assert int(registry.client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == 1
     tags = registry.client.get_model_version(MODEL_NAME, "2").tags
+    assert tags["gate.promote"] == "false" and "loses to the baseline" in tags["gate.reason"]
+    tags = registry.client.get_model_version(MODEL_NAME, "3").tags
     assert tags["gate.promote"] == "false" and "does not beat champion" in tags["gate.reason"]
     assert float(tags["gate.champion"]) == pytest.approx(oracle_metrics["heldout_net_return"])
+    assert tags["policy"].startswith("baseline:")
     assert isinstance(registry.load(MODEL_NAME).estimator, KNeighborsClassifier)
 
 
