@@ -154,7 +154,6 @@ def run(
         )
         return
 
-    from trading_pipeline.backtest.costs import CostModel
     from trading_pipeline.bots.candles import ExchangeCandles, VenueCandles
     from trading_pipeline.bots.clock import WallClock
     from trading_pipeline.bots.ledger import Ledger
@@ -192,7 +191,6 @@ def run(
             candles,
             clock,
             initial_cash=initial,
-            costs=CostModel(),
             workdir=workdir,
         )
     ledger = Ledger(workdir / "ledger.sqlite")
