@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.backtest.costs import CostModel
-from trading_pipeline.backtest.engine import backtest
+from trading_pipeline.backtest.engine import backtest, buy_and_hold
 from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.assignment import (
     LEGACY_COSTS,
@@ -27,7 +27,13 @@ from trading_pipeline.bots.assignment import (
 )
 from trading_pipeline.bots.deploy_store import DeploymentStore
 from trading_pipeline.bots.fleet import candidates_from_decisions
-from trading_pipeline.bots.replay import backtest_window, fee_diffs, reconcile, replay_bot
+from trading_pipeline.bots.replay import (
+    backtest_window,
+    fee_diffs,
+    reconcile,
+    replay_bot,
+    replay_report,
+)
 from trading_pipeline.discovery.ranking import rank
 from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.storage import open_storage
@@ -249,3 +255,62 @@ def test_a_decisions_table_from_before_costs_gets_the_columns(tmp_path: Path) ->
     got = store.current()["bot1"]
     assert (got.fee, got.slippage) == (0.0015, 0.0001)
     assert store.history()["fee"].to_list() == [None, 0.0015]
+
+
+TWO_BOTS = """
+[[bots]]
+name = "cheap"
+symbols = ["BTCUSDT"]
+interval = "1h"
+families = ["sma_cross"]
+capital_fraction = 0.6
+
+[[bots]]
+name = "dear"
+symbols = ["ETHUSDT"]
+interval = "1h"
+families = ["sma_cross"]
+capital_fraction = 0.4
+"""
+
+
+def test_the_paper_replay_charges_each_bot_its_own_costs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``paper replay`` over a user's two-bot fleet: each bot's fills pay its assignment's fee,
+    and its buy-and-hold benchmark pays the same costs."""
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(TWO_BOTS)
+    monkeypatch.setenv("TP_FLEET_FILE", str(fleet))
+    frames = {
+        s: random_walk_bars(1500, seed=i, vol=0.006, start=START)
+        for i, s in enumerate(("BTCUSDT", "ETHUSDT"))
+    }
+
+    def load(symbols: tuple[str, ...], interval: str, warmup: int) -> dict[str, pl.DataFrame]:
+        return {s: frames[s] for s in symbols}
+
+    def sma(bot: str, symbol: str, fee: float, fraction: float) -> Assignment:
+        params = {"fast": 5, "slow": 20}
+        costs = TradingCosts(fee=fee, slippage=0.0)
+        return Assignment(bot, 1, (symbol,), "1h", "sma_cross", 1, params, fraction, costs=costs)
+
+    assignments = {
+        "cheap": sma("cheap", "BTCUSDT", 0.0005, 0.6),
+        "dear": sma("dear", "ETHUSDT", 0.004, 0.4),
+    }
+    start, end = START + timedelta(days=5), START + timedelta(days=50)
+    r = replay_report(tmp_path / "out", start=start, end=end, load=load, assignments=assignments)
+    assert set(r["bots"]) == {"cheap", "dear"}
+    assert r["bots"]["cheap"]["initial"] == pytest.approx(600.0)
+    for bot, fee in (("cheap", 0.0005), ("dear", 0.004)):
+        fills = r["bots"][bot]["fills"]
+        assert len(fills) > 4
+        assert [f["fee"] / (f["qty"] * f["price"]) for f in fills] == pytest.approx(
+            [fee] * len(fills), rel=1e-9
+        )
+    for bot, symbol, fee in (("cheap", "BTCUSDT", 0.0005), ("dear", "ETHUSDT", 0.004)):
+        s, e = backtest_window(frames[symbol], start, end)
+        costs = CostModel(fee=fee, slippage_bps=0.0)
+        held = buy_and_hold(frames[symbol], costs=costs, interval="1h", start=s, stop=e)
+        assert r["bots"][bot]["buy_and_hold_return"] == pytest.approx(held["total_return"])

@@ -4,6 +4,9 @@ end (``fleet show``, deploy validation), and every broken file is one ``error:``
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -288,4 +291,25 @@ def test_a_missing_fleet_file_is_one_error_line(
     assert code == 2
     assert err.splitlines() == [
         f"error: fleet file {tmp_path / 'nope.toml'}: cannot read it (No such file or directory)"
+    ]
+
+
+@pytest.mark.slow
+def test_the_installed_command_refuses_a_broken_fleet_file(tmp_path: Path) -> None:
+    """The real ``trading-pipeline`` process: one ``error:`` line on stderr, exit status 2."""
+    path = tmp_path / "fleet.toml"
+    path.write_text(_bot(venues='["kraken"]'))
+    env = {**os.environ, "TP_FLEET_FILE": str(path), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    code = "import sys; from trading_pipeline.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "fleet", "show", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: fleet file {path}: bot b1: unknown venue 'kraken' "
+        "(known: binance, binanceus, coinbase)"
     ]
