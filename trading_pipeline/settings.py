@@ -55,6 +55,7 @@ class Settings:
     optuna_storage: str | None = None
     venue_urls: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
+    fleet_file: Path | None = None  # TP_FLEET_FILE; None = the fleet shipped in the package
 
     @property
     def history_dir(self) -> Path:
@@ -117,7 +118,15 @@ class Settings:
                 for venue, var in VENUE_URL_ENV.items()
                 if (url := env.get(var, "")).strip()
             },
+            fleet_file=fleet_file_from_env(env),
         )
+
+
+def fleet_file_from_env(env: Mapping[str, str] | None = None) -> Path | None:
+    """``TP_FLEET_FILE`` (the fleet's TOML file), or None for the fleet shipped in the package."""
+    env = os.environ if env is None else env
+    value = (env.get("TP_FLEET_FILE") or "").strip()
+    return Path(value).expanduser() if value else None
 
 
 @dataclass(frozen=True)

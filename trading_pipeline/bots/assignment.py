@@ -1,7 +1,8 @@
 """What a bot should run: its assignment, and the checks an assignment must pass to be deployed.
 
 An assignment is the whole instruction to one bot (symbols, bar interval, strategy family and
-version, parameters, capital fraction, risk limits) plus its lineage (which selector model,
+version, parameters, capital fraction, risk limits, and the cost model the strategy was tuned
+with: fee and slippage, which the runner, the paper broker and the replay charge) plus its lineage (which selector model,
 MLflow run and data produced it). The runner compares :attr:`Assignment.fingerprint` to know
 whether what it should *do* changed; lineage and timestamps are not part of it, so a new model
 version that makes the same choice does not restart anything.
@@ -20,43 +21,80 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from trading_pipeline.bots.spec import CASH, BotSpec, bot_spec, default_split
+from trading_pipeline.backtest.costs import DEFAULT_FEE, DEFAULT_SLIPPAGE_BPS, CostModel
+from trading_pipeline.bots.fleet_file import FRACTION_TOLERANCE
+from trading_pipeline.bots.limits import RiskLimits
+from trading_pipeline.bots.spec import CASH, BotSpec, Fleet, current_fleet
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.schema import INTERVAL_MS
 from trading_pipeline.strategies.registry import get_family
 
-FRACTION_TOLERANCE = 1e-9  # fractions are floats: 0.3 + 0.25 + 0.25 + 0.15 + 0.05 may exceed 1
+__all__ = [
+    "COSTS_LINEAGE",
+    "FRACTION_TOLERANCE",
+    "LEGACY_COSTS",
+    "MAX_COST",
+    "Assignment",
+    "RiskLimits",
+    "TradingCosts",
+    "default_assignment",
+    "fleet_total",
+    "opposite_assignments",
+    "sides",
+    "utc_now_iso",
+    "validate_assignment",
+]
+
+MAX_COST = 0.05  # a fee or slippage of 5% per side is a typo, not a market
+COSTS_LINEAGE = "costs"  # the lineage key saying where an assignment's costs came from
+LEGACY_COSTS = (
+    "defaults (fee 0.001, slippage 2 bps): this assignment was written before assignments "
+    "carried the cost model they were tuned with"
+)
 
 
 @dataclass(frozen=True)
-class RiskLimits:
-    """A bot's limits, each a fraction: the day's loss against the UTC day's starting equity that
-    closes everything until the next day, the largest single position against equity, and the
-    drawdown from the peak that stops new entries until a new assignment arrives."""
+class TradingCosts:
+    """The cost model a strategy was tuned with, per side, as fractions of the notional:
+    ``fee`` (0.001 = 0.1%) and ``slippage`` against the trader (0.0002 = 2 bps)."""
 
-    daily_loss: float = 0.10
-    max_position_fraction: float = 1.0
-    max_drawdown: float = 0.25
+    fee: float = DEFAULT_FEE
+    slippage: float = DEFAULT_SLIPPAGE_BPS / 10_000.0
 
     def problems(self) -> list[str]:
         out = []
-        for name, value in asdict(self).items():
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                out.append(f"risk limit {name} must be a number, got {value!r}")
-            elif not 0.0 < float(value) <= 1.0:
-                out.append(f"risk limit {name}={value} must be in (0, 1]")
+        for name in ("fee", "slippage"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                out.append(f"cost {name} must be a finite number, got {v!r}")
+            elif not 0.0 <= float(v) < MAX_COST:
+                out.append(f"cost {name}={v} must be in [0, {MAX_COST})")
         return out
 
+    def model(self) -> CostModel:
+        """The backtester's :class:`CostModel` (fills at the next open, as the runner's)."""
+        return CostModel(fee=float(self.fee), slippage_bps=float(self.slippage) * 10_000.0)
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> RiskLimits:
-        data = dict(data or {})
-        unknown = sorted(set(data) - {"daily_loss", "max_position_fraction", "max_drawdown"})
+    def of(cls, model: CostModel) -> TradingCosts:
+        return cls(fee=float(model.fee), slippage=float(model.slippage))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"fee": float(self.fee), "slippage": float(self.slippage)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TradingCosts:
+        if not isinstance(data, Mapping):
+            raise UserInputError(f"costs must be an object with fee and slippage, got {data!r}")
+        unknown = sorted(set(data) - {"fee", "slippage"})
         if unknown:
-            raise UserInputError(f"unknown risk limit {unknown[0]!r}")
+            raise UserInputError(f"unknown cost {unknown[0]!r}")
+        if "fee" not in data or "slippage" not in data:
+            raise UserInputError(f"costs need both fee and slippage, got {dict(data)}")
         try:
-            return cls(**{k: float(v) for k, v in data.items()})
+            return cls(fee=float(data["fee"]), slippage=float(data["slippage"]))
         except (TypeError, ValueError):
-            raise UserInputError(f"risk limits must be numbers, got {data}") from None
+            raise UserInputError(f"costs must be numbers, got {dict(data)}") from None
 
 
 @dataclass(frozen=True)
@@ -78,10 +116,22 @@ class Assignment:
     risk: RiskLimits = field(default_factory=RiskLimits)
     lineage: Mapping[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    costs: TradingCosts | None = None  # None only in files written before costs were recorded
 
     @property
     def is_cash(self) -> bool:
         return self.family == CASH
+
+    @property
+    def cost_model(self) -> CostModel:
+        """The costs to trade with: the assignment's own, or the defaults for an assignment
+        written before assignments carried costs (see :attr:`costs_are_default`)."""
+        return (self.costs or TradingCosts()).model()
+
+    @property
+    def costs_are_default(self) -> bool:
+        """True for an assignment that carries no cost model (written before the field)."""
+        return self.costs is None
 
     @property
     def fingerprint(self) -> str:
@@ -95,6 +145,8 @@ class Assignment:
             "capital_fraction": round(float(self.capital_fraction), 12),
             "risk": asdict(self.risk),
         }
+        if self.costs is not None:  # absent from older files: their fingerprint stays the same
+            what["costs"] = self.costs.to_dict()
         blob = json.dumps(what, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -112,6 +164,7 @@ class Assignment:
             "lineage": dict(self.lineage),
             "created_at": self.created_at,
             "fingerprint": self.fingerprint,
+            **({} if self.costs is None else {"costs": self.costs.to_dict()}),
         }
 
     def to_json(self) -> str:
@@ -119,6 +172,11 @@ class Assignment:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Assignment:
+        """An assignment from its JSON form. One without ``costs`` (written before assignments
+        carried them) keeps ``costs=None``: it trades at the defaults (:attr:`cost_model`) and
+        the runner logs :data:`LEGACY_COSTS`; a re-deploy writes the defaults into it, and its
+        lineage says so."""
+        costs = None if data.get("costs") is None else TradingCosts.from_dict(data["costs"])
         try:
             return cls(
                 bot=str(data["bot"]),
@@ -132,6 +190,7 @@ class Assignment:
                 risk=RiskLimits.from_dict(data.get("risk")),
                 lineage=dict(data.get("lineage") or {}),
                 created_at=str(data.get("created_at", "")),
+                costs=costs,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UserInputError(f"not an assignment: {type(exc).__name__} {exc}") from None
@@ -163,7 +222,7 @@ def default_assignment(
 ) -> Assignment:
     """The assignment a bot runs before any selector decision: its spec's default family and
     parameters (cash for bots whose strategy has not arrived), on all its symbols."""
-    spec = bot_spec(spec) if isinstance(spec, str) else spec
+    spec = current_fleet().bot(spec) if isinstance(spec, str) else spec
     family, family_version = spec.default_family, 0
     params: dict[str, Any] = {}
     if family != CASH:
@@ -178,12 +237,11 @@ def default_assignment(
         family=family,
         family_version=family_version,
         params=params,
-        capital_fraction=(
-            default_split()[spec.name] if capital_fraction is None else capital_fraction
-        ),
-        risk=RiskLimits(),
+        capital_fraction=(spec.capital_fraction if capital_fraction is None else capital_fraction),
+        risk=spec.risk,
         lineage=dict(lineage or {"source": "spec-default"}),
         created_at=created_at,
+        costs=TradingCosts(),
     )
 
 
@@ -260,22 +318,39 @@ def fleet_total(fractions: Mapping[str, float]) -> float:
     return float(sum(fractions.values()))
 
 
-def validate_assignment(a: Assignment, *, others: Mapping[str, Assignment]) -> Assignment:
+def validate_assignment(
+    a: Assignment, *, others: Mapping[str, Assignment], fleet: Fleet | None = None
+) -> Assignment:
     """``a`` with its parameters normalised (defaults filled, types coerced), or a one-line
     :class:`UserInputError` naming why it cannot be deployed.
 
     ``others`` are the assignments the other bots will hold (an entry for ``a.bot`` itself is
-    ignored); the fractions of all of them plus ``a``'s must not exceed 100%.
+    ignored); the fractions of all of them plus ``a``'s must not exceed 100%. ``fleet`` is the
+    fleet ``a`` must fit (default: the fleet in force). The deployment store calls this before
+    writing; a runner may call it again on every load (``others={}`` when it only knows its own).
+    An assignment without costs gets the defaults, and its lineage says so.
     """
-    spec = bot_spec(a.bot)
+    spec = (fleet or current_fleet()).bot(a.bot)
     params = _check_strategy(a, spec)
     _check_symbols(a, spec)
     if a.interval not in INTERVAL_MS:
         raise UserInputError(f"{a.bot}: unknown bar interval {a.interval!r}")
     f = a.capital_fraction
-    if not isinstance(f, int | float) or not math.isfinite(f) or not 0.0 <= f <= 1.0:
+    if (
+        isinstance(f, bool)
+        or not isinstance(f, int | float)
+        or not math.isfinite(f)
+        or not 0.0 <= f <= 1.0
+    ):
         raise UserInputError(f"{a.bot}: capital fraction {f!r} must be in [0, 1]")
     problems = a.risk.problems()
+    if problems:
+        raise UserInputError(f"{a.bot}: {problems[0]}")
+    costs, lineage = a.costs, dict(a.lineage)
+    if costs is None:
+        costs = TradingCosts()
+        lineage.setdefault(COSTS_LINEAGE, "defaults: the candidate carried no cost model")
+    problems = costs.problems()
     if problems:
         raise UserInputError(f"{a.bot}: {problems[0]}")
     fractions = {b: o.capital_fraction for b, o in others.items() if b != a.bot}
@@ -286,4 +361,10 @@ def validate_assignment(a: Assignment, *, others: Mapping[str, Assignment]) -> A
             f"{a.bot}: capital fractions of all bots would total {total:.1%} (over 100%): "
             + ", ".join(f"{b} {v:.1%}" for b, v in sorted(fractions.items()))
         )
-    return replace(a, params=params, capital_fraction=float(f))
+    return replace(
+        a,
+        params=params,
+        capital_fraction=float(f),
+        costs=TradingCosts(float(costs.fee), float(costs.slippage)),
+        lineage=lineage,
+    )

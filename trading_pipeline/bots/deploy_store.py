@@ -33,7 +33,7 @@ from trading_pipeline.bots.assignment import (
     utc_now_iso,
     validate_assignment,
 )
-from trading_pipeline.bots.spec import FLEET_BY_NAME
+from trading_pipeline.bots.spec import Fleet, current_fleet
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_write_text
 
@@ -97,18 +97,31 @@ def read_halt(bots_dir: str | Path) -> dict[str, Any] | None:
 
 
 class DeploymentStore:
-    """Assignments of the fleet under ``bots_dir``; ``clock`` stamps deploys (UTC)."""
+    """Assignments of the fleet under ``bots_dir``; ``clock`` stamps deploys (UTC).
+
+    ``fleet`` is the fleet the assignments are validated against (default: the fleet in force,
+    :func:`~trading_pipeline.bots.spec.current_fleet`, read at each use)."""
 
     def __init__(
-        self, bots_dir: str | Path, *, clock: Callable[[], datetime] | None = None
+        self,
+        bots_dir: str | Path,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.bots_dir = Path(bots_dir)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._fleet = fleet
+
+    @property
+    def fleet(self) -> Fleet:
+        return self._fleet or current_fleet()
 
     # -- paths -------------------------------------------------------------------------------
     def _bot_dir(self, bot: str) -> Path:
-        if bot not in FLEET_BY_NAME:  # names become folder names: only the fleet's
-            raise UserInputError(f"unknown bot {bot!r}; known: {', '.join(FLEET_BY_NAME)}")
+        names = self.fleet.names
+        if bot not in names:  # names become folder names: only the fleet's
+            raise UserInputError(f"unknown bot {bot!r}; known: {', '.join(names)}")
         return self.bots_dir / bot
 
     def assignment_path(self, bot: str) -> Path:
@@ -133,7 +146,7 @@ class DeploymentStore:
     def all_current(self) -> dict[str, Assignment]:
         """Every bot's assignment in force, for the bots that have one."""
         out = {}
-        for bot in FLEET_BY_NAME:
+        for bot in self.fleet.names:
             a = self.current(bot)
             if a is not None:
                 out[bot] = a
@@ -221,8 +234,9 @@ class DeploymentStore:
                     },
                 )
                 report.deployed.append(final)
+            names = self.fleet.names
             for r in report.refused:
-                if r.bot in FLEET_BY_NAME:
+                if r.bot in names:
                     prev = current.get(r.bot)
                     self._append(
                         r.bot,
@@ -246,7 +260,7 @@ class DeploymentStore:
         accepted: dict[str, Assignment] = {}
         for bot, cand in batch.items():
             try:
-                accepted[bot] = validate_assignment(cand, others={})
+                accepted[bot] = validate_assignment(cand, others={}, fleet=self.fleet)
             except UserInputError as exc:
                 report.refused.append(Refusal(bot, str(exc), cand))
         # 2. no two bots may hold a symbol in opposite directions
@@ -283,7 +297,7 @@ class DeploymentStore:
         # 4. the contract's full check, each against the fleet it joins
         for bot in list(accepted):
             fleet = {**current, **accepted}
-            accepted[bot] = validate_assignment(accepted[bot], others=fleet)
+            accepted[bot] = validate_assignment(accepted[bot], others=fleet, fleet=self.fleet)
         return accepted
 
     # -- kill switch -------------------------------------------------------------------------

@@ -28,10 +28,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from trading_pipeline.bots.assignment import Assignment, RiskLimits, default_assignment
+from trading_pipeline.bots.assignment import (
+    COSTS_LINEAGE,
+    Assignment,
+    TradingCosts,
+    default_assignment,
+)
 from trading_pipeline.bots.deploy_store import DeploymentStore, DeployReport
 from trading_pipeline.bots.ledger import Ledger
-from trading_pipeline.bots.spec import CASH, FLEET_BY_NAME, default_split
+from trading_pipeline.bots.spec import CASH, Fleet, current_fleet, default_split
 from trading_pipeline.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -48,7 +53,7 @@ def ledger_paths(bots_dir: str | Path, mode: str = "paper") -> dict[str, Path]:
     if mode not in MODES:
         raise UserInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     out = {}
-    for bot in FLEET_BY_NAME:
+    for bot in current_fleet().names:
         path = Path(bots_dir) / bot / mode / "ledger.sqlite"
         if path.is_file():
             out[bot] = path
@@ -502,6 +507,22 @@ def _no_champion() -> str:
     return str(NO_CHAMPION)
 
 
+def _decision_costs(
+    d: DecisionLike, cur: Assignment | None, cash: bool
+) -> tuple[TradingCosts, str]:
+    """The costs a decision's candidate was tuned with, and where they came from: a cash
+    decision keeps the costs in force (closing pays them); a decision without costs (a model
+    trained before candidates carried them) gets the defaults, said in the lineage."""
+    fee, slippage = getattr(d, "fee", None), getattr(d, "slippage", None)
+    if not cash and fee is not None and slippage is not None:
+        return TradingCosts(float(fee), float(slippage)), "the tuned study"
+    if cash and cur is not None and cur.costs is not None:
+        return cur.costs, "kept from the assignment in force"
+    if cash:
+        return TradingCosts(), "defaults (cash)"
+    return TradingCosts(), "defaults: the selector's candidate carried no cost model"
+
+
 def candidates_from_decisions(
     decisions: Mapping[str, DecisionLike],
     current: Mapping[str, Assignment],
@@ -509,16 +530,20 @@ def candidates_from_decisions(
     fractions: Mapping[str, float] | None = None,
     seed_defaults: bool = True,
     lineage: Mapping[str, Any] | None = None,
+    fleet: Fleet | None = None,
 ) -> list[Assignment]:
-    """One candidate per bot: what its decision in force says to run, at its current capital
-    fraction (or ``fractions``, or the plan's), with its current risk limits. A bot without a
-    decision keeps what it has; with ``seed_defaults`` a bot with neither gets its spec default.
-    A decision the selector made without a champion model (reason "no champion") counts as no
-    decision, so a deploy before any model exists keeps each bot's spec default instead of
-    moving it to cash. The lineage records the decision and the model behind it."""
-    split = default_split()
+    """One candidate per bot of ``fleet`` (default: the fleet in force): what its decision in
+    force says to run, at its current capital fraction (or ``fractions``, or the plan's), with
+    its current risk limits (or its spec's) and the cost model the chosen study was tuned with.
+    A bot without a decision keeps what it has; with ``seed_defaults`` a bot with neither gets
+    its spec default. A decision the selector made without a champion model (reason "no
+    champion") counts as no decision, so a deploy before any model exists keeps each bot's spec
+    default instead of moving it to cash. The lineage records the decision and the model behind
+    it."""
+    fleet = fleet or current_fleet()
+    split = fleet.split()
     out = []
-    for bot, spec in FLEET_BY_NAME.items():
+    for bot, spec in fleet.by_name.items():
         cur = current.get(bot)
         fraction = (fractions or {}).get(bot)
         if fraction is None:
@@ -537,6 +562,7 @@ def candidates_from_decisions(
                 )
             continue
         cash = d.family == CASH or d.choice == CASH
+        costs, costs_from = _decision_costs(d, cur, cash)
         extra = {
             k: getattr(d, k, None)
             for k in (
@@ -559,14 +585,16 @@ def candidates_from_decisions(
                 family_version=0 if cash else int(d.version),
                 params={} if cash else dict(d.params),
                 capital_fraction=float(fraction),
-                risk=cur.risk if cur is not None else RiskLimits(),
+                risk=cur.risk if cur is not None else spec.risk,
                 lineage={
                     "source": "selector",
                     "choice": d.choice,
                     "decided_at": d.decided_at.isoformat(),
                     **{("decision_id" if k == "id" else k): v for k, v in extra.items()},
+                    COSTS_LINEAGE: costs_from,
                     **dict(lineage or {}),
                 },
+                costs=costs,
             )
         )
     return out

@@ -73,6 +73,10 @@ class PaperBroker:
     def close(self) -> None:
         self._db.close()
 
+    def use_costs(self, costs: CostModel) -> None:
+        """Charge ``costs`` from the next order on (the runner passes its assignment's)."""
+        self.costs = costs
+
     def balances(self) -> dict[str, float]:
         return {a: float(f) for a, f in self._db.execute("SELECT asset, free FROM paper_balances")}
 

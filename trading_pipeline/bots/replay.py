@@ -1,8 +1,10 @@
 """Paper replay of the whole fleet over history, and the reconciliation against the backtester.
 
-:func:`replay_fleet` gives each bot its share of the capital (bots/spec.default_split() of
-$1,000 by default), a paper broker, a replay clock and the history of its symbols, and runs the
-SAME :class:`~trading_pipeline.bots.runner.BotRunner` a live bot runs. It returns equity per
+:func:`replay_fleet` gives each bot of the fleet in force its share of the capital
+(bots/spec.default_split() of $1,000 by default), a paper broker charging the cost model of the
+bot's assignment (the fee and slippage its strategy was tuned with), a replay clock and the
+history of its symbols, and runs the SAME :class:`~trading_pipeline.bots.runner.BotRunner` a
+live bot runs. It returns equity per
 bot, fills, risk events, and writes a report (``report.json`` + ``equity.png``) into the given
 directory. :func:`reconcile` lists every difference between a replay's paper fills and the
 backtester's trades on the same bars and assignment (empty list = they agree).
@@ -38,7 +40,7 @@ from trading_pipeline.bots.routing import (
     venue_symbol,
 )
 from trading_pipeline.bots.runner import AssignmentLike, BotRunner, signal_window
-from trading_pipeline.bots.spec import CASH, FLEET, default_split
+from trading_pipeline.bots.spec import CASH, current_fleet, default_split
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
 
@@ -104,12 +106,12 @@ def replay_bot(
     durable: bool = False,
 ) -> BotReplay:
     """Replay one bot over ``frames`` between ``start`` and ``end`` (bars opening before
-    ``end``); the ledger and the paper broker's book live in ``workdir`` (resumed if present)."""
+    ``end``); the ledger and the paper broker's book live in ``workdir`` (resumed if present).
+    The fills pay the assignment's costs (:func:`assignment_costs`) unless ``costs`` is given."""
     check_range(start, end)
     workdir.mkdir(parents=True, exist_ok=True)
     candles = FrameCandles(frames, end_ms=to_ms(end))
     clock = ReplayClock(to_ms(start), to_ms(end))
-    costs = costs or CostModel()
     broker = paper_broker(
         assignment, candles, clock, initial_cash=initial_cash, costs=costs, workdir=workdir
     )
@@ -124,7 +126,7 @@ def replay_bot(
             assignments=lambda: assignment,
             initial_cash=initial_cash,
             halt_path=halt_path,
-            costs=costs,
+            costs=costs,  # None: the runner takes the assignment's (and says when it has none)
         )
         runner.run()
         return BotReplay(
@@ -143,17 +145,26 @@ def replay_bot(
         broker.close()
 
 
+def assignment_costs(a: AssignmentLike) -> CostModel:
+    """The cost model ``a`` trades with (bots.assignment.Assignment.cost_model: the tuned fee and
+    slippage; the defaults for an assignment written before assignments carried costs)."""
+    model = getattr(a, "cost_model", None)
+    return model if isinstance(model, CostModel) else CostModel()
+
+
 def paper_broker(
     assignment: AssignmentLike,
     candles: CandleSource,
     clock: Clock,
     *,
     initial_cash: float,
-    costs: CostModel,
+    costs: CostModel | None = None,
     workdir: Path,
 ) -> PaperBroker | RoutingBroker:
     """The paper account of a bot: one USDT account, or one per venue for venue-qualified
-    symbols (bot4), see :func:`venue_paper_broker`. Replays and ``bot run --paper`` share it."""
+    symbols (bot4), see :func:`venue_paper_broker`. Replays and ``bot run --paper`` share it.
+    It charges ``costs`` (default: the assignment's, :func:`assignment_costs`)."""
+    costs = costs or assignment_costs(assignment)
     if any(is_qualified(s) for s in assignment.symbols):
         return venue_paper_broker(
             assignment, candles, clock, initial_cash=initial_cash, costs=costs, workdir=workdir
@@ -277,10 +288,13 @@ def replay_fleet(
     split: Mapping[str, float] | None = None,
     costs: CostModel | None = None,
 ) -> ReplayResult:
-    """Replay every bot of the fleet; write ``report.json`` and ``equity.png`` in ``out_dir``.
+    """Replay every bot of the fleet in force; write ``report.json`` and ``equity.png`` in
+    ``out_dir``.
 
     ``assignments`` (bot → assignment) default to each bot's spec default
     (bots.assignment.default_assignment). A cash bot whose history is missing holds its cash.
+    Each bot pays its assignment's costs (and so does its buy-and-hold benchmark) unless
+    ``costs`` overrides them for all.
     """
     from trading_pipeline.bots.assignment import default_assignment
 
@@ -289,8 +303,8 @@ def replay_fleet(
         raise UserInputError(f"capital must be positive, got {capital}")
     split = dict(split or default_split())
     result = ReplayResult(start, end, capital)
-    for spec in FLEET:
-        a = (assignments or {}).get(spec.name) or default_assignment(spec.name)
+    for spec in current_fleet().bots:
+        a = (assignments or {}).get(spec.name) or default_assignment(spec)
         initial = capital * float(split.get(spec.name, 0.0))
         try:
             frames = load(tuple(a.symbols), a.interval, warmup_bars(a))
@@ -323,7 +337,9 @@ def replay_fleet(
             workdir=out_dir / spec.name,
             costs=costs,
         )
-        br.buy_and_hold = benchmark(frames, start=start, end=end, interval=a.interval, costs=costs)
+        br.buy_and_hold = benchmark(
+            frames, start=start, end=end, interval=a.interval, costs=costs or assignment_costs(a)
+        )
         result.bots[spec.name] = br
     result.out_dir = out_dir
     write_report(result, out_dir)
@@ -519,13 +535,18 @@ def reconcile(
     symbol: str | None = None,
     replay_final_equity: float | None = None,
     backtest_final_equity: float | None = None,
+    costs: CostModel | None = None,
     rel: float = 1e-9,
 ) -> list[str]:
     """Every difference between a replay's paper fills and the backtester's trades (from
     ``run_signals(..., detail=True)`` / ``backtest(..., detail=True)``; needs their
     ``entry_time``/``exit_time``): trade count, entry/exit times (bars), prices, units, PnL
-    (which includes both fees), and the final equity when both are given. Empty = identical."""
+    (which includes both fees), and the final equity when both are given. With ``costs`` (the
+    assignment's, :func:`assignment_costs`; the backtest should run with the same), every fill's
+    fee must be its notional × ``costs.fee``. Empty = identical."""
     diffs: list[str] = []
+    if costs is not None:
+        diffs += fee_diffs(replay_fills, costs.fee, symbol=symbol, rel=rel)
     mine = fills_to_trades(replay_fills, symbol)
     for t in mine:
         if "orphan_sell_ms" in t:
@@ -543,6 +564,24 @@ def reconcile(
     ):
         diffs.append(f"final equity {replay_final_equity!r} vs backtest {backtest_final_equity!r}")
     return diffs
+
+
+def fee_diffs(
+    fills: pl.DataFrame, fee: float, *, symbol: str | None = None, rel: float = 1e-9
+) -> list[str]:
+    """Every fill whose fee is not ``fee`` × its notional (qty × price)."""
+    out: list[str] = []
+    if fills.height == 0:
+        return out
+    for r in fills.iter_rows(named=True):
+        if symbol is not None and r["symbol"] != symbol:
+            continue
+        want = float(r["qty"]) * float(r["price"]) * fee
+        if not _close(float(r["fee"]), want, rel):
+            out.append(
+                f"fill {r['client_order_id']}: fee {r['fee']!r} vs {want!r} (notional × {fee:g})"
+            )
+    return out
 
 
 def _trade_diffs(k: int, m: dict[str, Any], b: dict[str, Any], rel: float) -> list[str]:
@@ -679,9 +718,11 @@ def backtest_window(frames: pl.DataFrame, start: datetime, end: datetime) -> tup
 __all__ = [
     "BotReplay",
     "ReplayResult",
+    "assignment_costs",
     "backtest_window",
     "bar_ms",
     "check_range",
+    "fee_diffs",
     "fills_to_trades",
     "fills_with_reason",
     "paper_broker",

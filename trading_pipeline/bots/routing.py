@@ -173,6 +173,14 @@ class RoutingBroker:
         self.live = any(b.live for b in self.brokers.values())
         self.name = "routing(" + ",".join(f"{v}={b.name}" for v, b in self.brokers.items()) + ")"
 
+    def use_costs(self, costs: CostModel) -> None:
+        """Charge ``costs`` on every venue's paper account (not for pairs: their venue fees
+        are the family's parameters, and the runner does not call this for them)."""
+        for b in self.brokers.values():
+            use = getattr(b, "use_costs", None)
+            if callable(use):
+                use(costs)
+
     def _route(self, symbol: str) -> tuple[Broker, str]:
         vs = venue_symbol(symbol)
         venue, native = vs.venue, vs.native_id if self.native_ids else vs.store_symbol

@@ -49,6 +49,7 @@ import polars as pl
 
 from trading_pipeline.backtest.costs import DEFAULT_MIN_ORDER_VALUE, CostModel
 from trading_pipeline.bots import risk as riskmod
+from trading_pipeline.bots.assignment import LEGACY_COSTS
 from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, client_order_id
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
@@ -252,7 +253,8 @@ class BotRunner:
         self.clock = clock
         self.assignments = assignments
         self.halt_path = halt_path
-        self.costs = costs or CostModel()
+        self._cost_override = costs
+        self.costs = costs or CostModel()  # replaced by the assignment's when one is loaded
         self.min_order_value = min_order_value
         self.quote = quote
         # one runner per bot and mode: held for this runner's life, checked before every order
@@ -302,7 +304,23 @@ class BotRunner:
                     "%s: assignment v%s → v%s (%s)", self.bot, cur.version, new.version, new.family
                 )
             self._assignment, self._family, self._params = new, family, dict(params or {})
+            self._use_costs(new)
         return self._assignment  # type: ignore[return-value]
+
+    def _use_costs(self, a: AssignmentLike) -> None:
+        """Trade with the cost model the assignment's strategy was tuned with (the runner's
+        sizing and, for a paper account, the fills); an explicit ``costs`` argument wins. An
+        assignment written before assignments carried costs trades at the defaults, logged."""
+        if self._cost_override is not None:
+            self.costs = self._cost_override
+        else:
+            model = getattr(a, "cost_model", None)
+            self.costs = model if isinstance(model, CostModel) else CostModel()
+            if getattr(a, "costs_are_default", False):
+                log.warning("%s: assignment v%s: costs %s", self.bot, a.version, LEGACY_COSTS)
+        use = getattr(self.broker, "use_costs", None)  # a paper account charges them too
+        if callable(use) and not self.pair_mode:  # pairs: each venue's fees are parameters
+            use(self.costs)
 
     # ---- start-up reconciliation --------------------------------------------------------
     def reconcile(self) -> list[str]:

@@ -162,7 +162,6 @@ def run(
         )
         return
 
-    from trading_pipeline.backtest.costs import CostModel
     from trading_pipeline.bots.candles import ExchangeCandles, VenueCandles
     from trading_pipeline.bots.clock import WallClock
     from trading_pipeline.bots.ledger import Ledger
@@ -200,7 +199,6 @@ def run(
             candles,
             clock,
             initial_cash=initial,
-            costs=CostModel(),
             workdir=workdir,
         )
     ledger = Ledger(layout.ledger_path(spec.name, mode))

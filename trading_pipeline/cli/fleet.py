@@ -1,6 +1,7 @@
-"""``trading-pipeline fleet``: status, allocate, halt, resume and the fleet daily-loss check.
+"""``trading-pipeline fleet``: show, status, allocate, halt, resume and the daily-loss check.
 
-All verbs work on the bots directory (``--bots-dir``/``TP_BOTS_DIR``, default
+``show`` prints the fleet in force (the fleet file: ``TP_FLEET_FILE`` or the package's). The
+other verbs work on the bots directory (``--bots-dir``/``TP_BOTS_DIR``, default
 ``<data dir>/bots``): its assignments, its runners' ledgers (``<bot>/<mode>/ledger.sqlite``)
 and its HALT file.
 """
@@ -39,6 +40,54 @@ def _now_ms() -> int:
 
 def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@fleet_app.command("show")
+def show(
+    as_json: AsJson = False,
+    fleet_file: Annotated[
+        Path | None,
+        typer.Option("--fleet-file", help="fleet TOML file (default TP_FLEET_FILE, else built in)"),
+    ] = None,
+) -> None:
+    """The fleet in force: each bot's role, families, symbols, interval, venues, capital
+    fraction and risk limits, and where the fleet file is."""
+    from trading_pipeline.bots.spec import current_fleet, load_fleet
+
+    fleet = load_fleet(fleet_file) if fleet_file is not None else current_fleet()
+    data = fleet.to_dict()
+    if as_json:
+        _print(data)
+        return
+    _print_fleet(data)
+
+
+def _print_fleet(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 200)  # pipes: never truncate
+    console.print(f"fleet file: {escape(data['source'])}")
+    table = Table("bot", "role", "families", "symbols", "interval", "venues", "fraction", "limits")
+    for b in data["bots"]:
+        r = b["risk"]
+        table.add_row(
+            escape(b["name"]),
+            escape(b["role"]),
+            escape(", ".join(b["families"])),
+            escape(", ".join(b["symbols"])),
+            b["interval"],
+            escape(", ".join(b["venues"])),
+            f"{b['capital_fraction']:.1%}",
+            f"day {r['daily_loss']:.0%}, position {r['max_position_fraction']:.0%}, "
+            f"drawdown {r['max_drawdown']:.0%}",
+        )
+    console.print(table)
+    console.print(
+        f"capital {data['capital_total']:.1%} of the fleet's; fleet daily loss limit "
+        f"{data['daily_loss']:.0%}"
+    )
 
 
 @fleet_app.command("status")
@@ -203,8 +252,11 @@ def resume(bots_dir: BotsDir = None, data_dir: DataDir = None) -> None:
 @fleet_app.command("risk-check")
 def risk_check(
     limit: Annotated[
-        float, typer.Option(metavar="FRACTION", help="fleet daily-loss limit (fraction)")
-    ] = 0.10,
+        float | None,
+        typer.Option(
+            metavar="FRACTION", help="fleet daily-loss limit, fraction (default: the fleet file's)"
+        ),
+    ] = None,
     as_json: AsJson = False,
     mode: Mode = "paper",
     bots_dir: BotsDir = None,
@@ -213,7 +265,10 @@ def risk_check(
     """Check the fleet's daily loss; halt the fleet when it reaches the limit."""
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.fleet import check_fleet_loss, close_all, open_ledgers
+    from trading_pipeline.bots.spec import current_fleet
 
+    if limit is None:
+        limit = current_fleet().daily_loss
     root = _bots_dir(data_dir, bots_dir)
     store = DeploymentStore(root)
     ledgers = open_ledgers(root, mode)

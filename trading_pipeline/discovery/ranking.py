@@ -84,6 +84,7 @@ def rank(results: Sequence[StudyResult], rule: RankingRule | None = None) -> pl.
                 "bh_return": r.bh_metrics["total_return"],
                 "n_trials": r.n_trials,
                 "params": str(r.best_params),
+                **r.spec.cost_fractions(),  # fee, slippage: what the bot will be charged
             }
         )
     df = pl.DataFrame(rows)

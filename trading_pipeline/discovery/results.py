@@ -93,6 +93,7 @@ class StudyResult:
             "version": self.spec.family_version,
             "series": self.spec.series,
             "interval": self.spec.interval,
+            "costs": self.spec.cost_fractions(),
             "best_params": self.best_params,
             "folds": [
                 {

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 SPEC_ATTR = "tp_spec"
+FEE_ATTR = "fee"  # the cost model, also on its own: fee and slippage per side, fractions
+SLIPPAGE_ATTR = "slippage"
 DEFAULT_BATCH = 50
 
 
@@ -110,6 +112,11 @@ class TuneSpec:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         return d
+
+    def cost_fractions(self) -> dict[str, float]:
+        """The cost model the study was tuned with: ``{"fee", "slippage"}`` per side, fractions
+        (what a deployed assignment carries to the bot)."""
+        return {"fee": float(self.costs.fee), "slippage": float(self.costs.slippage)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TuneSpec:
@@ -257,6 +264,9 @@ def open_fold_study(
         stored = study.user_attrs.get(SPEC_ATTR)
         if stored is None:
             study.set_user_attr(SPEC_ATTR, spec.to_json())
+            costs = spec.cost_fractions()
+            study.set_user_attr(FEE_ATTR, costs["fee"])
+            study.set_user_attr(SLIPPAGE_ATTR, costs["slippage"])
         elif TuneSpec.from_json(stored) != spec:
             raise UserInputError(
                 f"study {name} exists with other settings or data; "

@@ -365,7 +365,8 @@ def select_candidates(
     return picked
 
 
-def _candidate(r: StudyResult) -> Candidate:
+def candidate_from_result(r: StudyResult) -> Candidate:
+    """The candidate a tuned study offers: its newest fold's parameters and its cost model."""
     return Candidate(
         id=candidate_id(r.spec.family, r.spec.series),
         family=r.spec.family,
@@ -373,6 +374,7 @@ def _candidate(r: StudyResult) -> Candidate:
         params=dict(r.best_params),
         series=r.spec.series,
         interval=r.spec.interval,
+        **r.spec.cost_fractions(),  # fee, slippage: they travel to the bot's assignment
     )
 
 
@@ -427,7 +429,7 @@ def build_dataset(
         every=every,
         holdout_fraction=holdout_fraction,
     )
-    candidates = [CASH, *(_candidate(r) for r in picked)]
+    candidates = [CASH, *(candidate_from_result(r) for r in picked)]
     intervals = sorted({r.spec.interval for r in picked})
     interval = max(intervals, key=lambda i: sum(r.spec.interval == i for r in picked))
     series = tuple(sorted({r.spec.series for r in picked if r.spec.interval == interval}))

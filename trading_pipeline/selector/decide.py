@@ -63,6 +63,10 @@ class CandidateLike(Protocol):
     def params(self) -> Mapping[str, Any]: ...
     @property
     def series(self) -> str: ...
+    @property
+    def fee(self) -> float | None: ...
+    @property
+    def slippage(self) -> float | None: ...
 
 
 class SelectorLike(Protocol):
@@ -376,6 +380,8 @@ def decide_once(
                 series=c.series,
                 symbols=(sym,) if sym else (),
                 proposed=top,
+                fee=getattr(c, "fee", None),  # None from models pickled before candidates had it
+                slippage=getattr(c, "slippage", None),
                 **common,
             )
         out.append(d)

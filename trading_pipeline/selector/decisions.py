@@ -48,6 +48,8 @@ _COLUMNS = (
     "reason",
     "proposed",
     "streak",
+    "fee",
+    "slippage",
 )
 
 _SCHEMA = """
@@ -70,10 +72,14 @@ CREATE TABLE IF NOT EXISTS decisions (
     changed INTEGER NOT NULL,
     reason TEXT NOT NULL,
     proposed TEXT,
-    streak INTEGER NOT NULL DEFAULT 0
+    streak INTEGER NOT NULL DEFAULT 0,
+    fee REAL,
+    slippage REAL
 );
 CREATE INDEX IF NOT EXISTS decisions_bot_time ON decisions (bot, decided_at_us, id);
 """
+# Columns added after the first release: a table created before gets them on open (NULL).
+_ADDED_COLUMNS = (("fee", "REAL"), ("slippage", "REAL"))
 
 HISTORY_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Int64(),
@@ -95,6 +101,8 @@ HISTORY_SCHEMA: dict[str, pl.DataType] = {
     "reason": pl.String(),
     "proposed": pl.String(),
     "streak": pl.Int64(),
+    "fee": pl.Float64(),
+    "slippage": pl.Float64(),
 }
 
 
@@ -126,6 +134,8 @@ class Decision:
     id: int | None = None
     proposed: str | None = None
     streak: int = 0
+    fee: float | None = None  # the chosen candidate's tuned cost model (None: cash/unknown)
+    slippage: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (ISO UTC time, lists for tuples)."""
@@ -179,6 +189,8 @@ def _row(d: Decision) -> tuple[Any, ...]:
         d.reason,
         d.proposed,
         int(d.streak),
+        d.fee,
+        d.slippage,
     )
 
 
@@ -204,6 +216,8 @@ def _decision(row: Sequence[Any]) -> Decision:
         id=int(r["id"]),
         proposed=r["proposed"],
         streak=int(r["streak"]),
+        fee=None if r["fee"] is None else float(r["fee"]),
+        slippage=None if r["slippage"] is None else float(r["slippage"]),
     )
 
 
@@ -224,6 +238,14 @@ class DecisionStore:
             conn.execute("PRAGMA synchronous=NORMAL")
         try:
             conn.executescript(_SCHEMA)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(decisions)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    try:
+                        conn.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError as exc:  # another process added it first
+                        if "duplicate column" not in str(exc):
+                            raise
             yield conn
         finally:
             conn.close()

@@ -43,6 +43,8 @@ class Candidate:
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
     series: str = ""
     interval: str = ""
+    fee: float | None = None  # the cost model its study was tuned with (None: not recorded)
+    slippage: float | None = None
 
     @property
     def is_cash(self) -> bool:
@@ -56,6 +58,8 @@ class Candidate:
             "params": self.params,
             "series": self.series,
             "interval": self.interval,
+            "fee": self.fee,
+            "slippage": self.slippage,
         }
 
     @classmethod
@@ -67,6 +71,8 @@ class Candidate:
             params=dict(d.get("params") or {}),
             series=str(d.get("series") or ""),
             interval=str(d.get("interval") or ""),
+            fee=None if d.get("fee") is None else float(d["fee"]),
+            slippage=None if d.get("slippage") is None else float(d["slippage"]),
         )
 
 

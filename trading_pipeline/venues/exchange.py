@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import ccxt
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.venues.names import VENUES as VENUES  # re-exported
 
-VENUES: tuple[str, ...] = ("binance", "binanceus", "coinbase")
 REDACTED = "***"
 
 
