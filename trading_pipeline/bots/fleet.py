@@ -33,6 +33,7 @@ from trading_pipeline.bots.deploy_store import DeploymentStore, DeployReport
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.spec import CASH, FLEET_BY_NAME, default_split
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.settings import BotsLayout
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def ledger_paths(bots_dir: str | Path, mode: str = "paper") -> dict[str, Path]:
         raise UserInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     out = {}
     for bot in FLEET_BY_NAME:
-        path = Path(bots_dir) / bot / mode / "ledger.sqlite"
+        path = BotsLayout(Path(bots_dir)).ledger_path(bot, mode)
         if path.is_file():
             out[bot] = path
     return out

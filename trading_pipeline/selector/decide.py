@@ -39,6 +39,7 @@ from trading_pipeline.regimes.current import HISTORY_DAYS, current_regime
 from trading_pipeline.selector.decisions import Decision, DecisionStore, inputs_hash
 from trading_pipeline.selector.live import CandleSource
 from trading_pipeline.selector.registry import CHAMPION, ModelRegistry
+from trading_pipeline.settings import DataLayout
 
 MODEL_NAME = "strategy-selector"
 EXPERIMENT = "strategy-selector"
@@ -394,8 +395,8 @@ def champion_ref(registry: ModelRegistry, name: str = MODEL_NAME) -> ModelRef | 
 
 
 def embedded_tracking_uri(data_dir: str | Path) -> str:
-    """``tracking.default_tracking_uri`` without creating its folder (for read-only callers)."""
-    return f"sqlite:///{(Path(data_dir) / 'mlflow' / 'mlflow.db').resolve()}"
+    """``DataLayout``'s embedded tracking URI without creating its folder (read-only callers)."""
+    return DataLayout.under(data_dir).mlflow_tracking_uri
 
 
 def open_registry(tracking_uri: str, *, experiment: str = EXPERIMENT) -> ModelRegistry | None:
