@@ -8,7 +8,6 @@ the history store, the MLflow store). MLflow, Optuna and scikit-learn load insid
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -56,34 +55,35 @@ def train_cmd(
     from trading_pipeline.settings import Settings
 
     settings = Settings.from_env().with_overrides(data_dir=data_dir)
+    layout = settings.layout
     if not 0.0 < holdout < 1.0:
         raise UserInputError("--holdout must be between 0 and 1")
     if max_candidates < 1:
         raise UserInputError("--max-candidates must be at least 1")
-    top_file = Path(settings.data_dir) / "discovery" / "top_strategies.json"
-    if not top_file.is_file():
-        raise UserInputError(f"no {top_file}: run discovery (top_strategies) first")
+    if not layout.top_strategies_path.is_file():
+        raise UserInputError(
+            f"no {layout.top_strategies_path}: run discovery (top_strategies) first"
+        )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore", module="mlflow")
 
-    from trading_pipeline.discovery.storage import default_storage_url, open_storage
-    from trading_pipeline.selector.dataset import build_dataset, results_from_storage
+    from trading_pipeline.bots.spec import FLEET
+    from trading_pipeline.discovery.catalog import StudyCatalog
+    from trading_pipeline.selector.dataset import build_dataset, results_from_catalog
     from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.selector.train import TrainSettings, comparison_markdown, train
-    from trading_pipeline.tracking import default_tracking_uri
 
-    url = settings.optuna_storage or default_storage_url(settings.data_dir)
-    storage = open_storage(url, data_dir=settings.data_dir)
-    found = results_from_storage(top_file, storage, settings.history_dir)
+    found = results_from_catalog(StudyCatalog(layout))
     ds = build_dataset(
         found.results,
         found.bars,
         max_candidates=max_candidates,
         provenance=found.provenance,
         holdout_fraction=holdout,  # the candidates are chosen before this held-out period
+        fleet=FLEET,
     )
-    ds.save(Path(settings.data_dir) / "selector")
-    uri = tracking_uri or settings.mlflow_tracking_uri or default_tracking_uri(settings.data_dir)
+    ds.save(layout.selector_dir)
+    uri = tracking_uri or layout.ensure_mlflow_dir()
     registry = MlflowRegistry(uri, EXPERIMENT)
     report = train(
         ds,

@@ -57,6 +57,7 @@ def select_at(
     margin: float | None = None,
 ) -> Any:
     """The decision the loop would make at ``at`` from stored data (a ``TickResult``)."""
+    from trading_pipeline.bots.spec import FLEET
     from trading_pipeline.market.candles import CandleError
     from trading_pipeline.selector.decide import Decider, Hysteresis, open_registry
     from trading_pipeline.selector.decisions import DecisionStore, decisions_path
@@ -76,6 +77,7 @@ def select_at(
         StoreCandles(settings.history_dir),
         DecisionStore(decisions_path(settings.data_dir)),
         hysteresis=hysteresis,
+        fleet=FLEET,
     )
     try:
         return decider.tick(at, record=record, replay=True)
