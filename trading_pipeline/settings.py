@@ -191,6 +191,10 @@ class DataLayout:
     def top_strategies_path(self) -> Path:
         return self.discovery_dir / "top_strategies.json"
 
+    @property
+    def performance_matrix_path(self) -> Path:
+        return self.discovery_dir / "performance_matrix.parquet"
+
     # features and the Dagster IO manager's tables
     @property
     def features_dir(self) -> Path:
