@@ -182,3 +182,34 @@ def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert lake.layout.bots_dir == Path("/srv/trading-bots/bots")
     io = resources["parquet_io_manager"]
     assert io.base_dir == "/srv/trading-bots/tables"
+
+
+def lineage_islands(location: dg.Definitions) -> list[list[str]]:
+    """The asset graph's weakly connected components (each a sorted list of asset keys)."""
+    graph = location.resolve_asset_graph()
+    keys = list(graph.get_all_asset_keys())
+    parent = {k: k for k in keys}
+
+    def root(k: dg.AssetKey) -> dg.AssetKey:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for key in keys:
+        for up in graph.get(key).parent_keys:
+            if up in parent:
+                parent[root(up)] = root(key)
+    islands: dict[dg.AssetKey, list[str]] = {}
+    for key in keys:
+        islands.setdefault(root(key), []).append(key.to_user_string())
+    return sorted(sorted(i) for i in islands.values())
+
+
+def test_lineage_islands_never_grow(location: dg.Definitions) -> None:
+    """A ratchet toward one connected lineage graph (the chain issue wires it): today the
+    history → discovery → selector chain, the venues, fear & greed and the two bots assets."""
+    islands = lineage_islands(location)
+    print("lineage islands:", len(islands), [i[0] for i in islands])
+    assert len(islands) <= 5
+    chain = next(i for i in islands if "history/raw_zips" in i)
+    assert {"strategy_results", "top_strategies", "selector_model"} <= set(chain)
