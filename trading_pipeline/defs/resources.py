@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
     from trading_pipeline.discovery.catalog import StudyCatalog
+    from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.tracking import MlflowTracker
 
 
@@ -73,11 +74,25 @@ class DataLake(dg.ConfigurableResource):
 
         return StudyCatalog(self.layout)
 
+    def artifact_root(self) -> Path | None:
+        """Where a new experiment keeps its artifacts: the layout's folder for the embedded
+        store, the server's choice otherwise."""
+        layout = self.layout
+        return layout.mlflow_artifacts_dir if layout.uses_embedded_mlflow else None
+
     def tracker(self, experiment: str) -> MlflowTracker:
         """An MLflow tracker for ``experiment`` (the embedded store's folder created)."""
         from trading_pipeline.tracking import MlflowTracker  # lazy: mlflow costs ~2 s
 
-        return MlflowTracker(self.layout.ensure_mlflow_dir(), experiment)
+        uri = self.layout.ensure_mlflow_dir()
+        return MlflowTracker(uri, experiment, artifact_root=self.artifact_root())
+
+    def registry(self, experiment: str) -> MlflowRegistry:
+        """The MLflow model registry over this lake's store."""
+        from trading_pipeline.selector.registry import MlflowRegistry  # lazy: mlflow costs ~2 s
+
+        uri = self.layout.ensure_mlflow_dir()
+        return MlflowRegistry(uri, experiment, artifact_root=self.artifact_root())
 
     def run_link(self, experiment_id: str, run_id: str) -> str:
         """The run's page for a tracking server; the run id under the URI for a local store."""

@@ -124,7 +124,6 @@ def selector_model(
     as ``strategy-selector``; ``champion`` moves only through the promotion gate."""
     from trading_pipeline.selector.dataset import SelectorDataset
     from trading_pipeline.selector.model import DEFAULT_CONFIGS, GRADIENT_BOOSTING
-    from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.selector.train import (
         COMPARISON_HEADER,
         TrainSettings,
@@ -144,7 +143,7 @@ def selector_model(
         configs=configs,
         min_improvement=config.min_improvement,
     )
-    registry = MlflowRegistry(lake.layout.ensure_mlflow_dir(), EXPERIMENT)
+    registry = lake.registry(EXPERIMENT)
     try:
         report = train(
             ds, registry=registry, settings=settings, tags={"dagster_run_id": context.run.run_id}
