@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import io
 import sys
-import tokenize
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,42 +48,52 @@ def _is_module(root: Path, dotted: str) -> bool:
 
 
 def _comment_lines(source: str) -> set[int]:
-    out = set()
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT:
-            out.add(tok.start[0])
-    return out
+    """Lines with a comment (a ``#``; good enough for import lines, which hold no string
+    literal, and the lines just above them)."""
+    return {n for n, text in enumerate(source.splitlines(), start=1) if "#" in text}
 
 
-class _Visitor(ast.NodeVisitor):
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+class _Walker:
+    """Visits statements only (imports are statements), tracking the enclosing def/class."""
+
     def __init__(self, root: Path, module: str, is_package: bool, comments: set[int]):
         self.root, self.module, self.is_package = root, module, is_package
-        self.comments = comments
+        self.with_hash = comments
         self.stack: list[str] = []
         self.found: list[Import] = []
         self.import_lines: set[int] = set()
 
-    def _enter(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
-        self.stack.append(node.name)
-        self.generic_visit(node)
-        self.stack.pop()
+    def walk(self, statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                self._add(node, [a.name for a in node.names])
+            elif isinstance(node, ast.ImportFrom):
+                self._add(node, self._from_targets(node))
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.stack.append(node.name)
+                self.walk(node.body)
+                self.stack.pop()
+            else:
+                self._walk_children(node)
 
-    visit_FunctionDef = _enter
-    visit_AsyncFunctionDef = _enter
-    visit_ClassDef = _enter
-
-    def _in_function(self) -> str | None:
-        return ".".join(self.stack) if self.stack else None
+    def _walk_children(self, node: ast.AST) -> None:
+        for field in _BODIES:
+            for child in getattr(node, field, None) or []:
+                if isinstance(child, ast.stmt):
+                    self.walk([child])
+                else:  # an except handler or a match case: its body holds statements
+                    self.walk(getattr(child, "body", []))
 
     def _add(self, node: ast.stmt, targets: Iterable[str]) -> None:
         self.import_lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        function = ".".join(self.stack) if self.stack else None
         for target in targets:
-            self.found.append(Import(self.module, target, node.lineno, self._in_function(), False))
+            self.found.append(Import(self.module, target, node.lineno, function, False))
 
-    def visit_Import(self, node: ast.Import) -> None:
-        self._add(node, [a.name for a in node.names])
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+    def _from_targets(self, node: ast.ImportFrom) -> list[str]:
         base = node.module or ""
         if node.level:
             parts = self.module.split(".")
@@ -95,7 +103,7 @@ class _Visitor(ast.NodeVisitor):
         for alias in node.names:
             sub = f"{base}.{alias.name}" if base else alias.name
             targets.append(sub if _is_module(self.root, sub) else base)
-        self._add(node, dict.fromkeys(targets))
+        return list(dict.fromkeys(targets))
 
     def finish(self) -> list[Import]:
         """Mark each import commented when its line, or the line above the block of import
@@ -105,7 +113,8 @@ class _Visitor(ast.NodeVisitor):
             above = imp.line - 1
             while above in self.import_lines:  # walk up over the imports of the same block
                 above -= 1
-            commented = imp.line in self.comments or above in self.comments
+            # a comment on the line above counts even when it ends a line of code
+            commented = imp.line in self.with_hash or above in self.with_hash
             out.append(Import(imp.module, imp.target, imp.line, imp.function, commented))
         return out
 
@@ -115,11 +124,11 @@ def imports(root: Path) -> list[Import]:
     out: list[Import] = []
     for path in sorted((root / PACKAGE).rglob("*.py")):
         source = path.read_text()
-        visitor = _Visitor(
+        walker = _Walker(
             root, module_name(root, path), path.name == "__init__.py", _comment_lines(source)
         )
-        visitor.visit(ast.parse(source, filename=str(path)))
-        out.extend(visitor.finish())
+        walker.walk(ast.parse(source, filename=str(path)).body)
+        out.extend(walker.finish())
     return out
 
 
