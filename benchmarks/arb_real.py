@@ -104,7 +104,7 @@ def hedging_section(folds: int) -> dict[str, Any]:
     """bot5's family on Binance BTC/USDT 1h 2018-2026 with ETH/USDT as the correlation partner,
     stable-coin mode (no multi-year USD-M hourly series is in the shared data), walk-forward."""
     from trading_pipeline.backtest.costs import CostModel
-    from trading_pipeline.backtest.multi import walk_forward_multi
+    from trading_pipeline.discovery.multi_series import walk_forward_multi
     from trading_pipeline.market.candles import read_candle_file
     from trading_pipeline.strategies.hedging import Hedging
 
@@ -156,7 +156,8 @@ def main() -> int:
         return 1
 
     from trading_pipeline.backtest.costs import CostModel
-    from trading_pipeline.backtest.multi import ArbSettings, backtest_multi, walk_forward_multi
+    from trading_pipeline.backtest.multi import ArbSettings, backtest_multi
+    from trading_pipeline.discovery.multi_series import walk_forward_multi
     from trading_pipeline.market.align import align_venues, alignment_report
     from trading_pipeline.market.candles import read_candle_file
     from trading_pipeline.strategies.arbitrage import Arbitrage, cost_bps

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from trading_pipeline.bots.spec import FLEET
 from trading_pipeline.history.convert import write_parquet
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.market.candles import read_candle_file
@@ -150,13 +151,13 @@ def main() -> None:
     state0 = latest_state(windows[0][0], interval="1h")
 
     # warm-up (numba, sklearn first calls)
-    decide_once(model, windows[0][0], windows[0][1], {}, labeller=labeller)
+    decide_once(model, windows[0][0], windows[0][1], {}, labeller=labeller, fleet=FLEET)
     model.predict_proba(state0)
 
     decision_s, anchor_s, changes = [], [], 0
     for window, now in windows:
         t = time.perf_counter()
-        out = decide_once(model, window, now, current, labeller=labeller)
+        out = decide_once(model, window, now, current, labeller=labeller, fleet=FLEET)
         decision_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         model.predict_proba(state0)

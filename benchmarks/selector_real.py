@@ -89,6 +89,7 @@ def discover(bars: dict[str, pl.DataFrame], *, trials: int, folds: int) -> list:
 
 def report_one(results: list, bars: dict[str, pl.DataFrame], *, every: str, args: Any) -> None:  # type: ignore[type-arg]
     """Dataset at one decision window, training, and the held-out comparison, printed."""
+    from trading_pipeline.bots.spec import FLEET
     from trading_pipeline.selector.dataset import build_dataset
     from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.selector.train import TrainSettings, comparison_markdown, train
@@ -101,6 +102,7 @@ def report_one(results: list, bars: dict[str, pl.DataFrame], *, every: str, args
         every=every,
         provenance={"source": {k: str(v) for k, v in FILES.items()}},
         holdout_fraction=args.holdout,
+        fleet=FLEET,
     )
     t2 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -129,6 +129,44 @@ def fleet_file_from_env(env: Mapping[str, str] | None = None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+LEDGER_FILE = "ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class BotsLayout:
+    """The paths under the bots dir (a runner or replay that only knows its bots dir uses it)."""
+
+    root: Path
+
+    def bot_dir(self, bot: str) -> Path:
+        return self.root / bot
+
+    def assignment_path(self, bot: str) -> Path:
+        return self.bot_dir(bot) / "assignment.json"
+
+    def bot_mode_dir(self, bot: str, mode: str) -> Path:
+        """``<bots>/<bot>/<paper|live>``: the runner's ledger and lock live here."""
+        return self.bot_dir(bot) / mode
+
+    def ledger_path(self, bot: str, mode: str) -> Path:
+        return self.bot_mode_dir(bot, mode) / LEDGER_FILE
+
+    @property
+    def halt_path(self) -> Path:
+        return self.root / "HALT"
+
+    @property
+    def replays_dir(self) -> Path:
+        return self.root / "replays"
+
+    def replay_dir(self, start: date, end: date) -> Path:
+        """A fleet replay's folder: ``replays/YYYYMMDD-YYYYMMDD`` (both days inclusive)."""
+        return self.replays_dir / f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+    def bot_replay_dir(self, bot: str, start: date, end: date) -> Path:
+        return self.bot_dir(bot) / "replay" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """Every artifact's path under the data dir, and the MLflow/Optuna URIs: the one place.
@@ -143,6 +181,12 @@ class DataLayout:
     mlflow_tracking_uri_override: str | None = None
     optuna_storage_override: str | None = None
 
+    @classmethod
+    def under(cls, data_dir: str | Path) -> DataLayout:
+        """The default layout under ``data_dir`` (history and bots inside it, embedded
+        MLflow and Optuna); no environment is read."""
+        return Settings(data_dir=Path(data_dir)).layout
+
     @property
     def history(self) -> HistoryLayout:
         return HistoryLayout(self.history_dir)
@@ -156,10 +200,18 @@ class DataLayout:
     def top_strategies_path(self) -> Path:
         return self.discovery_dir / "top_strategies.json"
 
+    @property
+    def performance_matrix_path(self) -> Path:
+        return self.discovery_dir / "performance_matrix.parquet"
+
     # features and the Dagster IO manager's tables
     @property
     def features_dir(self) -> Path:
         return self.data_dir / "features"
+
+    def feature_path(self, table: str, *parts: str) -> Path:
+        """``features/<table>/<part>/…/data.parquet``: one derived table's file."""
+        return self.features_dir.joinpath(table, *parts, "data.parquet")
 
     @property
     def tables_dir(self) -> Path:
@@ -179,33 +231,37 @@ class DataLayout:
         return self.selector_dir / "decisions.sqlite"
 
     # bots
+    @property
+    def bots(self) -> BotsLayout:
+        return BotsLayout(self.bots_dir)
+
     def bot_dir(self, bot: str) -> Path:
-        return self.bots_dir / bot
+        return self.bots.bot_dir(bot)
 
     def assignment_path(self, bot: str) -> Path:
-        return self.bot_dir(bot) / "assignment.json"
+        return self.bots.assignment_path(bot)
 
     def bot_mode_dir(self, bot: str, mode: str) -> Path:
         """``<bots>/<bot>/<paper|live>``: the runner's ledger and lock live here."""
-        return self.bot_dir(bot) / mode
+        return self.bots.bot_mode_dir(bot, mode)
 
     def ledger_path(self, bot: str, mode: str) -> Path:
-        return self.bot_mode_dir(bot, mode) / "ledger.sqlite"
+        return self.bots.ledger_path(bot, mode)
 
     @property
     def halt_path(self) -> Path:
-        return self.bots_dir / "HALT"
+        return self.bots.halt_path
 
     @property
     def replays_dir(self) -> Path:
-        return self.bots_dir / "replays"
+        return self.bots.replays_dir
 
     def replay_dir(self, start: date, end: date) -> Path:
         """A fleet replay's folder: ``replays/YYYYMMDD-YYYYMMDD`` (both days inclusive)."""
-        return self.replays_dir / f"{start:%Y%m%d}-{end:%Y%m%d}"
+        return self.bots.replay_dir(start, end)
 
     def bot_replay_dir(self, bot: str, start: date, end: date) -> Path:
-        return self.bot_dir(bot) / "replay" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+        return self.bots.bot_replay_dir(bot, start, end)
 
     # MLflow and Optuna
     @property
@@ -226,6 +282,12 @@ class DataLayout:
         if self.mlflow_tracking_uri_override:
             return self.mlflow_tracking_uri_override
         return f"sqlite:///{self.mlflow_db_path.resolve()}"
+
+    def ensure_mlflow_dir(self) -> str:
+        """:attr:`mlflow_tracking_uri`, creating the embedded store's folder if it is used."""
+        if self.uses_embedded_mlflow:
+            self.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        return self.mlflow_tracking_uri
 
     @property
     def uses_embedded_mlflow(self) -> bool:

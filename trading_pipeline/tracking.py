@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from trading_pipeline.settings import DataLayout
+
 
 class Tracker(Protocol):
     """Records one run: parameters, metrics, tags and artifact files."""
@@ -59,10 +61,8 @@ class InMemoryTracker:
 
 
 def default_tracking_uri(data_dir: str | Path) -> str:
-    """The embedded store: ``sqlite:///<data dir>/mlflow/mlflow.db`` (absolute path)."""
-    db = Path(data_dir).resolve() / "mlflow" / "mlflow.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db}"
+    """The embedded store under ``data_dir`` (``DataLayout``'s rule), its folder created."""
+    return DataLayout.under(data_dir).ensure_mlflow_dir()
 
 
 class MlflowTracker:

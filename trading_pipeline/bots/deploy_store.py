@@ -36,9 +36,8 @@ from trading_pipeline.bots.assignment import (
 from trading_pipeline.bots.spec import Fleet, current_fleet
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_write_text
+from trading_pipeline.settings import BotsLayout
 
-HALT_FILE = "HALT"
-ASSIGNMENT_FILE = "assignment.json"
 HISTORY_FILE = "history.jsonl"
 LOCK_FILE = ".deploy.lock"
 
@@ -79,7 +78,7 @@ class DeployReport:
 
 
 def halt_path(bots_dir: str | Path) -> Path:
-    return Path(bots_dir) / HALT_FILE
+    return BotsLayout(Path(bots_dir)).halt_path
 
 
 def read_halt(bots_dir: str | Path) -> dict[str, Any] | None:
@@ -122,10 +121,11 @@ class DeploymentStore:
         names = self.fleet.names
         if bot not in names:  # names become folder names: only the fleet's
             raise UserInputError(f"unknown bot {bot!r}; known: {', '.join(names)}")
-        return self.bots_dir / bot
+        return BotsLayout(self.bots_dir).bot_dir(bot)
 
     def assignment_path(self, bot: str) -> Path:
-        return self._bot_dir(bot) / ASSIGNMENT_FILE
+        self._bot_dir(bot)  # only the fleet's names
+        return BotsLayout(self.bots_dir).assignment_path(bot)
 
     def history_path(self, bot: str) -> Path:
         return self._bot_dir(bot) / HISTORY_FILE

@@ -38,6 +38,8 @@ from trading_pipeline.bots.deploy_store import DeploymentStore, DeployReport
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.spec import CASH, Fleet, current_fleet, default_split
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.handoff import NO_CHAMPION
+from trading_pipeline.settings import BotsLayout
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ def ledger_paths(bots_dir: str | Path, mode: str = "paper") -> dict[str, Path]:
         raise UserInputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     out = {}
     for bot in current_fleet().names:
-        path = Path(bots_dir) / bot / mode / "ledger.sqlite"
+        path = BotsLayout(Path(bots_dir)).ledger_path(bot, mode)
         if path.is_file():
             out[bot] = path
     return out
@@ -497,16 +499,6 @@ def _interval_of(series: str) -> str | None:
     return tail if tail in INTERVAL_MS else None
 
 
-def _no_champion() -> str:
-    """The reason the selector writes when it had no champion model to decide with
-    (``selector.decide.NO_CHAMPION``; imported lazily, bots do not depend on the selector)."""
-    try:
-        from trading_pipeline.selector.decide import NO_CHAMPION
-    except ImportError:  # pragma: no cover - the selector package is optional here
-        return "no champion"
-    return str(NO_CHAMPION)
-
-
 def _decision_costs(
     d: DecisionLike, cur: Assignment | None, cash: bool
 ) -> tuple[TradingCosts, str]:
@@ -549,7 +541,7 @@ def candidates_from_decisions(
         if fraction is None:
             fraction = cur.capital_fraction if cur is not None else split[bot]
         d = decisions.get(bot)
-        if d is not None and getattr(d, "reason", "") == _no_champion():
+        if d is not None and getattr(d, "reason", "") == NO_CHAMPION:
             d = None  # the selector had no model yet: not a choice, the bot keeps its default
         if d is None:
             if cur is None and seed_defaults:

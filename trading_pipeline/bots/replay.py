@@ -43,6 +43,7 @@ from trading_pipeline.bots.runner import AssignmentLike, BotRunner, signal_windo
 from trading_pipeline.bots.spec import CASH, current_fleet, default_split
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
+from trading_pipeline.settings import LEDGER_FILE
 
 log = logging.getLogger("trading_pipeline.bots.replay")
 
@@ -115,7 +116,7 @@ def replay_bot(
     broker = paper_broker(
         assignment, candles, clock, initial_cash=initial_cash, costs=costs, workdir=workdir
     )
-    ledger = Ledger(workdir / "ledger.sqlite", durable=durable)
+    ledger = Ledger(workdir / LEDGER_FILE, durable=durable)
     try:
         runner = BotRunner(
             assignment.bot,

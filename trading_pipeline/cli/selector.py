@@ -86,19 +86,20 @@ def train_cmd(
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore", module="mlflow")
 
-    from trading_pipeline.discovery.storage import open_storage
-    from trading_pipeline.selector.dataset import build_dataset, results_from_storage
+    from trading_pipeline.bots.spec import current_fleet
+    from trading_pipeline.discovery.catalog import StudyCatalog
+    from trading_pipeline.selector.dataset import build_dataset, results_from_catalog
     from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.selector.train import TrainSettings, comparison_markdown, train
 
-    storage = open_storage(layout.optuna_storage_url, data_dir=layout.data_dir)
-    found = results_from_storage(top_file, storage, layout.history_dir)
+    found = results_from_catalog(StudyCatalog(layout))
     ds = build_dataset(
         found.results,
         found.bars,
         max_candidates=max_candidates,
         provenance=found.provenance,
         holdout_fraction=holdout,  # the candidates are chosen before this held-out period
+        fleet=current_fleet().bots,
     )
     ds.save(layout.selector_dir)
     if tracking_uri is None and layout.uses_embedded_mlflow:
@@ -148,6 +149,7 @@ def select_at(
     margin: float | None = None,
 ) -> Any:
     """The decision the loop would make at ``at`` from stored data (a ``TickResult``)."""
+    from trading_pipeline.bots.spec import current_fleet
     from trading_pipeline.market.candles import CandleError
     from trading_pipeline.selector.decide import Decider, Hysteresis, open_registry
     from trading_pipeline.selector.decisions import DecisionStore
@@ -167,6 +169,7 @@ def select_at(
         StoreCandles(layout.history_dir),
         DecisionStore(layout.decisions_path),
         hysteresis=hysteresis,
+        fleet=current_fleet().bots,
     )
     try:
         return decider.tick(at, record=record, replay=True)

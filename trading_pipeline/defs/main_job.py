@@ -27,7 +27,8 @@ from trading_pipeline.defs.history.partitions import (
     series_month_key,
     series_partitions,
 )
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
 
 
 @dataclass(frozen=True)
@@ -50,27 +51,28 @@ def _location() -> dg.Definitions:
 def run_main(
     instance: dg.DagsterInstance,
     *,
-    store: HistoryStore | None = None,
+    source: HistorySource | None = None,
+    lake: DataLake | None = None,
     today: date | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[SeriesRun]:
     """Materialize the history of every configured series; one run per series."""
     location = _location()
     job = location.resolve_job_def(HISTORY_JOB)
-    if store is None:
-        configured = (location.resources or {}).get("history")
-        assert isinstance(configured, HistoryStore)
-        store = configured
-    overrides = {"history": store}
+    configured = location.resources or {}
+    source = source or configured["history_source"]
+    lake = lake or configured["lake"]
+    assert isinstance(source, HistorySource) and isinstance(lake, DataLake)
+    overrides = {"history_source": source, "lake": lake}
     name = series_partitions.name or "series"
-    keys = store.series_keys()
+    keys = source.series_keys()
     known = set(instance.get_dynamic_partitions(name))
     if missing := [k for k in keys if k not in known]:
         instance.add_dynamic_partitions(name, missing)
     today = today or datetime.now(UTC).date()
-    first = max(store.start[:7] + "-01", FIRST_MONTH)
+    first = max(source.start[:7] + "-01", FIRST_MONTH)
     last = month_key(today)
-    echo(f"history: {len(keys)} series × {first[:7]}…{last[:7]} into {store.root}")
+    echo(f"history: {len(keys)} series × {first[:7]}…{last[:7]} into {lake.layout.history_dir}")
     runs = []
     for key in keys:
         tags = {

@@ -1,23 +1,125 @@
-"""The code location's resources, built from the environment (``Settings.from_env``).
+"""The code location's resources, and the one ``@dg.definitions`` that registers them.
 
-Resources are the only place in the Dagster layer that read the environment.
+``DataLake`` is the one resource that knows where things live: a Dagster-configurable view of
+:class:`~trading_pipeline.settings.DataLayout` (the data, history and bots dirs, the MLflow
+tracking URI and the Optuna storage). The other resources hold what is not a path (where
+Binance Vision or a venue is reached, a sensor's knobs). Every resource is built here from the
+environment (``Settings.from_env``): resources are the only place in the Dagster layer that
+read it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.bots.resources import BotsRuntime
+from trading_pipeline.defs.features.resources import FearGreedSource
+from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.parquet_io import ParquetIOManager
-from trading_pipeline.settings import Settings
+from trading_pipeline.defs.selector.resources import SelectorRuntime
+from trading_pipeline.defs.venues.resources import VenueExchanges
+from trading_pipeline.settings import DataLayout, Settings
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+    from trading_pipeline.discovery.catalog import StudyCatalog
+    from trading_pipeline.selector.registry import MlflowRegistry
+    from trading_pipeline.tracking import MlflowTracker
+
+
+class DataLake(dg.ConfigurableResource):
+    """Where every artifact lives (``TP_DATA_DIR``, ``TP_HISTORY_DIR``, ``TP_BOTS_DIR``,
+    ``TP_MLFLOW_TRACKING_URI``, ``TP_OPTUNA_STORAGE``); unset fields follow DataLayout's rule."""
+
+    data_dir: str = "data"
+    history_dir: str | None = None
+    bots_dir: str | None = None
+    mlflow_tracking_uri: str | None = None
+    optuna_storage: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DataLake:
+        return cls(
+            data_dir=str(settings.data_dir),
+            history_dir=_str(settings.history_dir_override),
+            bots_dir=_str(settings.bots_dir_override),
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+            optuna_storage=settings.optuna_storage,
+        )
+
+    @property
+    def layout(self) -> DataLayout:
+        return Settings(
+            data_dir=Path(self.data_dir),
+            history_dir_override=Path(self.history_dir) if self.history_dir else None,
+            bots_dir_override=Path(self.bots_dir) if self.bots_dir else None,
+            mlflow_tracking_uri=self.mlflow_tracking_uri,
+            optuna_storage=self.optuna_storage,
+        ).layout
+
+    def storage(self) -> BaseStorage:
+        """The Optuna storage the studies live in."""
+        from trading_pipeline.discovery.storage import open_storage  # lazy: optuna costs ~1 s
+
+        layout = self.layout
+        return open_storage(layout.optuna_storage_url, data_dir=layout.data_dir)
+
+    def catalog(self) -> StudyCatalog:
+        """The catalog of tuned studies over this lake's storage and history."""
+        from trading_pipeline.discovery.catalog import StudyCatalog  # lazy: optuna costs ~1 s
+
+        return StudyCatalog(self.layout)
+
+    def artifact_root(self) -> Path | None:
+        """Where a new experiment keeps its artifacts: the layout's folder for the embedded
+        store, the server's choice otherwise."""
+        layout = self.layout
+        return layout.mlflow_artifacts_dir if layout.uses_embedded_mlflow else None
+
+    def tracker(self, experiment: str) -> MlflowTracker:
+        """An MLflow tracker for ``experiment`` (the embedded store's folder created)."""
+        from trading_pipeline.tracking import MlflowTracker  # lazy: mlflow costs ~2 s
+
+        uri = self.layout.ensure_mlflow_dir()
+        return MlflowTracker(uri, experiment, artifact_root=self.artifact_root())
+
+    def registry(self, experiment: str) -> MlflowRegistry:
+        """The MLflow model registry over this lake's store."""
+        from trading_pipeline.selector.registry import MlflowRegistry  # lazy: mlflow costs ~2 s
+
+        uri = self.layout.ensure_mlflow_dir()
+        return MlflowRegistry(uri, experiment, artifact_root=self.artifact_root())
+
+    def run_link(self, experiment_id: str, run_id: str) -> str:
+        """The run's page for a tracking server; the run id under the URI for a local store."""
+        uri = self.layout.mlflow_tracking_uri
+        if uri.startswith(("http://", "https://")):
+            return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{uri}#experiment={experiment_id}&run={run_id}"
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource of the location for ``settings`` (keys are the assets' parameter names)."""
+    lake = DataLake.from_settings(settings)
+    return {
+        "lake": lake,
+        "history_source": HistorySource.from_settings(settings),
+        "fear_greed_source": FearGreedSource(base_url=settings.fng_url),
+        "venues": VenueExchanges.from_settings(settings),
+        "bots_runtime": BotsRuntime(market=settings.market),
+        "selector_runtime": SelectorRuntime(venue_url=settings.venue_url("binance")),
+        "parquet_io_manager": ParquetIOManager(base_dir=str(lake.layout.tables_dir)),
+    }
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    settings = Settings.from_env()
-    return dg.Definitions(
-        resources={
-            "history": HistoryStore.from_settings(settings),
-            "parquet_io_manager": ParquetIOManager(base_dir=str(settings.data_dir / "tables")),
-        }
-    )
+    return dg.Definitions(resources=build_resources(Settings.from_env()))

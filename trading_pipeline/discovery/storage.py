@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.settings import DataLayout
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 
 def default_storage_url(data_dir: str | Path) -> str:
-    return f"journal:{Path(data_dir).resolve() / 'optuna' / 'studies.log'}"
+    """The embedded journal under ``data_dir`` (``DataLayout``'s rule)."""
+    return DataLayout.under(data_dir).optuna_storage_url
 
 
 def open_storage(url: str | None, *, data_dir: str | Path) -> BaseStorage:

@@ -43,12 +43,13 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.backtest.costs import CostModel
-from trading_pipeline.bots.spec import FLEET, BotSpec
+from trading_pipeline.discovery.catalog import StudyCatalog
 from trading_pipeline.discovery.ranking import RankingRule
 from trading_pipeline.discovery.results import StudyResult, deflate, trial_variance
 from trading_pipeline.discovery.robustness import sharpe
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
+from trading_pipeline.handoff import BotLike
 from trading_pipeline.market.schema import INTERVAL_MS, UTC_US
 from trading_pipeline.regimes import get_labeller
 from trading_pipeline.selector.cv import holdout_split
@@ -199,7 +200,7 @@ def _symbol_interval(series: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def _matches(r: StudyResult, bot: BotSpec) -> bool:
+def _matches(r: StudyResult, bot: BotLike) -> bool:
     symbol, interval = _symbol_interval(r.spec.series)
     return (
         r.spec.family in bot.families
@@ -208,9 +209,7 @@ def _matches(r: StudyResult, bot: BotSpec) -> bool:
     )
 
 
-def fleet_matches(
-    results: Sequence[StudyResult], fleet: Sequence[BotSpec] = FLEET
-) -> list[StudyResult]:
+def fleet_matches(results: Sequence[StudyResult], fleet: Sequence[BotLike]) -> list[StudyResult]:
     """The studies some bot of the fleet may run (family, symbol and interval)."""
     if not results:
         raise UserInputError("no discovery results to choose candidates from")
@@ -231,7 +230,7 @@ def _expected_bars(r: StudyResult, delta: timedelta) -> int:
 def selection_cutoff(
     results: Sequence[StudyResult],
     *,
-    fleet: Sequence[BotSpec] = FLEET,
+    fleet: Sequence[BotLike],
     every: str = "1d",
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
 ) -> datetime:
@@ -300,7 +299,7 @@ def development_scores(
 def _choose(
     results: Sequence[StudyResult],
     *,
-    fleet: Sequence[BotSpec],
+    fleet: Sequence[BotLike],
     max_candidates: int,
     rule: RankingRule | None,
     every: str,
@@ -344,7 +343,7 @@ def _choose(
 def select_candidates(
     results: Sequence[StudyResult],
     *,
-    fleet: Sequence[BotSpec] = FLEET,
+    fleet: Sequence[BotLike],
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     rule: RankingRule | None = None,
     every: str = "1d",
@@ -408,7 +407,7 @@ def build_dataset(
     costs: CostModel | None = None,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
     rule: RankingRule | None = None,
-    fleet: Sequence[BotSpec] = FLEET,
+    fleet: Sequence[BotLike],
     fear_greed: pl.DataFrame | None = None,
     provenance: Mapping[str, Any] | None = None,
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
@@ -524,71 +523,29 @@ class Discovered:
     provenance: dict[str, Any]
 
 
-def results_from_storage(
-    top_file: str | Path, storage: Any, history_dir: str | Path, *, limit: int = 40
-) -> Discovered:
-    """The studies ``top_strategies.json`` ranks, re-collected from the Optuna ``storage``
-    with the settings stored in each study (:func:`~trading_pipeline.discovery.tuning.load_spec`)
-    and the bars of the history store. Studies whose family changed version or whose bars
-    changed since tuning are skipped (listed in the provenance), as the Dagster assets do."""
-    from trading_pipeline.discovery.results import collect
-    from trading_pipeline.discovery.tuning import fingerprint, load_spec
-    from trading_pipeline.history.layout import Series
-    from trading_pipeline.market.candles import CandleError, load_store
-    from trading_pipeline.strategies.registry import get_family
-
-    path = Path(top_file)
-    if not path.is_file():
-        raise UserInputError(f"no {path.name} under {path.parent}: run discovery first")
-    try:
-        doc = json.loads(path.read_text())
-        entries = list(doc.get("ranked") or doc.get("top") or [])
-    except (ValueError, AttributeError) as exc:
-        raise UserInputError(f"{path} is not a top-strategies file: {exc}") from exc
-    bars: dict[str, pl.DataFrame] = {}
-    results: list[StudyResult] = []
-    skipped: list[str] = []
-    partitions: list[str] = []
-    seen: set[str] = set()
-    for e in entries[:limit]:
-        group = str(e.get("study") or "")
-        if not group or group in seen:
-            continue
-        seen.add(group)
-        spec = load_spec(group, storage)
-        family = get_family(spec.family)
-        if family.version != spec.family_version:
-            skipped.append(f"{group}: family is now v{family.version}")
-            continue
-        if spec.series not in bars:
-            try:
-                series = Series.parse(spec.series)
-                bars[spec.series] = load_store(
-                    history_dir,
-                    market=series.market,
-                    symbol=series.symbol,
-                    interval=series.interval,
-                )
-            except (ValueError, CandleError) as exc:
-                skipped.append(f"{group}: {exc}")
-                continue
-        head = bars[spec.series].head(spec.n_bars)
-        if head.height != spec.n_bars or fingerprint(head) != spec.data_fingerprint:
-            skipped.append(f"{group}: the bars changed since it was tuned")
-            continue
-        results.append(collect(head, family, spec=spec, storage=storage))
-        if e.get("dagster_partition"):
-            partitions.append(str(e["dagster_partition"]))
-    if not results:
-        raise UserInputError(f"no usable study in {path}: {'; '.join(skipped) or 'empty'}")
+def results_from_catalog(catalog: StudyCatalog, *, limit: int = 40) -> Discovered:
+    """The studies ``top_strategies.json`` ranks, as far as the catalog finds them usable
+    (family version and bars unchanged since tuning; the others are listed in the provenance)."""
+    doc = catalog.read_top()
+    usable = catalog.usable(catalog.ranked_groups(doc, limit=limit))
+    if not usable.entries:
+        raise UserInputError(
+            f"no usable study in {catalog.top_path}: {'; '.join(usable.skipped) or 'empty'}"
+        )
+    ranked = {str(e.get("study")): e for e in doc.get("ranked") or doc.get("top") or []}
+    partitions = [
+        str(ranked[e.group]["dagster_partition"])
+        for e in usable.entries
+        if ranked.get(e.group, {}).get("dagster_partition")
+    ]
     provenance = {
-        "top_file": str(path),
+        "top_file": str(catalog.top_path),
         "top_generated_at": doc.get("generated_at"),
         "discovery_dagster_run_id": doc.get("dagster_run_id"),
         "partitions": partitions,
-        "skipped": skipped,
+        "skipped": usable.skipped,
     }
-    return Discovered(results, bars, provenance)
+    return Discovered(usable.results, usable.bars_by_series(), provenance)
 
 
 def follow(

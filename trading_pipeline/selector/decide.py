@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from trading_pipeline.bots.spec import CASH, FLEET, BotSpec
+from trading_pipeline.handoff import CASH, NO_CHAMPION, BotLike
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.schema import INTERVAL_MS
 from trading_pipeline.regimes.base import UNKNOWN, RegimeLabeller
@@ -39,10 +39,10 @@ from trading_pipeline.regimes.current import HISTORY_DAYS, current_regime
 from trading_pipeline.selector.decisions import Decision, DecisionStore, inputs_hash
 from trading_pipeline.selector.live import CandleSource
 from trading_pipeline.selector.registry import CHAMPION, ModelRegistry
+from trading_pipeline.settings import DataLayout
 
 MODEL_NAME = "strategy-selector"
 EXPERIMENT = "strategy-selector"
-NO_CHAMPION = "no champion"
 REGIME_LABELLER = "rules"
 FEAR_GREED = "x.fear_greed"  # the one state feature that does not come from the bars
 
@@ -146,7 +146,7 @@ def is_cash(c: CandidateLike) -> bool:
     return c.id == CASH or c.family == CASH
 
 
-def eligible_candidates(candidates: Sequence[CandidateLike], bot: BotSpec) -> list[CandidateLike]:
+def eligible_candidates(candidates: Sequence[CandidateLike], bot: BotLike) -> list[CandidateLike]:
     """The candidates ``bot`` may run: an allowed family on one of its symbols, and cash."""
     out = []
     for c in candidates:
@@ -188,7 +188,7 @@ def _default_labeller() -> RegimeLabeller:
     return get_labeller(REGIME_LABELLER)
 
 
-def _cash_decision(bot: BotSpec, now: datetime, *, proposed: str = CASH, **fields: Any) -> Decision:
+def _cash_decision(bot: BotLike, now: datetime, *, proposed: str = CASH, **fields: Any) -> Decision:
     return Decision(
         decided_at=now,
         bot=bot.name,
@@ -208,7 +208,7 @@ def no_champion_decisions(
     current: Mapping[str, Decision],
     *,
     model_name: str = MODEL_NAME,
-    fleet: Sequence[BotSpec] = FLEET,
+    fleet: Sequence[BotLike],
 ) -> list[Decision]:
     """Every bot on cash. A change only for a bot that was running something else."""
     out = []
@@ -299,7 +299,7 @@ def decide_once(
     current: Mapping[str, Decision],
     *,
     model_ref: ModelRef | None = None,
-    fleet: Sequence[BotSpec] = FLEET,
+    fleet: Sequence[BotLike],
     hysteresis: Hysteresis = Hysteresis(),
     labeller: RegimeLabeller | None = None,
     state_fn: StateFn | None = None,
@@ -404,8 +404,8 @@ def champion_ref(registry: ModelRegistry, name: str = MODEL_NAME) -> ModelRef | 
 
 
 def embedded_tracking_uri(data_dir: str | Path) -> str:
-    """``tracking.default_tracking_uri`` without creating its folder (for read-only callers)."""
-    return f"sqlite:///{(Path(data_dir) / 'mlflow' / 'mlflow.db').resolve()}"
+    """``DataLayout``'s embedded tracking URI without creating its folder (read-only callers)."""
+    return DataLayout.under(data_dir).mlflow_tracking_uri
 
 
 def open_registry(tracking_uri: str, *, experiment: str = EXPERIMENT) -> ModelRegistry | None:
@@ -434,7 +434,7 @@ class Decider:
         store: DecisionStore | None = None,
         *,
         model_name: str = MODEL_NAME,
-        fleet: Sequence[BotSpec] = FLEET,
+        fleet: Sequence[BotLike],
         hysteresis: Hysteresis = Hysteresis(),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         state_fn: StateFn | None = None,

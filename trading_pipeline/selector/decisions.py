@@ -26,7 +26,7 @@ from typing import Any
 
 import polars as pl
 
-DECISIONS_FILE = Path("selector") / "decisions.sqlite"
+from trading_pipeline.settings import DataLayout
 
 _COLUMNS = (
     "id",
@@ -146,8 +146,8 @@ class Decision:
 
 
 def decisions_path(data_dir: str | Path) -> Path:
-    """``<data_dir>/selector/decisions.sqlite``."""
-    return Path(data_dir) / DECISIONS_FILE
+    """The decisions file under ``data_dir`` (``DataLayout.decisions_path``)."""
+    return DataLayout.under(data_dir).decisions_path
 
 
 def _utc(t: datetime) -> datetime:

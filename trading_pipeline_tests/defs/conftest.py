@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from trading_pipeline.defs.discovery.resources import DiscoveryStore
 from trading_pipeline.defs.history.partitions import series_partitions
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history.fixtures import make_vision_tree, month_days
-from trading_pipeline.history.layout import Series
+from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.mirror import MirrorServer, running_mirror
 from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
 
@@ -37,11 +38,25 @@ def mirror(vision_tree: Path) -> Iterator[MirrorServer]:
         yield server
 
 
+@dataclass(frozen=True)
+class HistoryKit:
+    """The two resources the history assets take: where data lives and where it comes from."""
+
+    lake: DataLake
+    source: HistorySource
+
+    def layout(self) -> HistoryLayout:
+        return self.lake.layout.history
+
+    @property
+    def resources(self) -> dict[str, object]:
+        return {"lake": self.lake, "history_source": self.source}
+
+
 @pytest.fixture
-def make_store(tmp_path: Path, mirror: MirrorServer) -> Callable[..., HistoryStore]:
-    def make(**overrides: object) -> HistoryStore:
+def make_store(tmp_path: Path, mirror: MirrorServer) -> Callable[..., HistoryKit]:
+    def make(**overrides: object) -> HistoryKit:
         fields: dict[str, object] = {
-            "data_dir": str(tmp_path / "data"),
             "vision_url": mirror.url,
             "listing_url": mirror.url,
             "universe": ["BTCUSDT", "ETHUSDT"],
@@ -49,7 +64,8 @@ def make_store(tmp_path: Path, mirror: MirrorServer) -> Callable[..., HistorySto
             "concurrency": 2,
         }
         fields.update(overrides)
-        return HistoryStore(**fields)  # type: ignore[arg-type]
+        lake = DataLake(data_dir=str(tmp_path / "data"))
+        return HistoryKit(lake, HistorySource(**fields))  # type: ignore[arg-type]
 
     return make
 
@@ -76,15 +92,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 def discovery_resources(data_dir: Path) -> dict[str, object]:
     """The resources the discovery (and selector) assets need, over ``data_dir``, offline."""
-    return {
-        "history": HistoryStore(
-            data_dir=str(data_dir),
-            vision_url="http://127.0.0.1:9",
-            listing_url="http://127.0.0.1:9",
-            universe=["BTCUSDT"],
-        ),
-        "discovery": DiscoveryStore(data_dir=str(data_dir)),
-    }
+    return {"lake": DataLake(data_dir=str(data_dir))}
 
 
 def ops_config(**ops: dict[str, object]) -> dg.RunConfig:

@@ -19,19 +19,18 @@ from dagster._core.storage.tags import (
 from trading_pipeline.defs.history.assets import kline_csv, klines, raw_zips
 from trading_pipeline.defs.history.checks import no_duplicate_bars
 from trading_pipeline.defs.history.partitions import month_partitions, series_month_key
-from trading_pipeline.defs.history.store import HistoryStore
-from trading_pipeline_tests.defs.conftest import BTC, ETH
+from trading_pipeline_tests.defs.conftest import BTC, ETH, HistoryKit
 
 
 def test_five_years_of_two_series_backfill_in_two_runs(
-    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryKit]
 ) -> None:
     months = [m for m in month_partitions.get_partition_keys() if "2019-01-01" <= m < "2024-07-01"]
     assert len(months) == 66
     graph = dg.Definitions(
         assets=[raw_zips, kline_csv, klines],
         asset_checks=[no_duplicate_bars],
-        resources={"history": make_store()},
+        resources=make_store().resources,
     ).resolve_asset_graph()
     wanted = [
         AssetKeyPartitionKey(asset.key, str(series_month_key(series.key, month)))

@@ -17,27 +17,32 @@ from trading_pipeline.bots.deploy_store import DeploymentStore
 from trading_pipeline.definitions import defs
 from trading_pipeline.defs.bots.deploy import (
     DEPLOY_JOB,
-    BotsRuntime,
     bot_assignments,
     champion_change_sensor,
     deploy_assignments,
 )
 from trading_pipeline.defs.bots.replay import paper_replay_report
+from trading_pipeline.defs.bots.resources import BotsRuntime
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.selector.decisions import Decision, DecisionStore, decisions_path
 
 
-def bots_defs(rt: BotsRuntime) -> dg.Definitions:
+def resources(lake: DataLake) -> dict[str, object]:
+    return {"lake": lake, "bots_runtime": BotsRuntime()}
+
+
+def bots_defs(rt: DataLake) -> dg.Definitions:
     return dg.Definitions(
         assets=[bot_assignments],
         jobs=[deploy_assignments],
         sensors=[champion_change_sensor],
-        resources={"bots_runtime": rt},
+        resources=resources(rt),
     )
 
 
-def runtime(tmp_path: Path) -> BotsRuntime:
-    return BotsRuntime(data_dir=str(tmp_path / "data"))
+def runtime(tmp_path: Path) -> DataLake:
+    return DataLake(data_dir=str(tmp_path / "data"))
 
 
 def decision(bot: str, family: str, params: dict[str, object], **kw: object) -> Decision:
@@ -63,7 +68,7 @@ def decision(bot: str, family: str, params: dict[str, object], **kw: object) -> 
     return Decision(**fields)  # type: ignore[arg-type]
 
 
-def deploy(rt: BotsRuntime, instance: dg.DagsterInstance, **tags: str) -> dg.AssetMaterialization:
+def deploy(rt: DataLake, instance: dg.DagsterInstance, **tags: str) -> dg.AssetMaterialization:
     result = (
         bots_defs(rt).resolve_job_def(DEPLOY_JOB).execute_in_process(instance=instance, tags=tags)
     )
@@ -90,7 +95,7 @@ def test_deploy_seeds_spec_defaults_before_any_decision(
     mat = deploy(rt, instance)
     assert mat.metadata["deployed"].value == 5
     assert mat.metadata["decisions_used"].value == 0
-    fleet = DeploymentStore(rt.bots_path).all_current()
+    fleet = DeploymentStore(rt.layout.bots_dir).all_current()
     assert {b: a.family for b, a in fleet.items()} == {
         "bot1": "sma_cross",
         "bot2": "cash",
@@ -100,7 +105,7 @@ def test_deploy_seeds_spec_defaults_before_any_decision(
     }
     again = deploy(rt, instance)  # no decisions, all assigned: every bot keeps what it has
     assert again.metadata["deployed"].value == 0 and again.metadata["refused"].value == 0
-    assert {a.version for a in DeploymentStore(rt.bots_path).all_current().values()} == {1}
+    assert {a.version for a in DeploymentStore(rt.layout.bots_dir).all_current().values()} == {1}
 
 
 def test_decisions_become_assignments_and_an_invalid_one_is_refused(
@@ -116,7 +121,7 @@ def test_decisions_become_assignments_and_an_invalid_one_is_refused(
     refusals: Any = mat.metadata["refusals"].value
     assert refusals[0]["bot"] == "bot2" and "rsi_reversion" in refusals[0]["reason"]
     assert "refused" in mat.metadata["assignments"].value  # type: ignore[operator]
-    store = DeploymentStore(rt.bots_path)
+    store = DeploymentStore(rt.layout.bots_dir)
     bot1 = store.current("bot1")
     assert bot1 is not None and bot1.version == 2 and bot1.params["fast"] == 20
     assert bot1.symbols == ("BTCUSDT",) and bot1.interval == "1h"
@@ -149,7 +154,7 @@ def test_champion_sensor_requests_a_deploy_when_the_alias_moves(
         ctx = dg.build_sensor_context(
             instance=instance,
             cursor=cursor,
-            resources={"bots_runtime": rt},
+            resources=resources(rt),
             definitions=bots_defs(rt),
         )
         result = champion_change_sensor(ctx)
@@ -190,10 +195,10 @@ def test_paper_replay_report_asset_logs_metadata_and_an_mlflow_run(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     rt = runtime(tmp_path)
-    _write_history(rt.history_path, ("BTCUSDT", "ETHUSDT", "BNBUSDT"), 24 * 50)
+    _write_history(rt.layout.history_dir, ("BTCUSDT", "ETHUSDT", "BNBUSDT"), 24 * 50)
     result = dg.materialize(
         [paper_replay_report],
-        resources={"bots_runtime": rt},
+        resources=resources(rt),
         instance=instance,
         run_config={
             "ops": {
@@ -232,7 +237,7 @@ def test_paper_replay_report_asset_logs_metadata_and_an_mlflow_run(
 def test_replay_bad_window_fails_the_run(tmp_path: Path, instance: dg.DagsterInstance) -> None:
     result = dg.materialize(
         [paper_replay_report],
-        resources={"bots_runtime": runtime(tmp_path)},
+        resources=resources(runtime(tmp_path)),
         instance=instance,
         run_config={
             "ops": {
@@ -255,12 +260,10 @@ def test_fleet_risk_sensor_halts_on_a_crash_day(
     from trading_pipeline_tests.bots.test_fleet import make_ledger
 
     rt = runtime(tmp_path)
-    defs_ = dg.Definitions(sensors=[fleet_risk_sensor], resources={"bots_runtime": rt})
+    defs_ = dg.Definitions(sensors=[fleet_risk_sensor], resources=resources(rt))
 
     def evaluate() -> str:
-        ctx = dg.build_sensor_context(
-            instance=instance, resources={"bots_runtime": rt}, definitions=defs_
-        )
+        ctx = dg.build_sensor_context(instance=instance, resources=resources(rt), definitions=defs_)
         result = fleet_risk_sensor(ctx)
         assert isinstance(result, dg.SkipReason)
         return str(result.skip_message)
@@ -270,13 +273,13 @@ def test_fleet_risk_sensor_halts_on_a_crash_day(
     midnight = now - now % 86_400_000
     for bot, start, end in (("bot1", 300.0, 240.0), ("bot2", 250.0, 230.0)):
         make_ledger(
-            rt.bots_path / bot / "paper" / "ledger.sqlite",
+            rt.layout.bots_dir / bot / "paper" / "ledger.sqlite",
             bot,
             start,
             [(midnight, start), (max(midnight + 1, now - 1000), end)],
         ).close()
     assert evaluate().endswith("fleet halted")  # (550 - 470) / 550 = 14.5% ≥ 10%
-    halt = DeploymentStore(rt.bots_path).halted()
+    halt = DeploymentStore(rt.layout.bots_dir).halted()
     assert (
         halt is not None
         and halt["by"] == "fleet-risk"

@@ -1,9 +1,66 @@
-"""The code location loads, and every job, schedule and sensor in it resolves."""
+"""The code location loads whole: a snapshot of every asset, check, job, schedule and sensor,
+exactly one ``@dg.definitions`` place besides the entry point, and resources from the env."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from trading_pipeline.definitions import defs
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
+
+PACKAGE = Path(__file__).resolve().parents[2] / "trading_pipeline"
+# the only modules allowed a @dg.definitions function (a module that has one contributes only
+# what it returns to load_from_defs_folder, so assets beside it would silently vanish)
+DEFINITIONS_MODULES = {"definitions.py", "defs/resources.py"}
+
+ASSETS = [
+    "bot_assignments",
+    "fear_greed",
+    "features",
+    "history/kline_csv",
+    "history/klines",
+    "history/raw_zips",
+    "market_correlation",
+    "paper_replay_report",
+    "performance_matrix",
+    "regime_periods",
+    "selector_model",
+    "selector_training_set",
+    "strategy_results",
+    "top_strategies",
+    "venues/venue_basis",
+    "venues/venue_candles",
+]
+CHECKS = [
+    "history/klines:bars_on_interval_grid",
+    "history/klines:no_duplicate_bars",
+    "history/klines:no_gaps",
+    "history/klines:ohlc_consistent",
+    "selector_model:promotion_gate",
+]
+JOBS = ["deploy_assignments", "history_job", "venue_candles_job"]
+SCHEDULES = ["history_daily_schedule", "history_monthly_schedule", "venue_candles_daily_schedule"]
+SENSORS = [
+    "champion_change_sensor",
+    "fleet_risk_sensor",
+    "history_series",
+    "late_monthly_files",
+    "selector_decision_sensor",
+]
+RESOURCES = [
+    "bots_runtime",
+    "fear_greed_source",
+    "history_source",
+    "lake",
+    "parquet_io_manager",
+    "selector_runtime",
+    "venues",
+]
 
 
 @pytest.fixture(scope="module")
@@ -13,18 +70,80 @@ def location() -> dg.Definitions:
     return loaded
 
 
+def snapshot(location: dg.Definitions) -> dict[str, list[str]]:
+    graph = location.resolve_asset_graph()
+    return {
+        "assets": sorted(k.to_user_string() for k in graph.get_all_asset_keys()),
+        "checks": sorted(
+            f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys
+        ),
+        "jobs": sorted({j.name for j in location.jobs or []}),
+        "schedules": sorted({s.name for s in location.schedules or []}),
+        "sensors": sorted({s.name for s in location.sensors or []}),
+        "resources": sorted(location.resources or {}),
+    }
+
+
+def test_the_location_loads_exactly_this(location: dg.Definitions) -> None:
+    assert snapshot(location) == {
+        "assets": ASSETS,
+        "checks": CHECKS,
+        "jobs": JOBS,
+        "schedules": SCHEDULES,
+        "sensors": SENSORS,
+        "resources": RESOURCES,
+    }
+
+
 def test_every_job_schedule_and_sensor_resolves(location: dg.Definitions) -> None:
-    jobs = [j.name for j in location.jobs or []]
-    assert "history_job" in jobs
-    for name in jobs:
+    for name in JOBS:
         assert location.resolve_job_def(name).name == name
     assert location.resolve_implicit_global_asset_job_def() is not None
-    for schedule in location.schedules or []:
-        assert location.resolve_schedule_def(schedule.name).job_name == "history_job"
-    sensor_names = {s.name for s in location.sensors or []}
-    assert {"history_series", "late_monthly_files"} <= sensor_names
-    for name in sensor_names:
+    for name in SCHEDULES:
+        assert location.resolve_schedule_def(name).job_name in JOBS
+    for name in SENSORS:
         location.resolve_sensor_def(name)
+    assert location.resolve_schedule_def("venue_candles_daily_schedule").job_name == (
+        "venue_candles_job"
+    )
+
+
+def definitions_modules(root: Path) -> list[str]:
+    """Modules under ``root`` (relative paths) with a function decorated ``definitions``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for dec in node.decorator_list:
+                target = dec.func if isinstance(dec, ast.Call) else dec
+                name = (
+                    target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                )
+                if name == "definitions":
+                    found.append(path.relative_to(root).as_posix())
+    return found
+
+
+def test_only_defs_resources_registers_definitions() -> None:
+    assert sorted(definitions_modules(PACKAGE)) == sorted(DEFINITIONS_MODULES)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import dagster as dg\n\n@dg.definitions\ndef defs():\n    return dg.Definitions()\n",
+        "from dagster import definitions\n\n@definitions\ndef defs():\n    return None\n",
+    ],
+)
+def test_a_planted_definitions_function_is_found(tmp_path: Path, source: str) -> None:
+    (tmp_path / "defs" / "venues").mkdir(parents=True)
+    (tmp_path / "defs" / "venues" / "assets.py").write_text(source)
+    (tmp_path / "defs" / "resources.py").write_text(
+        "import dagster as dg\n\n@dg.definitions\ndef resources():\n    return dg.Definitions()\n"
+    )
+    assert definitions_modules(tmp_path) == ["defs/resources.py", "defs/venues/assets.py"]
 
 
 def test_history_assets_are_grouped_checked_and_backfill_in_one_run(
@@ -51,8 +170,46 @@ def test_history_assets_are_grouped_checked_and_backfill_in_one_run(
 def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TP_VISION_URL", "http://127.0.0.1:9/")
     monkeypatch.setenv("TP_UNIVERSE", "SOLUSDT")
-    monkeypatch.setenv("TP_HISTORY_DIR", "/srv/trading-bots/history")
-    store = defs().resources["history"]
-    assert store.vision_url == "http://127.0.0.1:9"
-    assert store.series_keys() == ["spot-SOLUSDT-1h"]
-    assert str(store.root) == "/srv/trading-bots/history"
+    monkeypatch.setenv("TP_DATA_DIR", "/srv/trading-bots")
+    monkeypatch.setenv("TP_HISTORY_DIR", "/srv/trading-bots/history-elsewhere")
+    monkeypatch.delenv("TP_BOTS_DIR", raising=False)
+    resources = defs().resources
+    source, lake = resources["history_source"], resources["lake"]
+    assert isinstance(source, HistorySource) and isinstance(lake, DataLake)
+    assert source.vision_url == "http://127.0.0.1:9"
+    assert source.series_keys() == ["spot-SOLUSDT-1h"]
+    assert lake.layout.history_dir == Path("/srv/trading-bots/history-elsewhere")
+    assert lake.layout.bots_dir == Path("/srv/trading-bots/bots")
+    io = resources["parquet_io_manager"]
+    assert io.base_dir == "/srv/trading-bots/tables"
+
+
+def lineage_islands(location: dg.Definitions) -> list[list[str]]:
+    """The asset graph's weakly connected components (each a sorted list of asset keys)."""
+    graph = location.resolve_asset_graph()
+    keys = list(graph.get_all_asset_keys())
+    parent = {k: k for k in keys}
+
+    def root(k: dg.AssetKey) -> dg.AssetKey:
+        while parent[k] != k:
+            k = parent[k]
+        return k
+
+    for key in keys:
+        for up in graph.get(key).parent_keys:
+            if up in parent:
+                parent[root(up)] = root(key)
+    islands: dict[dg.AssetKey, list[str]] = {}
+    for key in keys:
+        islands.setdefault(root(key), []).append(key.to_user_string())
+    return sorted(sorted(i) for i in islands.values())
+
+
+def test_lineage_islands_never_grow(location: dg.Definitions) -> None:
+    """A ratchet toward one connected lineage graph (the chain issue wires it): today the
+    history → discovery → selector chain, the venues, fear & greed and the two bots assets."""
+    islands = lineage_islands(location)
+    print("lineage islands:", len(islands), [i[0] for i in islands])
+    assert len(islands) <= 5
+    chain = next(i for i in islands if "history/raw_zips" in i)
+    assert {"strategy_results", "top_strategies", "selector_model"} <= set(chain)

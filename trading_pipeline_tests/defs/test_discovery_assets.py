@@ -12,17 +12,16 @@ import polars as pl
 import pytest
 
 from trading_pipeline.defs.discovery.assets import (
-    MATRIX_FILE,
-    TOP_FILE,
     performance_matrix,
     strategy_results,
     top_strategies,
 )
 from trading_pipeline.defs.discovery.partitions import TUNED_FAMILIES, family_series_key
-from trading_pipeline.defs.discovery.resources import DiscoveryStore
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.discovery.matrix import ALL, BENCHMARK
 from trading_pipeline.discovery.report import EXPERIMENT
 from trading_pipeline.discovery.storage import open_storage
+from trading_pipeline.settings import DataLayout
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
 FAMILIES = ("sma_cross", "momentum")
@@ -83,7 +82,8 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
     )
     assert result.success
 
-    matrix = pl.read_parquet(data_dir / "discovery" / MATRIX_FILE)
+    layout = DataLayout.under(data_dir)
+    matrix = pl.read_parquet(layout.performance_matrix_path)
     assert set(matrix["strategy"]) == {*FAMILIES, BENCHMARK}
     bh = matrix.filter(pl.col("strategy") == BENCHMARK)
     assert bh.height >= 2 and ALL in set(bh["regime"])  # a whole-period row and per regime
@@ -99,7 +99,7 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
     png = base64.b64decode(heatmap.split(",", 1)[1].rstrip(")"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
-    doc = json.loads((data_dir / "discovery" / TOP_FILE).read_text())
+    doc = json.loads(layout.top_strategies_path.read_text())
     assert doc["candidates"] == len(FAMILIES) and doc["rule"]["min_trades"] == 0
     assert [r["rank"] for r in doc["ranked"]] == [1, 2]
     assert {r["strategy"] for r in doc["ranked"]} == set(FAMILIES)
@@ -148,7 +148,7 @@ def test_one_partition_reruns_alone_and_resumes(
     assert groups == {f"ema_cross-v1-{BTC.key}"}
 
 
-def test_discovery_store_comes_from_the_environment(
+def test_the_lake_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from trading_pipeline.definitions import defs
@@ -156,14 +156,20 @@ def test_discovery_store_comes_from_the_environment(
     monkeypatch.setenv("TP_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.setenv("TP_OPTUNA_STORAGE", "postgresql://tp:secret@127.0.0.1:5432/optuna")
     monkeypatch.setenv("TP_MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    store = defs().resources["discovery"]
-    assert isinstance(store, DiscoveryStore)
-    assert store.storage_url() == "postgresql://tp:secret@127.0.0.1:5432/optuna"
-    assert store.mlflow_uri() == "http://127.0.0.1:5000"
-    assert store.run_link("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
-    assert store.root == tmp_path / "d" / "discovery"
+    lake = defs().resources["lake"]
+    assert isinstance(lake, DataLake)
+    assert lake.layout.optuna_storage_url == "postgresql://tp:secret@127.0.0.1:5432/optuna"
+    assert lake.layout.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert lake.run_link("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    assert lake.layout.discovery_dir == tmp_path / "d" / "discovery"
     monkeypatch.delenv("TP_OPTUNA_STORAGE")
     monkeypatch.delenv("TP_MLFLOW_TRACKING_URI")
-    local = defs().resources["discovery"]
-    assert local.storage_url() == f"journal:{(tmp_path / 'd' / 'optuna' / 'studies.log').resolve()}"
-    assert local.mlflow_uri() == f"sqlite:///{(tmp_path / 'd' / 'mlflow' / 'mlflow.db').resolve()}"
+    local = defs().resources["lake"].layout
+    assert (
+        local.optuna_storage_url
+        == f"journal:{(tmp_path / 'd' / 'optuna' / 'studies.log').resolve()}"
+    )
+    assert (
+        local.mlflow_tracking_uri
+        == f"sqlite:///{(tmp_path / 'd' / 'mlflow' / 'mlflow.db').resolve()}"
+    )

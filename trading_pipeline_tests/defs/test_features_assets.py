@@ -17,9 +17,10 @@ from trading_pipeline.defs.features.assets import (
     market_correlation,
     regime_periods,
 )
-from trading_pipeline.defs.features.resources import FearGreedSource, FeatureStore
+from trading_pipeline.defs.features.resources import FearGreedSource
 from trading_pipeline.defs.history.partitions import series_month_key
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.market.features import month_bounds, month_features
 from trading_pipeline.regimes import get_labeller
@@ -49,13 +50,12 @@ def data_dir(bars: dict[str, pl.DataFrame], tmp_path_factory: pytest.TempPathFac
 
 def _resources(data_dir: Path, fng_url: str = "http://127.0.0.1:9") -> dict[str, object]:
     return {
-        "history": HistoryStore(
-            data_dir=str(data_dir),
+        "lake": DataLake(data_dir=str(data_dir)),
+        "history_source": HistorySource(
             vision_url="http://127.0.0.1:9",
             listing_url="http://127.0.0.1:9",
             universe=["BTCUSDT", "ETHUSDT"],
         ),
-        "feature_store": FeatureStore(data_dir=str(data_dir)),
         "fear_greed_source": FearGreedSource(base_url=fng_url),
     }
 
@@ -71,19 +71,23 @@ def test_features_and_regimes_for_one_month(
         resources=_resources(data_dir),
     )
     assert result.success
-    store = FeatureStore(data_dir=str(data_dir))
-    got = pl.read_parquet(store.path("indicators", f"series={BTC.key}", "month=2021-03"))
+    layout = DataLake(data_dir=str(data_dir)).layout
+    got = pl.read_parquet(layout.feature_path("indicators", f"series={BTC.key}", "month=2021-03"))
     assert got.equals(month_features(bars[BTC.key], 2021, 3))
     # only the touched month was written
-    written = list((store.root / "indicators").rglob("*.parquet"))
+    written = list((layout.features_dir / "indicators").rglob("*.parquet"))
     assert [p.parent.name for p in written] == ["month=2021-03"]
 
     start, end = month_bounds(2021, 3)
     full = get_labeller("rules").label(bars[BTC.key])
     expected = full.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
-    labels = pl.read_parquet(store.path("regime_labels", f"series={BTC.key}", "month=2021-03"))
+    labels = pl.read_parquet(
+        layout.feature_path("regime_labels", f"series={BTC.key}", "month=2021-03")
+    )
     assert labels.equals(expected)
-    periods = pl.read_parquet(store.path("regime_periods", f"series={BTC.key}", "month=2021-03"))
+    periods = pl.read_parquet(
+        layout.feature_path("regime_periods", f"series={BTC.key}", "month=2021-03")
+    )
     assert periods["bars"].sum() == labels.height
 
     meta = result.asset_materializations_for_node("regime_periods")[0].metadata
@@ -106,7 +110,7 @@ def test_market_correlation_month(instance: dg.DagsterInstance, data_dir: Path) 
     )
     assert result.success
     frame = pl.read_parquet(
-        FeatureStore(data_dir=str(data_dir)).path("market_correlation", "month=2021-02")
+        DataLake(data_dir=str(data_dir)).layout.feature_path("market_correlation", "month=2021-02")
     )
     assert frame.height == 28 * 24
     assert frame["corr_BTCUSDT_ETHUSDT"].null_count() == 0  # warmed up on January's bars
@@ -135,5 +139,5 @@ def test_fear_greed_from_fake_server(
     assert result.success
     meta = result.asset_materializations_for_node("fear_greed")[0].metadata
     assert meta["days"].value == 4 and meta["missing_days"].value == 1
-    stored = pl.read_parquet(FeatureStore(data_dir=str(data_dir)).path("fear_greed"))
+    stored = pl.read_parquet(DataLake(data_dir=str(data_dir)).layout.feature_path("fear_greed"))
     assert stored["value"].to_list() == [30, 31, 33, 34]

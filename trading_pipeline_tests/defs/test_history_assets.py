@@ -16,11 +16,10 @@ from trading_pipeline.defs.history.checks import (
     ohlc_consistent,
 )
 from trading_pipeline.defs.history.partitions import series_month, series_month_key
-from trading_pipeline.defs.history.store import HistoryStore
 from trading_pipeline.history.fixtures import _next_month, bar_open_times
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.history.vision import monthly_key
-from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY
+from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY, HistoryKit
 
 ASSETS = [raw_zips, kline_csv, klines]
 CHECKS = [no_duplicate_bars, ohlc_consistent, bars_on_interval_grid, no_gaps]
@@ -48,12 +47,12 @@ def downstream(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 def test_one_partition_builds_parquet_and_passes_checks(
-    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryKit]
 ) -> None:
     store = make_store()
     key = series_month_key(BTC.key, "2024-01-01")
     result = dg.materialize(
-        [*ASSETS, *CHECKS], partition_key=str(key), instance=instance, resources={"history": store}
+        [*ASSETS, *CHECKS], partition_key=str(key), instance=instance, resources=store.resources
     )
     assert result.success
     path = store.layout().parquet_path(BTC, 2024, 1)
@@ -74,7 +73,7 @@ def test_one_partition_builds_parquet_and_passes_checks(
 
 
 def test_a_partition_range_runs_as_one_run_and_fills_from_dailies(
-    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryKit]
 ) -> None:
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -87,7 +86,7 @@ def test_a_partition_range_runs_as_one_run_and_fills_from_dailies(
     result = dg.materialize(
         [*ASSETS, *CHECKS],
         instance=instance,
-        resources={"history": store},
+        resources=store.resources,
         tags={
             ASSET_PARTITION_RANGE_START_TAG: str(RANGE_START),
             ASSET_PARTITION_RANGE_END_TAG: str(end),
@@ -109,13 +108,13 @@ def test_a_partition_range_runs_as_one_run_and_fills_from_dailies(
 
 
 def test_failing_blocking_check_on_planted_duplicate_stops_downstream(
-    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore]
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryKit]
 ) -> None:
     store = make_store()
     key = str(series_month_key(BTC.key, "2024-02-01"))
     everything = [*ASSETS, *CHECKS, downstream]
     first = dg.materialize(
-        everything, partition_key=key, instance=instance, resources={"history": store}
+        everything, partition_key=key, instance=instance, resources=store.resources
     )
     assert first.success and first.asset_materializations_for_node("downstream")
 
@@ -129,7 +128,7 @@ def test_failing_blocking_check_on_planted_duplicate_stops_downstream(
         | dg.AssetSelection.assets(downstream),
         partition_key=key,
         instance=instance,
-        resources={"history": store},
+        resources=store.resources,
         raise_on_error=False,
     )
     assert not again.success
@@ -143,11 +142,11 @@ def test_failing_blocking_check_on_planted_duplicate_stops_downstream(
 
 
 def test_gaps_warn_without_stopping(
-    instance: dg.DagsterInstance, make_store: Callable[..., HistoryStore], tmp_path: Path
+    instance: dg.DagsterInstance, make_store: Callable[..., HistoryKit], tmp_path: Path
 ) -> None:
     store = make_store()
     key = str(series_month_key(BTC.key, "2024-01-01"))
-    dg.materialize([*ASSETS], partition_key=key, instance=instance, resources={"history": store})
+    dg.materialize([*ASSETS], partition_key=key, instance=instance, resources=store.resources)
     path = store.layout().parquet_path(BTC, 2024, 1)
     frame = pl.read_parquet(path)
     frame.filter(pl.arange(0, frame.height) != 100).write_parquet(path)  # one missing bar
@@ -158,7 +157,7 @@ def test_gaps_warn_without_stopping(
         | dg.AssetSelection.assets(downstream),
         partition_key=key,
         instance=instance,
-        resources={"history": store},
+        resources=store.resources,
     )
     assert result.success
     gaps = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_gaps")
@@ -170,7 +169,7 @@ def test_gaps_warn_without_stopping(
 def test_wrong_checksum_fails_the_zip_and_builds_nothing(
     vision_tree: Path,
     instance: dg.DagsterInstance,
-    make_store: Callable[..., HistoryStore],
+    make_store: Callable[..., HistoryKit],
 ) -> None:
     store = make_store()
     zip_path = vision_tree / monthly_key(ETH, 2024, 2)
@@ -182,7 +181,7 @@ def test_wrong_checksum_fails_the_zip_and_builds_nothing(
             [*ASSETS, *CHECKS],
             partition_key=str(series_month_key(ETH.key, "2024-02-01")),
             instance=instance,
-            resources={"history": store},
+            resources=store.resources,
             raise_on_error=False,
         )
     finally:

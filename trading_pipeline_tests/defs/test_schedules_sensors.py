@@ -13,12 +13,11 @@ from trading_pipeline.defs.history.schedules import (
     history_monthly_schedule,
 )
 from trading_pipeline.defs.history.sensors import history_series, late_monthly_files
-from trading_pipeline.defs.history.store import HistoryStore
 from trading_pipeline.history.fixtures import month_days
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.history.vision import daily_key, monthly_key
-from trading_pipeline_tests.defs.conftest import BTC, ETH
+from trading_pipeline_tests.defs.conftest import BTC, ETH, HistoryKit
 
 
 def _partitions(requests: object) -> list[tuple[str, str]]:
@@ -75,28 +74,28 @@ def test_schedules_skip_when_no_series_is_registered() -> None:
 
 
 def test_series_sensor_registers_the_configured_universe(
-    make_store: Callable[..., HistoryStore],
+    make_store: Callable[..., HistoryKit],
 ) -> None:
     store = make_store(universe=["BTCUSDT", "ethusdt", "BNBUSDT"])
     with dg.instance_for_test() as inst:
         inst.add_dynamic_partitions(series_partitions.name or "series", [BTC.key])
-        context = dg.build_sensor_context(instance=inst, resources={"history": store})
+        context = dg.build_sensor_context(instance=inst, resources=store.resources)
         result = history_series(context)
         assert isinstance(result, dg.SensorResult)
         (request,) = result.dynamic_partitions_requests or []
         assert isinstance(request, dg.AddDynamicPartitionsRequest)
         assert sorted(request.partition_keys) == ["spot-BNBUSDT-1h", ETH.key]
         inst.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-        again = dg.build_sensor_context(instance=inst, resources={"history": store})
+        again = dg.build_sensor_context(instance=inst, resources=store.resources)
         assert isinstance(history_series(again), dg.SkipReason)
 
 
-def _write_manifest(store: HistoryStore, keys: list[str]) -> None:
+def _write_manifest(store: HistoryKit, keys: list[str]) -> None:
     Manifest(store.layout().manifest_path).update([ManifestEntry(key=k) for k in keys])
 
 
 @pytest.fixture
-def october_state(make_store: Callable[..., HistoryStore]) -> HistoryStore:
+def october_state(make_store: Callable[..., HistoryKit]) -> HistoryKit:
     """BTC's October still from daily files (monthly zip late), ETH's monthly zip in."""
     store = make_store()
     dailies = [daily_key(BTC, d) for d in month_days(2026, 10)]
@@ -105,16 +104,14 @@ def october_state(make_store: Callable[..., HistoryStore]) -> HistoryStore:
 
 
 def _late(
-    monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance, store: HistoryStore, day: date
+    monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance, store: HistoryKit, day: date
 ) -> object:
     monkeypatch.setattr(sensors, "utc_today", lambda: day)
-    return late_monthly_files(
-        dg.build_sensor_context(instance=instance, resources={"history": store})
-    )
+    return late_monthly_files(dg.build_sensor_context(instance=instance, resources=store.resources))
 
 
 def test_late_monthly_file_is_asked_again_until_it_arrives(
-    monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance, october_state: HistoryStore
+    monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance, october_state: HistoryKit
 ) -> None:
     # Before the 9th the monthly schedule (8th) has not had its chance yet.
     assert isinstance(_late(monkeypatch, instance, october_state, date(2026, 11, 7)), dg.SkipReason)
@@ -138,7 +135,7 @@ def test_late_monthly_file_is_asked_again_until_it_arrives(
 def test_month_with_nothing_fetched_counts_as_late(
     monkeypatch: pytest.MonkeyPatch,
     instance: dg.DagsterInstance,
-    make_store: Callable[..., HistoryStore],
+    make_store: Callable[..., HistoryKit],
 ) -> None:
     store = make_store()
     _write_manifest(store, [monthly_key(BTC, 2026, 10)])

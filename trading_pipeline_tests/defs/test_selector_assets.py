@@ -13,7 +13,6 @@ import pytest
 
 from trading_pipeline.defs.discovery.assets import strategy_results, top_strategies
 from trading_pipeline.defs.discovery.partitions import family_series_key
-from trading_pipeline.defs.discovery.resources import DiscoveryStore
 from trading_pipeline.defs.selector.assets import (
     GATE_CHECK,
     selector_model,
@@ -21,6 +20,7 @@ from trading_pipeline.defs.selector.assets import (
 )
 from trading_pipeline.selector.dataset import SelectorDataset
 from trading_pipeline.selector.model import MODEL_NAME
+from trading_pipeline.settings import DataLayout
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
 FAMILIES = ("sma_cross", "momentum")  # bot1's and bot3's families, both allowed on BTCUSDT
@@ -86,7 +86,7 @@ def test_discovery_to_selector_model_and_the_gate(
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=DiscoveryStore(data_dir=str(data_dir)).mlflow_uri())
+    client = MlflowClient(tracking_uri=DataLayout.under(data_dir).mlflow_tracking_uri)
     run = client.get_run(run_id)
     assert run.data.metrics["heldout_net_return"] == pytest.approx(
         mmeta["heldout_net_return"].value

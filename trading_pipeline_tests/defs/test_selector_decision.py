@@ -9,12 +9,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.selector import decision
-from trading_pipeline.defs.selector.decision import (
-    DEPLOY_JOB,
-    SelectorRuntime,
-    selector_decision_sensor,
-)
+from trading_pipeline.defs.selector.decision import DEPLOY_JOB, selector_decision_sensor
+from trading_pipeline.defs.selector.resources import SelectorRuntime
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path
 from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.tracking import default_tracking_uri
@@ -65,18 +63,22 @@ def fake(bars: dict[str, pl.DataFrame]) -> Iterator[FakeBinance]:
         yield srv
 
 
-def _runtime(data: Path, fake: FakeBinance, bars: dict[str, pl.DataFrame]) -> SelectorRuntime:
+def _runtime(
+    data: Path, fake: FakeBinance, bars: dict[str, pl.DataFrame]
+) -> dict[str, dg.ConfigurableResource]:
+    """The sensor's resources: the lake over ``data`` and a runtime reading the fake venue."""
     for key, df in bars.items():
         write_store(data / "history", key, df.head(STORED))
-    return SelectorRuntime(data_dir=str(data), venue_url=fake.url, live=True)
+    return {
+        "lake": DataLake(data_dir=str(data)),
+        "selector_runtime": SelectorRuntime(venue_url=fake.url, live=True),
+    }
 
 
 def _evaluate(
-    instance: dg.DagsterInstance, runtime: SelectorRuntime
+    instance: dg.DagsterInstance, runtime: dict[str, dg.ConfigurableResource]
 ) -> dg.SensorResult | dg.SkipReason:
-    context = dg.build_sensor_context(
-        instance=instance, resources={"selector_runtime": runtime}, definitions=DEFS
-    )
+    context = dg.build_sensor_context(instance=instance, resources=runtime, definitions=DEFS)
     result = selector_decision_sensor(context)
     assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
@@ -87,10 +89,14 @@ def test_sensor_targets_the_deployment_job_every_five_minutes() -> None:
     assert sensor.minimum_interval_seconds == 300
     assert sensor.job_name == DEPLOY_JOB
     assert DEFS.resolve_job_def(DEPLOY_JOB).name == DEPLOY_JOB
-    # the module's @definitions function (all the defs loader takes from it) lists the sensor
-    listed = decision.decision_defs()
-    assert [s.name for s in listed.sensors or []] == ["selector_decision_sensor"]
-    assert isinstance((listed.resources or {})["selector_runtime"], SelectorRuntime)
+    # the code location loads the sensor and registers its resources
+    from trading_pipeline.definitions import defs
+
+    listed = defs()
+    assert listed.resolve_sensor_def("selector_decision_sensor").job_name == DEPLOY_JOB
+    resources = listed.resources or {}
+    assert isinstance(resources["selector_runtime"], SelectorRuntime)
+    assert isinstance(resources["lake"], DataLake)
 
 
 def test_no_champion_records_cash_and_requests_nothing(
@@ -140,16 +146,18 @@ def test_a_changed_choice_requests_one_deployment(
     assert {d.model_version for d in store.current().values()} == {1}
 
     # the requested run, executed with the deployment job's own code, deploys the choices
-    from trading_pipeline.defs.bots.deploy import BotsRuntime, bot_assignments, deploy_assignments
+    from trading_pipeline.defs.bots.deploy import bot_assignments, deploy_assignments
+    from trading_pipeline.defs.bots.resources import BotsRuntime
 
+    lake = DataLake(data_dir=str(data))
     full = dg.Definitions(
         assets=[bot_assignments],
         jobs=[deploy_assignments],
         sensors=[selector_decision_sensor],
-        resources={"bots_runtime": BotsRuntime(data_dir=str(data))},
+        resources={"lake": lake, "bots_runtime": BotsRuntime()},
     )
     run = full.resolve_job_def(DEPLOY_JOB).execute_in_process(instance=instance, tags=request.tags)
     assert run.success
-    deployed = BotsRuntime(data_dir=str(data)).store().all_current()
+    deployed = BotsRuntime.store(lake.layout).all_current()
     for bot, d in latest.items():
         assert deployed[bot].family == d.family, (bot, deployed[bot], d.reason)

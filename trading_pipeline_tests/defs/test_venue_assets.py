@@ -12,10 +12,9 @@ import polars as pl
 import pytest
 
 from trading_pipeline.backtest.synthetic import random_walk_bars
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.venues.assets import (
     VENUE_SERIES,
-    VenueExchanges,
     basis_path,
     read_basis,
     venue_basis,
@@ -23,6 +22,7 @@ from trading_pipeline.defs.venues.assets import (
     venue_candles_daily_schedule,
     venue_month_key,
 )
+from trading_pipeline.defs.venues.resources import VenueExchanges
 from trading_pipeline.history.convert import write_parquet
 from trading_pipeline.history.importer import import_freqtrade
 from trading_pipeline.history.layout import HistoryLayout
@@ -58,18 +58,15 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
         yield inst
 
 
-def _store(tmp_path: Path) -> HistoryStore:
-    return HistoryStore(
-        data_dir=str(tmp_path / "data"), vision_url="http://127.0.0.1:9", listing_url="http://127.0.0.1:9",
-        universe=[],
-    )  # fmt: skip
+def _store(tmp_path: Path) -> DataLake:
+    return DataLake(data_dir=str(tmp_path / "data"))
 
 
 def test_a_partition_fetches_its_month_through_ccxt_into_the_store(
     srv: FakeCoinbase, bars: pl.DataFrame, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     store = _store(tmp_path)
-    resources = {"history": store, "venues": VenueExchanges(coinbase_url=srv.url, rate_limit_ms=1)}
+    resources = {"lake": store, "venues": VenueExchanges(coinbase_url=srv.url, rate_limit_ms=1)}
     key = venue_month_key("coinbase-BTCUSD-1h", "2024-02-01")
     result = dg.materialize(
         [venue_candles], partition_key=str(key), instance=instance, resources=resources
@@ -78,10 +75,10 @@ def test_a_partition_fetches_its_month_through_ccxt_into_the_store(
     meta = result.asset_materializations_for_node("venues__venue_candles")[0].metadata
     assert meta["rows"].value == 29 * 24 and meta["months_written"].value == 1
     assert meta["requests"].value == 3  # 696 bars in 300-bar pages
-    back = load_store(store.root, market="coinbase", symbol="BTCUSD", interval="1h")
+    back = load_store(store.layout.history_dir, market="coinbase", symbol="BTCUSD", interval="1h")
     cols = ["open_time", "open", "high", "low", "close", "volume"]
     assert back.select(cols).equals(bars.slice(31 * 24).select(cols))
-    assert Manifest(store.layout().manifest_path).get("venue/coinbase/BTC-USD/1h/2024-02")
+    assert Manifest(store.layout.history.manifest_path).get("venue/coinbase/BTC-USD/1h/2024-02")
     again = dg.materialize(
         [venue_candles], partition_key=str(key), instance=instance, resources=resources
     )
@@ -92,7 +89,7 @@ def test_a_partition_fetches_its_month_through_ccxt_into_the_store(
 def test_a_symbol_the_venue_does_not_list_fails_the_run_with_the_reason(
     srv: FakeCoinbase, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
-    resources = {"history": _store(tmp_path), "venues": VenueExchanges(coinbase_url=srv.url)}
+    resources = {"lake": _store(tmp_path), "venues": VenueExchanges(coinbase_url=srv.url)}
     key = venue_month_key("coinbase-ETHUSD-1h", "2024-02-01")
     result = dg.materialize(
         [venue_candles], partition_key=str(key), instance=instance, resources=resources,
@@ -137,21 +134,21 @@ def test_basis_excludes_bars_missing_on_either_side_and_measures_the_spread(
     store = _store(tmp_path)
     binance = random_walk_bars(744, seed=1, start=START, price=40_000.0)
     coinbase = binance.with_columns(pl.col("close") * 1.0005)  # Coinbase 5 bps dearer
-    _put(store.layout(), binance.filter(pl.int_range(pl.len()) != 100), "spot", "BTCUSDT")
+    _put(store.layout.history, binance.filter(pl.int_range(pl.len()) != 100), "spot", "BTCUSDT")
     _put(
-        store.layout(),
+        store.layout.history,
         coinbase.filter(~pl.int_range(pl.len()).is_in([200, 201])),
         "coinbase",
         "BTCUSD",
     )
-    result = dg.materialize([venue_basis], instance=instance, resources={"history": store})
+    result = dg.materialize([venue_basis], instance=instance, resources={"lake": store})
     assert result.success
     meta = result.asset_materializations_for_node("venues__venue_basis")[0].metadata
     assert meta["overlap_bars"].value == 744 - 3
     assert meta["excluded_a_only"].value == 2 and meta["excluded_b_only"].value == 1
     assert meta["median_abs_basis_bps"].value == pytest.approx(5.0, abs=1e-6)
     assert "USDT vs USD" in str(meta["quote_difference"].value)
-    out = read_basis(basis_path(Path(store.data_dir), BN, CB, "1h"))
+    out = read_basis(basis_path(store.layout.venue_basis_dir, BN, CB, "1h"))
     assert out.height == 741 and out["basis_bps"].min() == pytest.approx(5.0, abs=1e-6)
 
 
@@ -160,7 +157,7 @@ def test_basis_refuses_usdt_against_usd_unless_the_config_allows_it(
 ) -> None:
     store = _store(tmp_path)
     result = dg.materialize(
-        [venue_basis], instance=instance, resources={"history": store}, raise_on_error=False,
+        [venue_basis], instance=instance, resources={"lake": store}, raise_on_error=False,
         run_config={"ops": {"venues__venue_basis": {"config": {"equate_quotes": ""}}}},
     )  # fmt: skip
     assert not result.success
@@ -172,7 +169,7 @@ def test_real_overlap_binance_against_coinbase_through_the_fake(
     real_data: Path, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     store = _store(tmp_path)
-    layout = store.layout()
+    layout = store.layout.history
     # Binance BTC/USDT 1h (freqtrade, Roshan) imported into the store as market=spot
     freqtrade = tmp_path / "freqtrade"
     freqtrade.mkdir()
@@ -194,7 +191,7 @@ def test_real_overlap_binance_against_coinbase_through_the_fake(
             sleep=lambda s: None,
         )  # fmt: skip
     result = dg.materialize(
-        [venue_basis], instance=instance, resources={"history": store},
+        [venue_basis], instance=instance, resources={"lake": store},
         run_config={"ops": {"venues__venue_basis": {"config": {"start": "2024-04-01", "end": "2026-05-31"}}}},
     )  # fmt: skip
     assert result.success

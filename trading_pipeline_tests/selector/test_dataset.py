@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from trading_pipeline.bots.spec import FLEET
 from trading_pipeline.discovery.evaluate import metrics_from_returns
 from trading_pipeline.discovery.ranking import rank
 from trading_pipeline.discovery.results import StudyResult
@@ -43,7 +44,7 @@ def bars() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def ds(bars: dict[str, pl.DataFrame]) -> SelectorDataset:
-    return build_dataset(candidates(bars), bars)
+    return build_dataset(candidates(bars), bars, fleet=FLEET)
 
 
 def test_rows_labels_and_windows(ds: SelectorDataset, bars: dict[str, pl.DataFrame]) -> None:
@@ -85,7 +86,7 @@ def test_truncating_the_future_leaves_earlier_rows_identical(
     label and window returns are unchanged (nothing after a window's end was read)."""
     cut_time = ds.frame["decision_time"][40]
     short_bars = {k: v.filter(pl.col("open_time") < cut_time) for k, v in bars.items()}
-    short = build_dataset(candidates(short_bars), short_bars)
+    short = build_dataset(candidates(short_bars), short_bars, fleet=FLEET)
     assert short.frame["decision_time"].max() < cut_time
     n = short.n
     assert n >= 35
@@ -102,7 +103,9 @@ def test_truncating_the_future_leaves_earlier_rows_identical(
         )
         for k, v in bars.items()
     }
-    moved = build_dataset(candidates(bars), shocked)  # same outcomes, future bars changed
+    moved = build_dataset(
+        candidates(bars), shocked, fleet=FLEET
+    )  # same outcomes, future bars changed
     i = moved.frame["decision_time"].to_list().index(d)
     assert moved.frame.select(ds.feature_names).row(i) == ds.frame.select(ds.feature_names).row(30)
 
@@ -138,11 +141,11 @@ def test_candidates_follow_the_fleet(bars: dict[str, pl.DataFrame]) -> None:
     close = bars[SERIES[0]]["close"].to_numpy()
     # rsi_reversion is a 5-minute family of bot2: never a candidate on hourly series
     res.append(study_result("rsi_reversion", SERIES[0], bars[SERIES[0]], close * 0, oos_start=960))
-    picked = select_candidates(res)
+    picked = select_candidates(res, fleet=FLEET)
     assert {r.spec.family for r in picked} == {"sma_cross", "momentum", "macd"}
-    assert len(select_candidates(res, max_candidates=2)) == 2
+    assert len(select_candidates(res, max_candidates=2, fleet=FLEET)) == 2
     with pytest.raises(UserInputError):
-        select_candidates(res[-1:])
+        select_candidates(res[-1:], fleet=FLEET)
 
 
 def test_save_and_load_round_trip(ds: SelectorDataset, tmp_path: Path) -> None:
@@ -160,7 +163,7 @@ def test_save_and_load_round_trip(ds: SelectorDataset, tmp_path: Path) -> None:
 def test_too_little_history_is_a_user_error(bars: dict[str, pl.DataFrame]) -> None:
     short = {k: v.head(24 * 10) for k, v in bars.items()}
     with pytest.raises(UserInputError):
-        build_dataset(candidates(short, oos_start=24), short)
+        build_dataset(candidates(short, oos_start=24), short, fleet=FLEET)
 
 
 def _heldout_replaced(r: StudyResult, cutoff: object, after: np.ndarray) -> StudyResult:
@@ -178,7 +181,7 @@ def test_candidates_are_chosen_before_the_held_out_period(bars: dict[str, pl.Dat
     development rows; a study that shines only in the held-out period (first in discovery's
     whole-history ranking) is not preferred by the cap."""
     res = candidates(bars)
-    cutoff = selection_cutoff(res)  # the first held-out decision time of the training
+    cutoff = selection_cutoff(res, fleet=FLEET)  # the first held-out decision time of the training
     # a momentum study on ETH that loses before the cut-off and wins big after it
     eth = bars[SERIES[1]]
     ot = eth.get_column("open_time")
@@ -192,7 +195,7 @@ def test_candidates_are_chosen_before_the_held_out_period(bars: dict[str, pl.Dat
     )
     pool_a = [*res, late_star]
     assert rank(pool_a)["study"][0] == late_star.spec.study_group  # the old rule's favourite
-    picked_a = select_candidates(pool_a, max_candidates=3)
+    picked_a = select_candidates(pool_a, max_candidates=3, fleet=FLEET)
     assert late_star.spec.study_group not in {r.spec.study_group for r in picked_a}
 
     # the same studies with other held-out-period returns: another favourite of the old rule
@@ -202,11 +205,11 @@ def test_candidates_are_chosen_before_the_held_out_period(bars: dict[str, pl.Dat
         for i, r in enumerate(pool_a)
     ]
     assert rank(pool_b)["study"].to_list() != rank(pool_a)["study"].to_list()
-    picked_b = select_candidates(pool_b, max_candidates=3)
+    picked_b = select_candidates(pool_b, max_candidates=3, fleet=FLEET)
     assert [r.spec.study_group for r in picked_b] == [r.spec.study_group for r in picked_a]
 
-    ds_a = build_dataset(pool_a, bars, max_candidates=3)
-    ds_b = build_dataset(pool_b, bars, max_candidates=3)
+    ds_a = build_dataset(pool_a, bars, max_candidates=3, fleet=FLEET)
+    ds_b = build_dataset(pool_b, bars, max_candidates=3, fleet=FLEET)
     assert ds_a.candidates == ds_b.candidates and ds_a.studies == ds_b.studies
     assert ds_a.selection == ds_b.selection
     assert ds_a.candidate_cutoff == cutoff

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.bots.spec import CASH, FLEET_BY_NAME
+from trading_pipeline.bots.spec import CASH, FLEET, FLEET_BY_NAME
 from trading_pipeline.selector.decide import (
     NO_CHAMPION,
     Decider,
@@ -52,7 +52,9 @@ def tick(
     n = N + i if new_bar else N
     bars = fleet_bars(n)
     now = START + hours(n)
-    out = decide_once(model, bars, now, current, hysteresis=h or Hysteresis(), state_fn=stub_state)
+    out = decide_once(
+        model, bars, now, current, hysteresis=h or Hysteresis(), state_fn=stub_state, fleet=FLEET
+    )
     return {d.bot: d for d in out}
 
 
@@ -186,6 +188,7 @@ def _decider(registry: InMemoryRegistry | None, history: Path, tmp_path: Path) -
         StoreCandles(history),
         DecisionStore(tmp_path / "decisions.sqlite"),
         state_fn=stub_state,
+        fleet=FLEET,
     )
 
 
@@ -245,7 +248,11 @@ def test_tick_without_record_writes_nothing_and_uses_only_closed_bars(
         return {}
 
     decider = Decider(
-        registry, StoreCandles(history), DecisionStore(tmp_path / "d.sqlite"), state_fn=spy
+        registry,
+        StoreCandles(history),
+        DecisionStore(tmp_path / "d.sqlite"),
+        state_fn=spy,
+        fleet=FLEET,
     )
     now = START + hours(300) + hours(1) / 2  # half-way through bar 300
     result = decider.tick(now, record=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.bots.spec import CASH
+from trading_pipeline.bots.spec import CASH, FLEET
 from trading_pipeline.selector.decide import Decider, open_registry
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path, inputs_hash
 from trading_pipeline.selector.live import CandleFetchError, LiveCandles, StoreCandles
@@ -109,7 +109,7 @@ def test_one_decision_tick_end_to_end(
     assert reopened is not None
     store = DecisionStore(decisions_path(data))
     candles = LiveCandles(make_exchange("binance", base_url=fake.url), store=StoreCandles(history))
-    decider = Decider(reopened, candles, store)
+    decider = Decider(reopened, candles, store, fleet=FLEET)
     result = decider.tick(NOW)
 
     assert result.model.version == 1 and result.model.run_id

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
+from trading_pipeline.bots.spec import FLEET
 from trading_pipeline.selector.cv import holdout_split
 from trading_pipeline.selector.dataset import SelectorDataset, build_dataset
 from trading_pipeline.selector.model import DEFAULT_CONFIGS, MODEL_NAME, SelectorModel
@@ -33,7 +34,7 @@ FAST = TrainSettings(configs=(DEFAULT_CONFIGS[0], DEFAULT_CONFIGS[1]))
 @pytest.fixture(scope="module")
 def ds() -> SelectorDataset:
     bars = market(n_bars=24 * 130, seed=21)
-    return build_dataset(candidates(bars), bars)
+    return build_dataset(candidates(bars), bars, fleet=FLEET)
 
 
 @pytest.fixture

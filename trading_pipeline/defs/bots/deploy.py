@@ -9,89 +9,19 @@ assignment get their spec default. The job is requested by the selector's decisi
 (a bot's choice changed) and by :func:`champion_change_sensor` (the champion model moved).
 """
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
+from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.history.metadata import markdown_table
-from trading_pipeline.settings import Settings
-
-if TYPE_CHECKING:
-    from trading_pipeline.bots.deploy_store import DeploymentStore
+from trading_pipeline.defs.resources import DataLake
 
 GROUP = "bots"
 DEPLOY_JOB = "deploy_assignments"
 CHAMPION_POLL_S = 60
 RISK_POLL_S = 60
 TRIGGER_TAGS = ("selector/decision_ids", "selector/bots", "selector/model_version", "trigger")
-
-
-class BotsRuntime(dg.ConfigurableResource):
-    """Where the fleet's assignments, decisions, history and MLflow store live."""
-
-    data_dir: str = "data"
-    bots_dir: str | None = None
-    history_dir: str | None = None
-    tracking_uri: str | None = None
-    market: str = "spot"
-    ledger_mode: str = "paper"  # whose ledgers the fleet risk check reads: paper or live
-    fleet_daily_loss: float = 0.10
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "BotsRuntime":
-        return cls(
-            data_dir=str(settings.data_dir),
-            bots_dir=str(settings.bots_dir),
-            history_dir=str(settings.history_dir),
-            tracking_uri=settings.mlflow_tracking_uri,
-            market=settings.market,
-        )
-
-    @property
-    def bots_path(self) -> Path:
-        return Path(self.bots_dir) if self.bots_dir else Path(self.data_dir) / "bots"
-
-    @property
-    def history_path(self) -> Path:
-        return Path(self.history_dir) if self.history_dir else Path(self.data_dir) / "history"
-
-    def store(self) -> "DeploymentStore":
-        from trading_pipeline.bots.deploy_store import DeploymentStore
-
-        return DeploymentStore(self.bots_path)
-
-    def decisions(self) -> dict[str, Any]:
-        """The selector's choice in force per bot; empty before the selector ever decided."""
-        try:
-            from trading_pipeline.selector.decisions import DecisionStore, decisions_path
-        except ImportError:
-            return {}
-        path = decisions_path(self.data_dir)
-        if not path.exists():
-            return {}
-        return dict(DecisionStore(path).current())
-
-    def read_tracking_uri(self) -> str:
-        """The MLflow store to read (the embedded one is not created by reading)."""
-        if self.tracking_uri:
-            return self.tracking_uri
-        return f"sqlite:///{(Path(self.data_dir) / 'mlflow' / 'mlflow.db').resolve()}"
-
-    def write_tracking_uri(self) -> str:
-        from trading_pipeline.tracking import default_tracking_uri
-
-        return self.tracking_uri or default_tracking_uri(self.data_dir)
-
-    def champion_version(self) -> int | None:
-        """The version the ``strategy-selector`` champion alias points at (None: no champion)."""
-        from trading_pipeline.selector.decide import champion_ref, open_registry
-
-        registry = open_registry(self.read_tracking_uri())
-        if registry is None:
-            return None
-        ref = champion_ref(registry)
-        return None if ref is None or ref.version is None else int(ref.version)
 
 
 class DeployConfig(dg.Config):
@@ -127,12 +57,15 @@ def _rows(report: Any, fleet: dict[str, Any]) -> list[list[Any]]:
     description="Validated, versioned assignment per bot in the deployment store (TP_BOTS_DIR).",
 )
 def bot_assignments(
-    context: dg.AssetExecutionContext, config: DeployConfig, bots_runtime: BotsRuntime
+    context: dg.AssetExecutionContext,
+    config: DeployConfig,
+    lake: DataLake,
+    bots_runtime: BotsRuntime,
 ) -> dg.MaterializeResult:
     from trading_pipeline.bots.fleet import candidates_from_decisions
 
-    store = bots_runtime.store()
-    decisions = bots_runtime.decisions()
+    store = bots_runtime.store(lake.layout)
+    decisions = bots_runtime.decisions(lake.layout)
     tags = context.run.tags if context.run is not None else {}
     lineage = {
         "dagster_run_id": context.run.run_id,
@@ -180,9 +113,9 @@ deploy_assignments = dg.define_asset_job(
     description="Requests deploy_assignments when the strategy-selector champion alias moves.",
 )
 def champion_change_sensor(
-    context: dg.SensorEvaluationContext, bots_runtime: BotsRuntime
+    context: dg.SensorEvaluationContext, lake: DataLake, bots_runtime: BotsRuntime
 ) -> dg.SensorResult | dg.SkipReason:
-    version = bots_runtime.champion_version()
+    version = bots_runtime.champion_version(lake.layout)
     if version is None:
         return dg.SkipReason("no strategy-selector champion yet")
     if context.cursor == str(version):
@@ -208,18 +141,18 @@ def champion_change_sensor(
     ),
 )
 def fleet_risk_sensor(
-    context: dg.SensorEvaluationContext, bots_runtime: BotsRuntime
+    context: dg.SensorEvaluationContext, lake: DataLake, bots_runtime: BotsRuntime
 ) -> dg.SkipReason:
     import time
 
     from trading_pipeline.bots.fleet import check_fleet_loss, close_all, open_ledgers
 
-    ledgers = open_ledgers(bots_runtime.bots_path, bots_runtime.ledger_mode)
+    ledgers = open_ledgers(lake.layout.bots_dir, bots_runtime.ledger_mode)
     if not ledgers:
         return dg.SkipReason(f"no {bots_runtime.ledger_mode} ledgers yet")
     try:
         risk = check_fleet_loss(
-            bots_runtime.store(),
+            bots_runtime.store(lake.layout),
             ledgers,
             now_ms=int(time.time() * 1000),
             limit=bots_runtime.fleet_daily_loss,
@@ -233,15 +166,3 @@ def fleet_risk_sensor(
     if risk.lifted_now:
         context.log.info("fleet daily-loss halt lifted: a new UTC day")
     return dg.SkipReason(text)
-
-
-@dg.definitions
-def defs() -> dg.Definitions:
-    """This module's definitions (a module with a ``@dg.definitions`` function contributes only
-    what that function returns, so the asset, job and sensor are listed here)."""
-    return dg.Definitions(
-        assets=[bot_assignments],
-        jobs=[deploy_assignments],
-        sensors=[champion_change_sensor, fleet_risk_sensor],
-        resources={"bots_runtime": BotsRuntime.from_settings(Settings.from_env())},
-    )

@@ -12,8 +12,10 @@ from typing import Any
 
 import dagster as dg
 
-from trading_pipeline.defs.bots.deploy import GROUP, BotsRuntime
+from trading_pipeline.defs.bots.deploy import GROUP
+from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.errors import UserInputError
 
 EXPERIMENT = "paper-replay"
@@ -86,11 +88,9 @@ def _tables(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def _log_mlflow(
-    runtime: BotsRuntime, data: dict[str, Any], files: list[Any], dagster_run_id: str
+    lake: DataLake, data: dict[str, Any], files: list[Any], dagster_run_id: str
 ) -> tuple[str, str]:
-    from trading_pipeline.tracking import MlflowTracker
-
-    tracker = MlflowTracker(runtime.write_tracking_uri(), EXPERIMENT)
+    tracker = lake.tracker(EXPERIMENT)
     run_id = tracker.start_run(
         f"paper replay {data['from'][:10]} → {data['to'][:10]}",
         tags={"dagster_run_id": dagster_run_id},
@@ -133,7 +133,10 @@ def _log_mlflow(
     description="The whole fleet replayed on history with paper brokers: PnL, equity, risk.",
 )
 def paper_replay_report(
-    context: dg.AssetExecutionContext, config: ReplayConfig, bots_runtime: BotsRuntime
+    context: dg.AssetExecutionContext,
+    config: ReplayConfig,
+    lake: DataLake,
+    bots_runtime: BotsRuntime,
 ) -> dg.MaterializeResult:
     from trading_pipeline.bots.replay import replay_report, store_loader
 
@@ -142,22 +145,19 @@ def paper_replay_report(
         raise UserInputError(f"from_date {config.from_date} is not before to_date {config.to_date}")
     if not config.capital > 0:
         raise UserInputError(f"capital must be positive, got {config.capital}")
-    store = bots_runtime.store()
-    target = bots_runtime.bots_path / "replays" / f"{start:%Y%m%d}-{end:%Y%m%d}"
+    layout = lake.layout
+    store = bots_runtime.store(layout)
+    target = layout.replay_dir(start.date(), end.date())
     data = replay_report(
         target,
         start=start,
         end=end,
-        load=store_loader(
-            bots_runtime.history_path, start=start, end=end, market=bots_runtime.market
-        ),
+        load=store_loader(layout.history_dir, start=start, end=end, market=bots_runtime.market),
         assignments=store.all_current() or None,
         capital=config.capital,
     )
     report_json, report_png = target / "report.json", target / "equity.png"
-    experiment_id, run_id = _log_mlflow(
-        bots_runtime, data, [report_json, report_png], context.run.run_id
-    )
+    experiment_id, run_id = _log_mlflow(lake, data, [report_json, report_png], context.run.run_id)
     pnl, risk = _tables(data)
     metadata: dict[str, Any] = {
         "capital": dg.MetadataValue.float(float(data["capital"])),

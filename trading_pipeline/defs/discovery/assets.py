@@ -22,19 +22,19 @@ from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.metrics import json_safe
 from trading_pipeline.defs.discovery.charts import heatmap_png
 from trading_pipeline.defs.discovery.partitions import family_series, split_family_series
-from trading_pipeline.defs.discovery.resources import DiscoveryStore
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import markdown_table
-from trading_pipeline.defs.history.store import HistoryStore
-from trading_pipeline.discovery.matrix import ALL, BENCHMARK, pivot
+from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.discovery.catalog import best_per_regime
+from trading_pipeline.discovery.matrix import BENCHMARK, pivot
 from trading_pipeline.discovery.matrix import performance_matrix as build_matrix
 from trading_pipeline.discovery.ranking import RankingRule, rank, top
-from trading_pipeline.discovery.report import log_study, provenance_from_store
+from trading_pipeline.discovery.report import EXPERIMENT, log_study, provenance_from_store
 from trading_pipeline.discovery.results import StudyResult, collect
 from trading_pipeline.discovery.storage import redact
-from trading_pipeline.discovery.tuning import TuneSpec, WalkForward, fingerprint, make_spec, tune
+from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.fsutil import atomic_path, atomic_write_text
+from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.candles import CandleError, load_store
 from trading_pipeline.regimes import get_labeller
@@ -43,8 +43,6 @@ from trading_pipeline.strategies.registry import get_family
 GROUP = "discovery"
 LABELLER = "rules"
 SUMMARY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "exposure", "bars")
-MATRIX_FILE = "performance_matrix.parquet"
-TOP_FILE = "top_strategies.json"
 
 # every month of the partition's series feeds it
 SERIES_OF_KLINES = dg.MultiPartitionMapping(
@@ -72,10 +70,13 @@ class TopConfig(dg.Config):
     min_consistency: float = 0.5
 
 
-def _bars(history: HistoryStore, series: Series) -> pl.DataFrame:
+def _bars(lake: DataLake, series: Series) -> pl.DataFrame:
     try:
         return load_store(
-            history.root, market=series.market, symbol=series.symbol, interval=series.interval
+            lake.layout.history_dir,
+            market=series.market,
+            symbol=series.symbol,
+            interval=series.interval,
         )
     except CandleError as exc:
         raise dg.Failure(description=f"{series.key}: {exc}") from exc
@@ -103,14 +104,14 @@ def _summary_table(result: StudyResult) -> str:
 def strategy_results(
     context: dg.AssetExecutionContext,
     config: TuneConfig,
-    history: HistoryStore,
-    discovery: DiscoveryStore,
+    lake: DataLake,
 ) -> dg.MaterializeResult:
     """One family tuned walk-forward on one series, judged out of sample, logged to MLflow."""
     family_name, series_key = split_family_series(context.partition_key)
     series = Series.parse(series_key)
     family = get_family(family_name)
-    bars = _bars(history, series)
+    layout = lake.layout
+    bars = _bars(lake, series)
     try:
         spec = make_spec(
             bars,
@@ -120,7 +121,7 @@ def strategy_results(
             walk=WalkForward(folds=config.folds),
             costs=CostModel(fee=config.fee, slippage_bps=config.slippage_bps),
         )
-        storage = discovery.storage()
+        storage = lake.storage()
         run = tune(
             bars, family, spec=spec, storage=storage, n_trials=config.trials, seed=config.seed
         )
@@ -129,13 +130,13 @@ def strategy_results(
         raise dg.Failure(description=f"{context.partition_key}: {exc}") from exc
     context.log.info(f"{spec.study_group}: {run.trials_run} new trials in {run.seconds:.1f} s")
     provenance = provenance_from_store(
-        history.root, market=series.market, symbol=series.symbol, interval=series.interval
+        layout.history_dir, market=series.market, symbol=series.symbol, interval=series.interval
     )
-    tracker = discovery.tracker()
+    tracker = lake.tracker(EXPERIMENT)
     run_id = log_study(
         tracker,
         result,
-        storage_url=discovery.storage_url(),
+        storage_url=layout.optuna_storage_url,
         provenance=provenance,
         extra_tags={
             "dagster_run_id": context.run.run_id,
@@ -175,11 +176,11 @@ def strategy_results(
         ),
         "best_params": dg.MetadataValue.json(json_safe(result.best_params)),
         "spec": dg.MetadataValue.json(spec.to_json()),
-        "optuna_storage": redact(discovery.storage_url()),
+        "optuna_storage": redact(layout.optuna_storage_url),
         "mlflow_tracking_uri": redact(tracker.tracking_uri),
         "mlflow_experiment_id": tracker.experiment_id,
         "mlflow_run_id": run_id,
-        "mlflow_run": dg.MetadataValue.url(discovery.run_link(tracker.experiment_id, run_id)),
+        "mlflow_run": dg.MetadataValue.url(lake.run_link(tracker.experiment_id, run_id)),
     }
     if pbo is not None:
         metadata["pbo"] = pbo
@@ -188,7 +189,7 @@ def strategy_results(
 
 @dataclass(frozen=True)
 class Tuned:
-    """A materialized study group re-collected from the storage, with its bars and run id."""
+    """A materialized study group the catalog found usable, with its bars and MLflow run."""
 
     partition: str
     result: StudyResult
@@ -201,17 +202,13 @@ def _meta_value(metadata: Mapping[str, Any], name: str) -> Any:
     return None if entry is None else entry.value
 
 
-def collect_materialized(
-    context: dg.AssetExecutionContext, history: HistoryStore, discovery: DiscoveryStore
-) -> list[Tuned]:
-    """Every materialized ``strategy_results`` partition, its result re-collected from the
-    Optuna storage with the settings its latest materialization recorded. Partitions whose
-    bars have changed since (new months, other data) are skipped with a warning: re-run them."""
+def collect_materialized(context: dg.AssetExecutionContext, lake: DataLake) -> list[Tuned]:
+    """The study group of every materialized ``strategy_results`` partition, as far as the
+    catalog finds it usable (family version and bars unchanged since tuning); the others are
+    skipped with a warning: re-run them."""
     instance = context.instance
     key = strategy_results.key
-    storage = discovery.storage()
-    bars_by_series: dict[str, pl.DataFrame] = {}
-    out = []
+    by_group: dict[str, tuple[str, str | None]] = {}
     for partition in sorted(instance.get_materialized_partitions(key)):
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
@@ -219,76 +216,34 @@ def collect_materialized(
         materialization = records[0].asset_materialization if records else None
         if materialization is None:
             continue
-        spec_json = _meta_value(materialization.metadata, "spec")
-        if spec_json is None:
-            context.log.warning(f"{partition}: no settings recorded; re-materialize it")
-            continue
-        spec = TuneSpec.from_json(spec_json)
-        family = get_family(spec.family)
-        if family.version != spec.family_version:
-            context.log.warning(f"{partition}: tuned {spec.family} v{spec.family_version}, stale")
-            continue
-        if spec.series not in bars_by_series:
-            bars_by_series[spec.series] = _bars(history, Series.parse(spec.series))
-        bars = bars_by_series[spec.series].head(spec.n_bars)
-        if bars.height != spec.n_bars or fingerprint(bars) != spec.data_fingerprint:
-            context.log.warning(f"{partition}: the bars changed since it was tuned; re-run it")
-            continue
-        try:
-            result = collect(bars, family, spec=spec, storage=storage)
-        except UserInputError as exc:  # the storage no longer holds it (moved, deleted)
-            context.log.warning(f"{partition}: {exc}; re-run it")
+        group = _meta_value(materialization.metadata, "study")
+        if group is None:
+            context.log.warning(f"{partition}: no study recorded; re-materialize it")
             continue
         run_id = _meta_value(materialization.metadata, "mlflow_run_id")
-        out.append(Tuned(partition, result, bars, None if run_id is None else str(run_id)))
+        by_group[str(group)] = (partition, None if run_id is None else str(run_id))
+    usable = lake.catalog().usable(by_group)
+    for reason in usable.skipped:
+        context.log.warning(f"skipped {reason}")
+    out = [
+        Tuned(by_group[e.group][0], e.result, e.bars, by_group[e.group][1]) for e in usable.entries
+    ]
     if not out:
         raise dg.Failure(description="no usable strategy_results partition: materialize some")
     return out
 
 
-def best_per_regime(matrix: pl.DataFrame) -> pl.DataFrame:
-    """Per series and regime: the strategy with the highest Sharpe and buy-and-hold's beside."""
-    bh = matrix.filter(pl.col("strategy") == BENCHMARK).select(
-        "series",
-        "regime",
-        pl.col("sharpe").alias("bh_sharpe"),
-        pl.col("total_return").alias("bh_return"),
-    )
-    tuned = matrix.filter(pl.col("strategy") != BENCHMARK).sort(
-        "sharpe", descending=True, nulls_last=True
-    )
-    best = tuned.group_by("series", "regime", maintain_order=True).first()
-    return (
-        best.join(bh, on=["series", "regime"], how="left")
-        .select(
-            "series",
-            "regime",
-            "strategy",
-            "bars",
-            "sharpe",
-            "total_return",
-            "max_drawdown",
-            "trades",
-            "bh_sharpe",
-            "bh_return",
-        )
-        .sort("series", pl.col("regime") != ALL, "regime")
-    )
-
-
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results])
-def performance_matrix(
-    context: dg.AssetExecutionContext, history: HistoryStore, discovery: DiscoveryStore
-) -> dg.MaterializeResult:
+def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Out-of-sample Sharpe, return, drawdown, trades and exposure per strategy × regime."""
-    tuned = collect_materialized(context, history, discovery)
+    tuned = collect_materialized(context, lake)
     labeller = get_labeller(LABELLER)
     labels = {}
     for t in tuned:
         if t.result.spec.series not in labels:
             labels[t.result.spec.series] = labeller.label(t.bars)
     matrix = build_matrix([t.result for t in tuned], labels)
-    path = discovery.root / MATRIX_FILE
+    path = lake.layout.performance_matrix_path
     with atomic_path(path) as tmp:
         matrix.write_parquet(tmp)
     wide = pivot(matrix, "sharpe")
@@ -328,12 +283,11 @@ TOP_COLUMNS = (
 def top_strategies(
     context: dg.AssetExecutionContext,
     config: TopConfig,
-    history: HistoryStore,
-    discovery: DiscoveryStore,
+    lake: DataLake,
 ) -> dg.MaterializeResult:
     """The strategies ranked by robustness (deflated Sharpe over every trial, PBO, trades,
     consistency), written to ``<data>/discovery/top_strategies.json``."""
-    tuned = collect_materialized(context, history, discovery)
+    tuned = collect_materialized(context, lake)
     rule = RankingRule(
         min_trades=config.min_trades,
         dsr_level=config.dsr_level,
@@ -363,8 +317,7 @@ def top_strategies(
         "top": [entry(r) for r in best.iter_rows(named=True)],
         "ranked": [entry(r) for r in ranked.iter_rows(named=True)],
     }
-    path = discovery.root / TOP_FILE
-    atomic_write_text(path, json.dumps(json_safe(doc), indent=1, default=str))
+    path = lake.catalog().write_top(json_safe(doc))
     cols = [c for c in TOP_COLUMNS if c in ranked.columns]
     return dg.MaterializeResult(
         metadata={

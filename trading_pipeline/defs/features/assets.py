@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from trading_pipeline.defs.features.resources import FearGreedSource, FeatureStore
+from trading_pipeline.defs.features.resources import FearGreedSource
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.history.partitions import month_partitions, series_month, split_key
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.candles import CandleError, load_store
@@ -40,7 +41,7 @@ def _write(df: pl.DataFrame, path: object) -> None:
 
 
 def _load_with_history(
-    history: HistoryStore, series: Series, year: int, month: int, warm_bars: int
+    lake: DataLake, series: Series, year: int, month: int, warm_bars: int
 ) -> pl.DataFrame | None:
     """The month's bars plus about ``warm_bars`` before it, or None when the month is empty."""
     start, end = month_bounds(year, month)
@@ -48,7 +49,7 @@ def _load_with_history(
     days = math.ceil(warm_bars / per_day) + 2
     try:
         bars = load_store(
-            history.root,
+            lake.layout.history_dir,
             market=series.market,
             symbol=series.symbol,
             interval=series.interval,
@@ -74,22 +75,20 @@ def _month_label(key: str) -> str:
     kinds={"polars", "parquet", "talib"},
     deps=[klines],
 )
-def features(
-    context: dg.AssetExecutionContext, history: HistoryStore, feature_store: FeatureStore
-) -> dg.MaterializeResult:
+def features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Every indicator output for the month's bars, warmed up on the bars before the month."""
     warm = warmup_bars()
     rows = []
     for key in context.partition_keys:
         series, year, month = split_key(key)
-        bars = _load_with_history(history, series, year, month, warm)
+        bars = _load_with_history(lake, series, year, month, warm)
         if bars is None:
             context.log.info(f"{_month_label(key)}: no klines, nothing to compute")
             rows.append((_month_label(key), 0, 0, ""))
             continue
         start, end = month_bounds(year, month)
         feats = window_features(bars, start, end)
-        path = feature_store.path(
+        path = lake.layout.feature_path(
             "indicators", f"series={series.key}", f"month={year:04d}-{month:02d}"
         )
         _write(feats, path)
@@ -119,9 +118,7 @@ def _png_markdown(png: bytes, alt: str) -> str:
     kinds={"polars", "parquet"},
     deps=[klines],
 )
-def regime_periods(
-    context: dg.AssetExecutionContext, history: HistoryStore, feature_store: FeatureStore
-) -> dg.MaterializeResult:
+def regime_periods(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Regime labels (rules labeller) of the month's bars and their periods, with a chart."""
     labeller = get_labeller(LABELLER)
     per_month = []
@@ -129,9 +126,7 @@ def regime_periods(
     for key in context.partition_keys:
         series, year, month = split_key(key)
         per_day = 86_400_000 / INTERVAL_MS[series.interval]
-        bars = _load_with_history(
-            history, series, year, month, int(HISTORY_DAYS[LABELLER] * per_day)
-        )
+        bars = _load_with_history(lake, series, year, month, int(HISTORY_DAYS[LABELLER] * per_day))
         if bars is None:
             per_month.append((_month_label(key), 0, 0, ""))
             continue
@@ -140,8 +135,8 @@ def regime_periods(
         inside = bars.filter(pl.col("open_time") >= start)
         periods = segment(labels, inside, bars_per_year=bars_per_year(series.interval))
         month_dir = (f"series={series.key}", f"month={year:04d}-{month:02d}")
-        _write(labels, feature_store.path("regime_labels", *month_dir))
-        _write(periods, feature_store.path("regime_periods", *month_dir))
+        _write(labels, lake.layout.feature_path("regime_labels", *month_dir))
+        _write(periods, lake.layout.feature_path("regime_periods", *month_dir))
         top = max(share(labels).items(), key=lambda kv: kv[1])[0]
         per_month.append((_month_label(key), labels.height, periods.height, top))
         last = (inside, labels, periods, _month_label(key))
@@ -186,10 +181,10 @@ def regime_periods(
     deps=[klines],
 )
 def market_correlation(
-    context: dg.AssetExecutionContext, history: HistoryStore, feature_store: FeatureStore
+    context: dg.AssetExecutionContext, lake: DataLake, history_source: HistorySource
 ) -> dg.MaterializeResult:
     """Rolling correlation, breadth and BTC dominance across the universe, per month."""
-    universe = history.series()
+    universe = history_source.series()
     rows: list[tuple[object, ...]] = []
     for key in context.partition_keys:
         day = datetime.fromisoformat(key)
@@ -197,7 +192,7 @@ def market_correlation(
         start, end = month_bounds(year, month)
         closes = {}
         for s in universe:
-            bars = _load_with_history(history, s, year, month, CORRELATION_WINDOW + 200)
+            bars = _load_with_history(lake, s, year, month, CORRELATION_WINDOW + 200)
             if bars is not None:
                 closes[s.symbol] = bars
         if len(closes) < 2:
@@ -206,7 +201,9 @@ def market_correlation(
             continue
         frame = cross_asset_features(closes, window=CORRELATION_WINDOW)
         frame = frame.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
-        _write(frame, feature_store.path("market_correlation", f"month={year:04d}-{month:02d}"))
+        _write(
+            frame, lake.layout.feature_path("market_correlation", f"month={year:04d}-{month:02d}")
+        )
         corr_cols = [c for c in frame.columns if c.startswith("corr_")]
         mean_corr = frame.select(pl.mean_horizontal(corr_cols).mean()).item()
         breadth = frame.get_column("breadth_up").mean()
@@ -229,7 +226,7 @@ def market_correlation(
 def fear_greed(
     context: dg.AssetExecutionContext,
     fear_greed_source: FearGreedSource,
-    feature_store: FeatureStore,
+    lake: DataLake,
 ) -> dg.MaterializeResult:
     """The Crypto Fear & Greed index, one value per day, from alternative.me."""
     import httpx
@@ -238,7 +235,7 @@ def fear_greed(
 
     with httpx.Client(timeout=fear_greed_source.timeout_seconds) as client:
         fng = fetch_fear_greed(client, fear_greed_source.base_url)
-    path = feature_store.path("fear_greed")
+    path = lake.layout.feature_path("fear_greed")
     _write(fng, path)
     days = fng.get_column("published_at").to_list()
     span = (days[-1] - days[0]).days + 1 if days else 0

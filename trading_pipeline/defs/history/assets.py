@@ -11,7 +11,8 @@ import polars as pl
 
 from trading_pipeline.defs.history.metadata import frame_preview, markdown_table
 from trading_pipeline.defs.history.partitions import series_month, split_key
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history import fetch
 
 GROUP = "market_data"
@@ -40,13 +41,17 @@ def _label(key: str) -> str:
     kinds={"python", "zip"},
 )
 def raw_zips(
-    context: dg.AssetExecutionContext, config: FetchConfig, history: HistoryStore
+    context: dg.AssetExecutionContext,
+    config: FetchConfig,
+    lake: DataLake,
+    history_source: HistorySource,
 ) -> dg.MaterializeResult:
     """Binance Vision kline zips of the month, each verified against its published SHA-256."""
-    layout = history.layout()
+    layout = lake.layout.history
+    source = history_source
     keys = list(context.partition_keys)
-    workers = max(1, min(history.concurrency, len(keys)))  # months in parallel …
-    per_month = max(1, history.concurrency // workers)  # … and files within a month
+    workers = max(1, min(source.concurrency, len(keys)))  # months in parallel …
+    per_month = max(1, source.concurrency // workers)  # … and files within a month
 
     def one(key: str) -> fetch.MonthDownload:
         series, year, month = split_key(key)
@@ -55,8 +60,8 @@ def raw_zips(
             year,
             month,
             layout=layout,
-            vision_url=history.vision_url,
-            listing_url=history.listing_url,
+            vision_url=source.vision_url,
+            listing_url=source.listing_url,
             fill_daily=config.fill_daily,
             force=config.force,
             concurrency=per_month,
@@ -115,9 +120,9 @@ def raw_zips(
     kinds={"python", "csv"},
     deps=[raw_zips],
 )
-def kline_csv(context: dg.AssetExecutionContext, history: HistoryStore) -> dg.MaterializeResult:
+def kline_csv(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """The CSV inside each verified zip, extracted next to the raw mirror."""
-    layout = history.layout()
+    layout = lake.layout.history
     rows = []
     for key in context.partition_keys:
         series, year, month = split_key(key)
@@ -141,9 +146,9 @@ def kline_csv(context: dg.AssetExecutionContext, history: HistoryStore) -> dg.Ma
     kinds={"polars", "parquet"},
     deps=[kline_csv],
 )
-def klines(context: dg.AssetExecutionContext, history: HistoryStore) -> dg.MaterializeResult:
+def klines(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Canonical klines, one Parquet file per series and month (Hive layout)."""
-    layout = history.layout()
+    layout = lake.layout.history
     builds: list[tuple[str, fetch.MonthBuild | None]] = []
     for key in context.partition_keys:
         series, year, month = split_key(key)

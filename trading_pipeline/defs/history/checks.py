@@ -12,7 +12,7 @@ import polars as pl
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import frame_preview
 from trading_pipeline.defs.history.partitions import series_month, split_key
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.market import quality
 
 DUPLICATES = "no_duplicate_bars"
@@ -25,10 +25,10 @@ Finder = Callable[[pl.DataFrame, str], pl.DataFrame]
 
 
 def evaluate(
-    partition_keys: list[str], history: HistoryStore, finder: Finder
+    partition_keys: list[str], lake: DataLake, finder: Finder
 ) -> tuple[int, dict[str, int], pl.DataFrame | None]:
     """(findings, findings by partition, sample of the first offending rows) over the keys."""
-    layout = history.layout()
+    layout = lake.layout.history
     total, by_partition, sample = 0, {}, None
     for key in partition_keys:
         series, year, month = split_key(key)
@@ -45,13 +45,13 @@ def evaluate(
 
 def _result(
     context: dg.AssetCheckExecutionContext,
-    history: HistoryStore,
+    lake: DataLake,
     finder: Finder,
     what: str,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
     keys = list(context.partition_keys)
-    total, by_partition, sample = evaluate(keys, history, finder)
+    total, by_partition, sample = evaluate(keys, lake, finder)
     bad = {k: n for k, n in by_partition.items() if n}
     metadata: dict[str, dg.RawMetadataValue] = {
         what: total,
@@ -67,29 +67,27 @@ def _result(
 
 @dg.asset_check(asset=klines, name=DUPLICATES, partitions_def=series_month, blocking=True)
 def no_duplicate_bars(
-    context: dg.AssetCheckExecutionContext, history: HistoryStore
+    context: dg.AssetCheckExecutionContext, lake: DataLake
 ) -> dg.AssetCheckResult:
     """No open_time appears twice in a month's klines."""
-    return _result(context, history, lambda df, _i: quality.find_duplicates(df), "duplicate_rows")
+    return _result(context, lake, lambda df, _i: quality.find_duplicates(df), "duplicate_rows")
 
 
 @dg.asset_check(asset=klines, name=OHLC, partitions_def=series_month, blocking=True)
-def ohlc_consistent(
-    context: dg.AssetCheckExecutionContext, history: HistoryStore
-) -> dg.AssetCheckResult:
+def ohlc_consistent(context: dg.AssetCheckExecutionContext, lake: DataLake) -> dg.AssetCheckResult:
     """Low ≤ open, close ≤ high; prices present; volumes not negative."""
-    return _result(context, history, lambda df, _i: quality.find_ohlc_violations(df), "violations")
+    return _result(context, lake, lambda df, _i: quality.find_ohlc_violations(df), "violations")
 
 
 @dg.asset_check(asset=klines, name=ALIGNED, partitions_def=series_month, blocking=True)
 def bars_on_interval_grid(
-    context: dg.AssetCheckExecutionContext, history: HistoryStore
+    context: dg.AssetCheckExecutionContext, lake: DataLake
 ) -> dg.AssetCheckResult:
     """Every bar opens on the interval grid and closes one interval (less 1 ms/µs) later."""
-    return _result(context, history, quality.find_off_grid, "misaligned_bars")
+    return _result(context, lake, quality.find_off_grid, "misaligned_bars")
 
 
 @dg.asset_check(asset=klines, name=GAPS, partitions_def=series_month, blocking=False)
-def no_gaps(context: dg.AssetCheckExecutionContext, history: HistoryStore) -> dg.AssetCheckResult:
+def no_gaps(context: dg.AssetCheckExecutionContext, lake: DataLake) -> dg.AssetCheckResult:
     """Missing bars (exchange maintenance gaps are permanent): a warning, never a stop."""
-    return _result(context, history, quality.find_gaps, "gaps", severity=dg.AssetCheckSeverity.WARN)
+    return _result(context, lake, quality.find_gaps, "gaps", severity=dg.AssetCheckSeverity.WARN)

@@ -12,9 +12,10 @@ from trading_pipeline.defs.history.partitions import (
     series_month_key,
     series_partitions,
 )
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.history.resources import HistorySource
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history.layout import Series
-from trading_pipeline.history.manifest import ManifestEntry
+from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.history.vision import month_daily_prefix, monthly_key
 
 FIRST_RETRY_DAY = 9  # the monthly schedule asks on the 8th; from the 9th a missing file is late
@@ -65,10 +66,10 @@ def late_month_requests(
     description="Adds the series of the configured universe (TP_UNIVERSE…) as partitions.",
 )
 def history_series(
-    context: dg.SensorEvaluationContext, history: HistoryStore
+    context: dg.SensorEvaluationContext, history_source: HistorySource
 ) -> dg.SensorResult | dg.SkipReason:
     known = set(context.instance.get_dynamic_partitions(series_partitions.name or "series"))
-    new = [k for k in history.series_keys() if k not in known]
+    new = [k for k in history_source.series_keys() if k not in known]
     if not new:
         return dg.SkipReason(f"all {len(known)} configured series are registered")
     return dg.SensorResult(dynamic_partitions_requests=[series_partitions.build_add_request(new)])
@@ -80,11 +81,12 @@ def history_series(
     description="From the 9th: re-asks last month while its monthly zip is still missing.",
 )
 def late_monthly_files(
-    context: dg.SensorEvaluationContext, history: HistoryStore
+    context: dg.SensorEvaluationContext, lake: DataLake
 ) -> dg.SensorResult | dg.SkipReason:
     keys = context.instance.get_dynamic_partitions(series_partitions.name or "series")
     today = utc_today()
-    requests = late_month_requests(keys, history.manifest_entries(), today)
+    manifest = Manifest(lake.layout.history.manifest_path).load()
+    requests = late_month_requests(keys, manifest, today)
     if not requests:
         return dg.SkipReason(f"no late monthly file on {today.isoformat()}")
     return dg.SensorResult(run_requests=requests)

@@ -11,15 +11,14 @@
 """
 
 import base64
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
+from trading_pipeline.bots.spec import current_fleet
 from trading_pipeline.defs.discovery.assets import collect_materialized, strategy_results
-from trading_pipeline.defs.discovery.resources import DiscoveryStore
 from trading_pipeline.defs.history.metadata import markdown_table
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.errors import UserInputError
 
 GROUP = "selector"
@@ -46,22 +45,17 @@ class SelectorModelConfig(dg.Config):
     min_improvement: float = 0.0
 
 
-def _selector_dir(discovery: DiscoveryStore) -> Path:
-    return Path(discovery.data_dir) / "selector"
-
-
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results])
 def selector_training_set(
     context: dg.AssetExecutionContext,
     config: TrainingSetConfig,
-    history: HistoryStore,
-    discovery: DiscoveryStore,
+    lake: DataLake,
 ) -> dg.MaterializeResult:
     """Decision rows from discovery's out-of-sample returns: state at each window's start,
     label = the candidate (or cash) with the best net return over the window."""
     from trading_pipeline.selector.dataset import build_dataset
 
-    tuned = collect_materialized(context, history, discovery)
+    tuned = collect_materialized(context, lake)
     bars: dict[str, pl.DataFrame] = {}
     for t in tuned:
         key = t.result.spec.series
@@ -80,10 +74,11 @@ def selector_training_set(
             max_candidates=config.max_candidates,
             provenance=provenance,
             holdout_fraction=config.holdout_fraction,
+            fleet=current_fleet().bots,
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector training set: {exc}") from exc
-    path = ds.save(_selector_dir(discovery))
+    path = ds.save(lake.layout.selector_dir)
     s = ds.summary()
     return dg.MaterializeResult(
         metadata={
@@ -123,13 +118,12 @@ def selector_training_set(
     ],
 )
 def selector_model(
-    context: dg.AssetExecutionContext, config: SelectorModelConfig, discovery: DiscoveryStore
+    context: dg.AssetExecutionContext, config: SelectorModelConfig, lake: DataLake
 ) -> dg.MaterializeResult:
     """The selector trained, judged on its held-out period beside the baselines, registered
     as ``strategy-selector``; ``champion`` moves only through the promotion gate."""
     from trading_pipeline.selector.dataset import SelectorDataset
     from trading_pipeline.selector.model import DEFAULT_CONFIGS, GRADIENT_BOOSTING
-    from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.selector.train import (
         COMPARISON_HEADER,
         TrainSettings,
@@ -138,7 +132,7 @@ def selector_model(
     )
 
     try:
-        ds = SelectorDataset.load(_selector_dir(discovery))
+        ds = SelectorDataset.load(lake.layout.selector_dir)
     except UserInputError as exc:
         raise dg.Failure(description=str(exc)) from exc
     configs = DEFAULT_CONFIGS + ((GRADIENT_BOOSTING,) if config.with_gradient_boosting else ())
@@ -149,7 +143,7 @@ def selector_model(
         configs=configs,
         min_improvement=config.min_improvement,
     )
-    registry = MlflowRegistry(discovery.mlflow_uri(), EXPERIMENT)
+    registry = lake.registry(EXPERIMENT)
     try:
         report = train(
             ds, registry=registry, settings=settings, tags={"dagster_run_id": context.run.run_id}
@@ -178,7 +172,7 @@ def selector_model(
             "model_version": report.version,
             "mlflow_run_id": report.run_id or "",
             "mlflow_run": dg.MetadataValue.url(
-                discovery.run_link(registry.experiment_id, report.run_id or "")
+                lake.run_link(registry.experiment_id, report.run_id or "")
             ),
             "promoted": gate.promote,
             "gate_reason": gate.reason,

@@ -13,21 +13,19 @@ unset means the real venues), read by the ``VenueExchanges`` resource.
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from trading_pipeline.defs.history.metadata import markdown_table
-from trading_pipeline.defs.history.store import HistoryStore
+from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.venues.resources import VenueExchanges
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.align import align_venues, alignment_report, basis
 from trading_pipeline.market.candles import CandleError, load_store
-from trading_pipeline.settings import Settings
-from trading_pipeline.venues.exchange import make_exchange
 from trading_pipeline.venues.ohlcv import (
     MonthResult,
     Pager,
@@ -76,34 +74,6 @@ def split_venue_key(key: str) -> tuple[Series, int, int]:
     return Series.parse(dims["series"]), year, month
 
 
-class VenueExchanges(dg.ConfigurableResource):
-    """How to reach each venue: an override URL (a mirror or a local fake), else the real host."""
-
-    coinbase_url: str | None = None
-    binanceus_url: str | None = None
-    rate_limit_ms: int | None = None  # None keeps ccxt's own pacing for the venue
-
-    @classmethod
-    def from_env(cls) -> "VenueExchanges":
-        settings = Settings.from_env()
-        return cls(
-            coinbase_url=settings.venue_url("coinbase"),
-            binanceus_url=settings.venue_url("binanceus"),
-        )
-
-    def exchange(self, venue: str) -> Any:
-        url = {"coinbase": self.coinbase_url, "binanceus": self.binanceus_url}.get(venue)
-        exchange = make_exchange(venue, base_url=url)
-        if self.rate_limit_ms is not None:
-            exchange.rateLimit = self.rate_limit_ms
-        return exchange
-
-
-@dg.definitions
-def venue_resources() -> dg.Definitions:
-    return dg.Definitions(resources={"venues": VenueExchanges.from_env()})
-
-
 class VenueFetchConfig(dg.Config):
     """How the venue months are fetched."""
 
@@ -124,11 +94,11 @@ def _month_started(year: int, month: int, now: datetime) -> bool:
 def venue_candles(
     context: dg.AssetExecutionContext,
     config: VenueFetchConfig,
-    history: HistoryStore,
+    lake: DataLake,
     venues: VenueExchanges,
 ) -> dg.MaterializeResult:
     """Closed candles of one venue series for the month, fetched through ccxt into the store."""
-    layout = history.layout()
+    layout = lake.layout.history
     now = utc_now()
     pagers: dict[str, Pager] = {}
     done: list[tuple[str, MonthResult | None]] = []
@@ -242,9 +212,9 @@ def _day(text: str | None) -> date | None:
     return date.fromisoformat(text) if text else None
 
 
-def basis_path(root: Path, a: VenueSymbol, b: VenueSymbol, interval: str) -> Path:
-    name = f"{a.series(interval).key}__{b.series(interval).key}.parquet"
-    return root / "venues" / "basis" / name
+def basis_path(basis_dir: Path, a: VenueSymbol, b: VenueSymbol, interval: str) -> Path:
+    """``<DataLayout.venue_basis_dir>/<series a>__<series b>.parquet``."""
+    return basis_dir / f"{a.series(interval).key}__{b.series(interval).key}.parquet"
 
 
 @dg.asset(
@@ -254,7 +224,7 @@ def basis_path(root: Path, a: VenueSymbol, b: VenueSymbol, interval: str) -> Pat
     kinds={"polars", "parquet"},
 )
 def venue_basis(
-    context: dg.AssetExecutionContext, config: BasisConfig, history: HistoryStore
+    context: dg.AssetExecutionContext, config: BasisConfig, lake: DataLake
 ) -> dg.MaterializeResult:
     """Per-bar basis between two venues on the hours both have, and how wide it was."""
     try:
@@ -262,7 +232,7 @@ def venue_basis(
         require_equivalent(a, b, allow=_quote_pairs(config.equate_quotes))
         frames = [
             load_store(
-                history.root,
+                lake.layout.history_dir,
                 market=s.series(config.interval).market,
                 symbol=s.store_symbol,
                 interval=config.interval,
@@ -278,7 +248,7 @@ def venue_basis(
     out = aligned.select("open_time", "a_close", "b_close").join(
         basis(aligned), on="open_time", how="left"
     )
-    path = basis_path(Path(history.data_dir), a, b, config.interval)
+    path = basis_path(lake.layout.venue_basis_dir, a, b, config.interval)
     with atomic_path(path) as tmp:
         out.write_parquet(tmp, compression="zstd", statistics=True)
     quotes = quote_difference(a, b)

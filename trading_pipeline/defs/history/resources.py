@@ -1,0 +1,39 @@
+"""The ``HistorySource`` resource: where Binance Vision is reached and which series to keep."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from trading_pipeline.history.layout import Series
+from trading_pipeline.settings import Settings
+
+
+class HistorySource(dg.ConfigurableResource):
+    """The Binance Vision endpoints (``TP_VISION_URL``, a mirror) and the universe they feed."""
+
+    vision_url: str
+    listing_url: str
+    universe: list[str]
+    market: str = "spot"
+    interval: str = "1h"
+    start: str = "2019-01-01"
+    concurrency: int = 4
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HistorySource:
+        return cls(
+            vision_url=settings.vision_url,
+            listing_url=settings.listing_url,
+            universe=list(settings.universe),
+            market=settings.market,
+            interval=settings.interval,
+            start=settings.start,
+            concurrency=settings.concurrency,
+        )
+
+    def series(self) -> list[Series]:
+        """The configured universe as series of the configured market and interval."""
+        return [Series(self.market, s.strip().upper(), self.interval) for s in self.universe]
+
+    def series_keys(self) -> list[str]:
+        return [s.key for s in self.series()]
