@@ -81,6 +81,7 @@ def parse_params(items: list[str]) -> dict[str, str]:
 
 def parse_grid(family: StrategyFamily, items: list[str]) -> dict[str, list[Any]]:
     """``k=start:stop[:step]`` (inclusive) or ``k=a,b,c`` or ``k=v`` to value lists."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.strategies.base import stepped
 
     out: dict[str, list[Any]] = {}
@@ -106,6 +107,7 @@ def parse_grid(family: StrategyFamily, items: list[str]) -> dict[str, list[Any]]
 
 
 def _costs(fee: float, slippage_bps: float, fill: str) -> Any:
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import CostModel
 
     return CostModel(fee=fee, slippage_bps=slippage_bps, fill=fill)  # type: ignore[arg-type]
@@ -119,6 +121,7 @@ def _risk(
     max_holding_bars: int | None,
     allow_short: bool,
 ) -> Any:
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import RiskRules
 
     return RiskRules(
@@ -179,6 +182,7 @@ def backtest(
     json_: JsonOpt = False,
 ) -> None:
     """Backtest one parameter set, beside buy-and-hold on the same bars."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest import engine
     from trading_pipeline.backtest.metrics import METRICS, json_safe
 
@@ -252,6 +256,7 @@ def sweep(
     json_: JsonOpt = False,
 ) -> None:
     """Backtest every combination of a parameter grid; rank by Sharpe."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest import engine
     from trading_pipeline.backtest.metrics import json_safe
 
@@ -347,6 +352,7 @@ def lookahead(
     runs on the store's BTCUSDT 1h (the last 20,000 bars) when present, else on seeded
     synthetic bars with regimes.
     """
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.metrics import json_safe
     from trading_pipeline.strategies.lookahead import (
         audit_family,

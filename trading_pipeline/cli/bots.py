@@ -98,6 +98,7 @@ def run(
     bots_dir: BotsDirOpt = None,
 ) -> None:
     """Run one bot: a step at every closed candle until stopped (or the replay's end)."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.spec import bot_spec, default_split
 
     spec = bot_spec(bot)
@@ -131,6 +132,7 @@ def run(
     )
     initial = capital * default_split()[spec.name]
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.assignment import default_assignment
     from trading_pipeline.bots.deploy_store import DeploymentStore
 
@@ -138,6 +140,7 @@ def run(
 
     if replay:
         assert first is not None and last is not None
+        # lazy: loaded with this verb only, so the command line starts fast
         from trading_pipeline.bots.replay import replay_bot, store_loader, warmup_bars
 
         start, end = day_bounds(first, last)
@@ -162,6 +165,7 @@ def run(
         )
         return
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.candles import ExchangeCandles, VenueCandles
     from trading_pipeline.bots.clock import WallClock
     from trading_pipeline.bots.ledger import Ledger
@@ -174,6 +178,7 @@ def run(
     a0 = store.current(spec.name)
     candles: Any
     if live:
+        # lazy: loaded with this verb only, so the command line starts fast
         from trading_pipeline.bots.ccxt_broker import CcxtBroker
 
         venue = spec.venues[0]
@@ -242,6 +247,7 @@ def replay_cmd(
         raise UserInputError(f"--capital must be positive, got {capital}")
     settings = settings_from(data_dir, history_dir, bots_dir)
     start, end = day_bounds(first, last)
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.replay import replay_report, store_loader
 

@@ -65,6 +65,7 @@ EmbargoOpt = Annotated[
 
 def series_key(*, market: str, symbol: str | None, interval: str, data: Path | None) -> str:
     """``spot-BTCUSDT-1h`` for the store, ``file-<stem>-<interval>`` for a file."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.history.layout import Series
 
     if data is not None:
@@ -121,12 +122,15 @@ def _track(
     symbol: str | None,
     interval: str,
 ) -> str:
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.discovery.report import (
         EXPERIMENT,
         log_study,
         provenance_from_file,
         provenance_from_store,
     )
+
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.tracking import MlflowTracker
 
     if tracking_uri is None and layout.uses_embedded_mlflow:
@@ -168,6 +172,7 @@ def tune(
     as_json: JsonOpt = False,
 ) -> None:
     """Tune a strategy walk-forward; report out-of-sample results only, tracked in MLflow."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import CostModel
     from trading_pipeline.discovery.results import collect
     from trading_pipeline.discovery.storage import open_storage
@@ -217,6 +222,7 @@ def tune(
     )
     summary = {**result.summary(), "mlflow_run_id": run_id}
     if as_json:
+        # lazy: loaded with this verb only, so the command line starts fast
         from trading_pipeline.backtest.metrics import json_safe
 
         print(json.dumps(json_safe(summary), default=str))
@@ -248,6 +254,7 @@ def tune_worker(
     as_json: JsonOpt = False,
 ) -> None:
     """Join an existing study and add --trials trials to each of its folds."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.discovery.storage import open_storage, redact
     from trading_pipeline.discovery.tuning import load_spec, work
 

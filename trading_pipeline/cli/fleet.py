@@ -52,6 +52,7 @@ def show(
 ) -> None:
     """The fleet in force: each bot's role, families, symbols, interval, venues, capital
     fraction and risk limits, and where the fleet file is."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.spec import current_fleet, load_fleet
 
     fleet = load_fleet(fleet_file) if fleet_file is not None else current_fleet()
@@ -98,6 +99,7 @@ def status(
     data_dir: DataDir = None,
 ) -> None:
     """Positions, exposure per symbol and in total, PnL per bot and for the fleet."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.fleet import close_all, fleet_view, open_ledgers
 
@@ -187,6 +189,7 @@ def allocate_cmd(
     data_dir: DataDir = None,
 ) -> None:
     """Re-allocate capital by recent performance within bounds and deploy it."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.fleet import AllocationRules, close_all, open_ledgers, run_allocation
 
@@ -231,6 +234,7 @@ def halt(
     data_dir: DataDir = None,
 ) -> None:
     """Kill switch: every runner closes its positions and opens nothing until resumed."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
 
     store = DeploymentStore(_bots_dir(data_dir, bots_dir))
@@ -243,6 +247,7 @@ def halt(
 @fleet_app.command("resume")
 def resume(bots_dir: BotsDir = None, data_dir: DataDir = None) -> None:
     """Lift the kill switch."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
 
     store = DeploymentStore(_bots_dir(data_dir, bots_dir))
@@ -263,6 +268,7 @@ def risk_check(
     data_dir: DataDir = None,
 ) -> None:
     """Check the fleet's daily loss; halt the fleet when it reaches the limit."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.fleet import check_fleet_loss, close_all, open_ledgers
     from trading_pipeline.bots.spec import current_fleet

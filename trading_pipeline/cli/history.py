@@ -107,6 +107,7 @@ def fetch(
     ] = None,
 ) -> int:
     """Fetch Binance Vision klines: verified zips → CSV → partitioned Parquet."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.history.fetch import FetchRequest, run_fetch
     from trading_pipeline.history.vision import parse_date
 
@@ -154,6 +155,7 @@ def mirror_serve(
     ] = None,
 ) -> None:
     """Serve DIR like data.binance.vision, with its S3 listing at the same base URL."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.errors import UserInputError
     from trading_pipeline.history.mirror import Fault, Faults, serve
 
@@ -180,6 +182,7 @@ def import_freqtrade(
     history_dir: HistoryDirOpt = None,
 ) -> None:
     """Import freqtrade .feather/.json candles, split per month, into the Parquet store."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.history.importer import import_freqtrade as run_import
 
     history = settings_from(data_dir, history_dir).layout.history

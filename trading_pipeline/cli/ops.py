@@ -38,6 +38,7 @@ def ui(
     ] = PROJECT_ROOT / "workspace.yaml",
 ) -> None:
     """Start the Dagster UI (dagster dev) on 127.0.0.1; Ctrl-C or SIGTERM stops it."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.local_servers import run_ui
 
     code = run_ui(port, dagster_home=dagster_home.resolve(), workspace=workspace.resolve())
@@ -64,6 +65,7 @@ def data_layout(
 @verbs.command("version")
 def version() -> None:
     """Print the version."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline import __version__
 
     print(__version__)

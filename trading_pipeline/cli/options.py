@@ -131,6 +131,7 @@ def settings_from(
 
 def family_from_options(name: str, strategy_file: Path | None) -> StrategyFamily:
     """The family ``--strategy NAME`` names, looked up in ``--strategy-file`` first."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.strategies.registry import get_family, load_strategy_file
 
     extra = load_strategy_file(strategy_file) if strategy_file else None
@@ -149,6 +150,7 @@ def bars_from_options(
     history_dir: Path | None,
 ) -> tuple[pl.DataFrame, str]:
     """Bars and their interval from ``--data FILE`` or the store (``--symbol --interval``)."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.market.bars import load_bars, parse_day
 
     first, last = parse_day(start, "--from"), parse_day(end, "--to")

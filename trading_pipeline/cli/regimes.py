@@ -38,6 +38,7 @@ def _load_bars(
     """All bars up to ``end`` (the ones before ``start`` warm the labeller up)."""
     import polars as pl
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.market.bars import load_bars
 
     if (data is None) == (symbol is None):
@@ -61,6 +62,7 @@ def _load_bars(
 
 
 def _interval_of(bars: Any, interval: str | None) -> float:
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.market.schema import bars_per_year
     from trading_pipeline.regimes.base import bars_per_day
 
@@ -84,10 +86,12 @@ def regimes(
 
     Bars before ``--from`` are read too: they warm the labeller up, and are not reported.
     """
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.regimes.registry import LABELLERS, get_labeller
 
     if labeller not in LABELLERS:
         raise UserInputError(f"unknown labeller {labeller!r}: choose one of {', '.join(LABELLERS)}")
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.market.bars import parse_day
 
     start, end = parse_day(from_, "--from"), parse_day(to, "--to")
@@ -96,6 +100,7 @@ def regimes(
     history = settings_from(data_dir, history_dir).history_dir
     bars, interval = _load_bars(data, symbol, interval, market, history, start, end)
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.regimes.periods import segment, share
 
     # Label the whole history up to --to (earlier bars are the labeller's warm-up), then cut.

@@ -86,6 +86,7 @@ def train_cmd(
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore", module="mlflow")
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.spec import current_fleet
     from trading_pipeline.discovery.catalog import StudyCatalog
     from trading_pipeline.selector.dataset import build_dataset, results_from_catalog
@@ -149,6 +150,7 @@ def select_at(
     margin: float | None = None,
 ) -> Any:
     """The decision the loop would make at ``at`` from stored data (a ``TickResult``)."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.spec import current_fleet
     from trading_pipeline.market.candles import CandleError
     from trading_pipeline.selector.decide import Decider, Hysteresis, open_registry
@@ -234,6 +236,7 @@ def select(
 @verbs.command("mlflow-ui")
 def mlflow_ui(port: PortOpt = 5000, data_dir: DataDirOpt = None) -> None:
     """Start the MLflow UI over the embedded store on 127.0.0.1; Ctrl-C or SIGTERM stops it."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.local_servers import run_mlflow_ui
 
     raise typer.Exit(run_mlflow_ui(port, settings_from(data_dir).layout))

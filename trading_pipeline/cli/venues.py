@@ -49,6 +49,7 @@ def fetch(
     ] = None,
 ) -> int:
     """Fetch whole months of candles through ccxt; complete months are kept, the rest resumed."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.errors import UserInputError
     from trading_pipeline.history.vision import parse_date
     from trading_pipeline.venues.ohlcv import VenueFetchError, VenueFetchRequest, validate_request

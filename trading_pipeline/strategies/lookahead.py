@@ -30,6 +30,8 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.market.candles import CandleError, load_store
+from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline.strategies.base import Params, ParamValue, Signals, StrategyFamily
 from trading_pipeline.strategies.sandbox import OutsideInput, no_outside_input
 
@@ -362,9 +364,6 @@ def default_audit_bars(
     """The bars an audit runs on when none are given: the most recent ``max_bars`` of the store's
     series when it holds enough, else seeded synthetic bars with bull/bear/sideways/high-volatility
     regimes (14,800 hourly bars), so every kind of signal has a chance to fire."""
-    from trading_pipeline.market.candles import CandleError, load_store
-    from trading_pipeline.regimes.synthetic import synthetic_bars
-
     if history_dir is not None:
         try:
             bars = load_store(history_dir, market=market, symbol=symbol, interval=interval)
