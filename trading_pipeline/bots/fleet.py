@@ -515,6 +515,35 @@ def _decision_costs(
     return TradingCosts(), "defaults: the selector's candidate carried no cost model"
 
 
+# A decision holds for one selector window (a day): an older one is never deployed as live.
+DECISION_HORIZON = timedelta(days=1)
+
+
+def split_stale(
+    decisions: Mapping[str, DecisionLike],
+    *,
+    now: datetime | None = None,
+    horizon: timedelta = DECISION_HORIZON,
+) -> tuple[dict[str, DecisionLike], dict[str, str]]:
+    """(fresh decisions, bot → one-line refusal for each decision older than ``horizon``),
+    e.g. one recorded by ``select --at 2024-06-01 --record`` for an audit."""
+    now = now or datetime.now(UTC)
+    fresh: dict[str, DecisionLike] = {}
+    stale: dict[str, str] = {}
+    for bot, d in decisions.items():
+        at = getattr(d, "decided_at", None)
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        if at is not None and now - at > horizon:
+            stale[bot] = (
+                f"decision {getattr(d, 'id', '?')} of {at:%Y-%m-%d %H:%M} UTC is older than its "
+                f"horizon ({horizon}): not deployed as live"
+            )
+        else:
+            fresh[bot] = d
+    return fresh, stale
+
+
 def candidates_from_decisions(
     decisions: Mapping[str, DecisionLike],
     current: Mapping[str, Assignment],
@@ -523,6 +552,7 @@ def candidates_from_decisions(
     seed_defaults: bool = True,
     lineage: Mapping[str, Any] | None = None,
     fleet: Fleet | None = None,
+    now: datetime | None = None,
 ) -> list[Assignment]:
     """One candidate per bot of ``fleet`` (default: the fleet in force): what its decision in
     force says to run, at its current capital fraction (or ``fractions``, or the plan's), with
@@ -531,7 +561,11 @@ def candidates_from_decisions(
     its spec default. A decision the selector made without a champion model (reason "no
     champion") counts as no decision, so a deploy before any model exists keeps each bot's spec
     default instead of moving it to cash. The lineage records the decision and the model behind
-    it."""
+    it. A decision older than :data:`DECISION_HORIZON` at ``now`` counts as no decision (see
+    :func:`split_stale`; the refusal is logged)."""
+    decisions, stale = split_stale(decisions, now=now)
+    for bot, why in stale.items():
+        log.warning("%s: %s", bot, why)
     fleet = fleet or current_fleet()
     split = fleet.split()
     out = []

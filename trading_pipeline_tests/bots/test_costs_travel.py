@@ -34,6 +34,7 @@ from trading_pipeline.bots.replay import (
     replay_bot,
     replay_report,
 )
+from trading_pipeline.bots.spec import FLEET
 from trading_pipeline.discovery.ranking import rank
 from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.storage import open_storage
@@ -99,7 +100,9 @@ def test_tuned_at_fee_0002_deployed_and_replayed_the_fills_pay_0002(tmp_path: Pa
     assert (candidate.fee, candidate.slippage) == (0.002, pytest.approx(0.0003))
     assert Candidate.from_json(json.loads(json.dumps(candidate.to_json()))) == candidate
     now = START + timedelta(hours=bars.height)
-    decisions = decide_once(OneChoiceModel(candidate), {SERIES: bars}, now, {}, state_fn=_state)
+    decisions = decide_once(
+        OneChoiceModel(candidate), {SERIES: bars}, now, {}, state_fn=_state, fleet=FLEET
+    )
     bot1 = next(d for d in decisions if d.bot == "bot1")
     assert bot1.family == "sma_cross" and bot1.fee == 0.002
     store = DecisionStore(tmp_path / "selector" / "decisions.sqlite")
@@ -108,7 +111,12 @@ def test_tuned_at_fee_0002_deployed_and_replayed_the_fills_pay_0002(tmp_path: Pa
     assert (in_force.fee, in_force.slippage) == (0.002, pytest.approx(0.0003))
 
     # 3. the assignment carries it, validated, into the deployment store's file
-    candidates = candidates_from_decisions({"bot1": in_force}, {}, seed_defaults=False)
+    candidates = candidates_from_decisions(
+        {"bot1": in_force},
+        {},
+        seed_defaults=False,
+        now=now,  # a replay: its own clock
+    )
     candidates = [c.with_(risk=c.risk.from_dict(NO_LIMITS)) for c in candidates]
     deploy = DeploymentStore(tmp_path / "bots")
     report = deploy.deploy(candidates)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trading_pipeline.bots.assignment import default_assignment
-from trading_pipeline.bots.fleet import candidates_from_decisions
+from trading_pipeline.bots.fleet import candidates_from_decisions, split_stale
 from trading_pipeline.bots.spec import CASH, FLEET
 from trading_pipeline.selector.decide import NO_CHAMPION
 
@@ -23,7 +23,7 @@ class D:
     params: dict[str, Any] = field(default_factory=dict)
     series: str = ""
     symbols: tuple[str, ...] = ()
-    decided_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
+    decided_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     reason: str = ""
 
 
@@ -47,3 +47,19 @@ def test_a_model_decision_for_cash_still_moves_the_bot_to_cash() -> None:
     out = {a.bot: a for a in candidates_from_decisions(decisions, {})}
     assert out["bot5"].family == CASH and out["bot5"].lineage["source"] == "selector"
     assert out["bot1"].family == "sma_cross"  # no decision: the spec default
+
+
+def test_a_decision_older_than_its_horizon_is_never_deployed_as_live() -> None:
+    """``select --at 2024-06-01 --record`` records an audit decision: deploying it later as the
+    live assignment is refused (one line), and the bot keeps what it has."""
+    old = D("bot1", choice="sma_cross", family="sma_cross", version=1,
+            decided_at=datetime(2024, 6, 1, 12, tzinfo=UTC))  # fmt: skip
+    fresh, stale = split_stale({"bot1": old, "bot5": D("bot5", reason="model")})
+    assert set(fresh) == {"bot5"}
+    assert "2024-06-01 12:00 UTC is older than its horizon" in stale["bot1"]
+    current = {"bot1": default_assignment("bot1").with_(params={"fast": 10, "slow": 50})}
+    out = {a.bot: a for a in candidates_from_decisions({"bot1": old}, current)}
+    assert "bot1" not in out  # keeps its assignment in force
+    later = datetime(2024, 6, 1, 18, tzinfo=UTC)  # within the horizon on its own clock
+    out = {a.bot: a for a in candidates_from_decisions({"bot1": old}, current, now=later)}
+    assert out["bot1"].lineage["source"] == "selector"

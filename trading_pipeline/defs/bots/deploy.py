@@ -62,10 +62,12 @@ def bot_assignments(
     lake: DataLake,
     bots_runtime: BotsRuntime,
 ) -> dg.MaterializeResult:
-    from trading_pipeline.bots.fleet import candidates_from_decisions
+    from trading_pipeline.bots.fleet import candidates_from_decisions, split_stale
 
     store = bots_runtime.store(lake.layout)
-    decisions = bots_runtime.decisions(lake.layout)
+    decisions, stale = split_stale(bots_runtime.decisions(lake.layout))
+    for bot, why in stale.items():
+        context.log.warning(f"refused {bot}: {why}")
     tags = context.run.tags if context.run is not None else {}
     lineage = {
         "dagster_run_id": context.run.run_id,
@@ -94,7 +96,9 @@ def bot_assignments(
             ),
             "refusals": dg.MetadataValue.json(
                 [{"bot": r.bot, "reason": r.reason} for r in report.refused]
+                + [{"bot": bot, "reason": why} for bot, why in stale.items()]
             ),
+            "stale_decisions": len(stale),
             "bots_dir": dg.MetadataValue.path(str(store.bots_dir)),
         }
     )
