@@ -335,6 +335,10 @@ def validate_assignment(
     _check_symbols(a, spec)
     if a.interval not in INTERVAL_MS:
         raise UserInputError(f"{a.bot}: unknown bar interval {a.interval!r}")
+    if a.interval != spec.interval:
+        raise UserInputError(
+            f"{a.bot}: bar interval {a.interval!r} is not the bot's ({spec.interval!r})"
+        )
     f = a.capital_fraction
     if (
         isinstance(f, bool)

@@ -49,7 +49,7 @@ import polars as pl
 
 from trading_pipeline.backtest.costs import DEFAULT_MIN_ORDER_VALUE, CostModel
 from trading_pipeline.bots import risk as riskmod
-from trading_pipeline.bots.assignment import LEGACY_COSTS
+from trading_pipeline.bots.assignment import LEGACY_COSTS, Assignment, validate_assignment
 from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, client_order_id
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
@@ -62,7 +62,7 @@ from trading_pipeline.bots.routing import (
     size_pair,
     venue_costs,
 )
-from trading_pipeline.bots.spec import CASH, bot_spec
+from trading_pipeline.bots.spec import CASH, bot_spec, current_fleet
 from trading_pipeline.strategies.base import (
     LONG_ENTRY,
     LONG_EXIT,
@@ -70,6 +70,7 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
+from trading_pipeline.strategies.registry import get_family
 
 log = logging.getLogger("trading_pipeline.bots.runner")
 
@@ -264,6 +265,7 @@ class BotRunner:
         self._family: StrategyFamily | None = None
         self._params: dict[str, Any] = {}
         self._funded_version: int | None = None
+        self._refused: tuple[str, int] | None = None
 
     def close(self) -> None:
         """Close the ledger and give the bot's lock back (a restart may then take it)."""
@@ -285,20 +287,22 @@ class BotRunner:
         cur = self._assignment
         if cur is None or new.fingerprint != cur.fingerprint or new.version != cur.version:
             family = params = None
-            if new.family != CASH:
-                from trading_pipeline.strategies.registry import get_family
-
-                try:
+            try:
+                if isinstance(new, Assignment):  # the deploy gate's validator, on every load
+                    new = validate_assignment(new, others={}, fleet=current_fleet())
+                if new.family != CASH:
                     family = get_family(new.family)
                     params = family.validate(new.params or {})
-                except Exception as exc:
+            except Exception as exc:
+                if self._refused != (new.fingerprint, new.version):  # said once per file
+                    self._refused = (new.fingerprint, new.version)
                     log.error(
-                        "%s: assignment v%s refused (%s); keeping the old one",
+                        "%s: assignment v%s refused (%s); keeping the one in force",
                         self.bot,
                         new.version,
-                        exc,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                     )
-                    return cur or CashAssignment(self.bot, self.spec.symbols, self.spec.interval)
+                return cur or CashAssignment(self.bot, self.spec.symbols, self.spec.interval)
             if cur is not None:
                 log.info(
                     "%s: assignment v%s → v%s (%s)", self.bot, cur.version, new.version, new.family
