@@ -4,6 +4,7 @@ between sending an order and booking it."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,25 @@ from trading_pipeline.bots.runner import BotRunner
 
 START, END = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 3, 1, tzinfo=UTC)
 NO_LIMITS = RiskLimits(daily_loss=1.0, max_drawdown=1.0)  # the backtester has no daily limit
+
+
+@pytest.fixture(autouse=True)
+def _test_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The runner validates every assignment against the fleet (issue 16): these tests run
+    bot1 on buy_and_hold and bot2's families on hourly bars, so they install a fleet allowing it."""
+    from importlib.resources import files
+
+    from trading_pipeline.bots.fleet_file import load_fleet
+    from trading_pipeline.bots.spec import use_fleet
+
+    text = files("trading_pipeline.bots").joinpath("fleet.toml").read_text()
+    text = text.replace('families = ["sma_cross"]', 'families = ["sma_cross", "buy_and_hold"]')
+    text = text.replace('interval = "5m"', 'interval = "1h"')
+    path = tmp_path_factory.mktemp("fleet") / "fleet.toml"
+    path.write_text(text)
+    use_fleet(load_fleet(path))
+    yield
+    use_fleet(None)
 
 
 def sma(
@@ -437,3 +457,32 @@ def test_the_familys_stop_and_take_profit_are_honoured(bars: pl.DataFrame, tmp_p
             assert float(closed["low"][0]) <= entry * (1 - 0.01)
         elif why == "take_profit":
             assert float(closed["high"][0]) >= entry * (1 + 0.015)
+
+
+def test_an_assignment_that_never_passed_the_gate_is_refused_on_load(
+    bars: pl.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hand-written assignment.json with 500% of the capital, a NaN daily limit, a symbol
+    or an interval off the bot's spec is refused by the deploy gate's validator on load; the
+    assignment in force stays, and the refusal is logged once."""
+    good = sma(version=1)
+    served = [good]
+    runner, _, _ = _runner(bars, tmp_path, lambda: served[-1])
+    assert runner.assignment().version == 1
+    bad = [
+        dataclasses.replace(good, version=2, capital_fraction=5.0),
+        dataclasses.replace(good, version=3, risk=RiskLimits(daily_loss=float("nan"))),
+        dataclasses.replace(good, version=4, symbols=("DOGEUSDT",)),
+        dataclasses.replace(good, version=5, interval="1s"),
+    ]
+    for a in bad:
+        served.append(a)
+        with caplog.at_level("ERROR"):
+            assert runner.assignment().version == 1
+            assert runner.assignment().version == 1  # a second look says nothing new
+        refusals = [r for r in caplog.records if f"assignment v{a.version} refused" in r.message]
+        assert len(refusals) == 1
+        caplog.clear()
+    served.append(dataclasses.replace(good, version=6, params={"fast": 8, "slow": 30}))
+    assert runner.assignment().version == 6
+    runner.close()
