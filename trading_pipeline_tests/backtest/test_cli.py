@@ -8,13 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.cli import main
+from trading_pipeline_tests.fakes.bars import make_bars
 
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    return random_walk_bars(2500, seed=9)
+    return make_bars(2500, seed=9)
 
 
 @pytest.fixture()

@@ -12,11 +12,11 @@ import pytest
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.multi import ArbSettings, backtest_multi, walk_forward_multi
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.align import align_venues
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.arbitrage import Arbitrage, cost_bps
+from trading_pipeline_tests.fakes.bars import make_bars
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -144,7 +144,7 @@ def test_no_instant_transfers_inventory_runs_out() -> None:
 
 def test_range_sees_no_bar_after_stop() -> None:
     rng = np.random.default_rng(3)
-    a = random_walk_bars(400, seed=3)
+    a = make_bars(400, seed=3)
     m = pl.Series(1 + rng.normal(0, 40, 400) / 1e4)
     b = a.with_columns(*(pl.col(c) * m for c in ("open", "high", "low", "close")))
     changed = b.with_columns(
@@ -212,7 +212,7 @@ def test_pair_hedge_on_futures_neutralises_the_crash() -> None:
 
 
 def test_walk_forward_reports_test_windows_only() -> None:
-    a = random_walk_bars(1200, seed=5)
+    a = make_bars(1200, seed=5)
     rng = np.random.default_rng(6)
     m = pl.Series(1 + rng.normal(0, 40, 1200) / 1e4)
     b = a.with_columns(*(pl.col(c) * m for c in ("open", "high", "low", "close")))
@@ -244,7 +244,7 @@ def test_walk_forward_reports_test_windows_only() -> None:
 
 def test_walk_forward_stays_in_cash_when_nothing_pays() -> None:
     """Costs above every spread: no fold trades, the result is cash, not a loss."""
-    a = random_walk_bars(900, seed=5)
+    a = make_bars(900, seed=5)
     m = pl.Series(1 + np.random.default_rng(6).normal(0, 40, 900) / 1e4)
     b = a.with_columns(*(pl.col(c) * m for c in ("open", "high", "low", "close")))
     fam = Arbitrage()

@@ -16,7 +16,6 @@ import pytest
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.multi import backtest_multi
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.assignment import Assignment, RiskLimits, default_assignment
 from trading_pipeline.bots.broker import OrderRequest
 from trading_pipeline.bots.candles import FrameCandles, load_frames
@@ -29,6 +28,7 @@ from trading_pipeline.errors import UserInputError
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.registry import get_family
+from trading_pipeline_tests.fakes.bars import make_bars
 
 A, B = "binanceus:BTCUSDT", "coinbase:BTCUSD"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -39,7 +39,7 @@ LOOSE = RiskLimits(daily_loss=0.5, max_position_fraction=1.0, max_drawdown=0.9)
 def two_venues(n: int = 1200, seed: int = 5) -> dict[str, pl.DataFrame]:
     """Venue a a random walk; venue b the same bars times (1 + d), d = ±150 bps on ~20 % of the
     bars (either side), 0 otherwise: wide spreads that pass any cost estimate used here."""
-    a = random_walk_bars(n, seed=seed, vol=0.004, start=T0, price=30_000.0)
+    a = make_bars(n, seed=seed, vol=0.004, start=T0, price=30_000.0)
     rng = np.random.default_rng(seed)
     d = rng.choice([0.0, 0.015, -0.015], size=n, p=[0.8, 0.1, 0.1])
     b = a.with_columns(

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.cli import main
+from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
 
@@ -26,7 +26,7 @@ def env(
     store_factory: Callable[[Mapping[str, pl.DataFrame]], Path],
 ) -> Path:
     frames = {
-        s: random_walk_bars(900, seed=i, vol=0.006, start=START)
+        s: make_bars(900, seed=i, vol=0.006, start=START)
         for i, s in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT"))
     }
     data = store_factory(frames)

@@ -302,7 +302,7 @@ def test_paper_runner_on_a_binance_speaking_server(bars: pl.DataFrame, tmp_path:
     ccxt, paper fills at the ticker with the backtester's costs."""
     from trading_pipeline.bots.candles import ExchangeCandles
     from trading_pipeline.venues.exchange import make_exchange
-    from trading_pipeline.venues.fake_binance import running_fake_binance
+    from trading_pipeline_tests.fakes.binance import running_fake_binance
 
     with running_fake_binance({("BTCUSDT", "1h"): bars}) as srv:
         candles = ExchangeCandles(make_exchange("binance", base_url=srv.url))

@@ -14,11 +14,11 @@ from trading_pipeline.defs.history.schedules import (
 )
 from trading_pipeline.defs.history.sensors import history_series, late_monthly_files
 from trading_pipeline.defs.history.store import HistoryStore
-from trading_pipeline.history.fixtures import month_days
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.history.vision import daily_key, monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, ETH
+from trading_pipeline_tests.fakes.vision import month_days
 
 
 def _partitions(requests: object) -> list[tuple[str, str]]:

@@ -18,7 +18,8 @@ from trading_pipeline.defs.selector.decision import (
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path
 from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.tracking import default_tracking_uri
-from trading_pipeline.venues.fake_binance import FakeBinance, running_fake_binance
+from trading_pipeline_tests.fakes.binance import FakeBinance, running_fake_binance
+from trading_pipeline_tests.fakes.store import write_store
 from trading_pipeline_tests.selector.decision_support import (
     BTC,
     ETH,
@@ -26,7 +27,6 @@ from trading_pipeline_tests.selector.decision_support import (
     fitted_selector,
     fleet_bars,
     hours,
-    write_store,
 )
 
 STORED = 1000

@@ -12,12 +12,12 @@ from trading_pipeline.cli import main
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path, inputs_hash
 from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.tracking import default_tracking_uri
+from trading_pipeline_tests.fakes.store import write_store
 from trading_pipeline_tests.selector.decision_support import (
     START,
     fitted_selector,
     fleet_bars,
     hours,
-    write_store,
 )
 
 STORED = 1000
