@@ -131,6 +131,7 @@ def test_backtest_from_store_with_dates(
     assert "buy_and_hold" in capsys.readouterr().out  # the human table
 
 
+@pytest.mark.slow  # a full parameter grid
 def test_sweep_json(data_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = run_json(
         [

@@ -15,6 +15,8 @@ from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.fakes.bars import make_bars
 
+pytestmark = pytest.mark.slow  # real BTC through vectorbt (imports and compiles for ~1 min)
+
 BTC_1H = "Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
 
 

@@ -30,6 +30,8 @@ from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.fakes.bars import make_bars
 
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
+
 A, B = "binanceus:BTCUSDT", "coinbase:BTCUSD"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 FROM, TO = T0 + timedelta(hours=50), T0 + timedelta(hours=1150)

@@ -97,6 +97,7 @@ def test_live_without_keys_never_shows_a_secret(
     assert "TP_BINANCE_API_SECRET" in err and "k-visible-nowhere" not in err
 
 
+@pytest.mark.slow  # a fleet replay
 def test_bot_run_replay_and_paper_replay_json(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

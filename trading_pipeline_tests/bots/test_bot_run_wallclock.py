@@ -17,6 +17,8 @@ import pytest
 from trading_pipeline_tests.fakes.binance import running_fake_binance
 from trading_pipeline_tests.fakes.coinbase import running_fake_coinbase
 
+pytestmark = pytest.mark.slow  # subprocesses
+
 
 def _run_until_ledger(bot: str, env: dict[str, str], ledger: Path) -> tuple[int, str]:
     proc = subprocess.Popen(

@@ -23,6 +23,8 @@ from trading_pipeline.market.schema import conform
 from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.binance import FakeBinance, Fault, running_fake_binance
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
+
 KEY = "live-key-0123456789abcdef"
 SECRET = "live-secret-fedcba9876543210"
 CREDS = Credentials(KEY, SECRET)

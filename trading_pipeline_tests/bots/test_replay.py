@@ -18,6 +18,8 @@ from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
 
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
+
 FROM, TO = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 2, 20, tzinfo=UTC)
 
 

@@ -13,11 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
+
+pytestmark = pytest.mark.slow  # subprocesses
 
 ARGS = [
     "bot",

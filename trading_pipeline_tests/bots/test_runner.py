@@ -22,6 +22,8 @@ from trading_pipeline.bots.paper import PaperBroker
 from trading_pipeline.bots.replay import backtest_window, reconcile, replay_bot
 from trading_pipeline.bots.runner import BotRunner
 
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
+
 START, END = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 3, 1, tzinfo=UTC)
 NO_LIMITS = RiskLimits(daily_loss=1.0, max_drawdown=1.0)  # the backtester has no daily limit
 

@@ -26,6 +26,8 @@ from trading_pipeline.selector.decisions import Decision, DecisionStore, decisio
 from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.store import write_store
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 
 def bots_defs(rt: BotsRuntime) -> dg.Definitions:
     return dg.Definitions(

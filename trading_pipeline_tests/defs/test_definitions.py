@@ -5,6 +5,8 @@ import pytest
 
 from trading_pipeline.definitions import defs
 
+pytestmark = pytest.mark.slow  # loads the whole Dagster code location (imports dagster, mlflow, ccxt, …)
+
 
 @pytest.fixture(scope="module")
 def location() -> dg.Definitions:

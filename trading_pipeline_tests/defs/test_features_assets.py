@@ -26,6 +26,8 @@ from trading_pipeline.regimes import get_labeller
 from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline_tests.defs.conftest import BTC, ETH
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 
 @pytest.fixture(scope="module")
 def bars() -> dict[str, pl.DataFrame]:

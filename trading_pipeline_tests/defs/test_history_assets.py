@@ -22,6 +22,8 @@ from trading_pipeline.history.vision import monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY
 from trading_pipeline_tests.fakes.vision import bar_open_times, next_month
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 ASSETS = [raw_zips, kline_csv, klines]
 CHECKS = [no_duplicate_bars, ohlc_consistent, bars_on_interval_grid, no_gaps]
 RANGE_START = dg.MultiPartitionKey({"series": ETH.key, "month": "2024-01-01"})

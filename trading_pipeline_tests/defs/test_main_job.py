@@ -17,6 +17,8 @@ from trading_pipeline.history.vision import monthly_key
 from trading_pipeline.settings import DEFAULT_SYMBOLS
 from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 KLINES = dg.AssetKey(["history", "klines"])
 
 

@@ -20,6 +20,8 @@ from trading_pipeline.history.vision import daily_key, monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, ETH
 from trading_pipeline_tests.fakes.vision import month_days
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 
 def _partitions(requests: object) -> list[tuple[str, str]]:
     assert isinstance(requests, list | tuple), requests

@@ -29,6 +29,8 @@ from trading_pipeline_tests.selector.decision_support import (
     hours,
 )
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 STORED = 1000
 SERVED = 1010
 NOW = START + hours(SERVED - 1) + hours(1) / 3  # the last served bar is still open

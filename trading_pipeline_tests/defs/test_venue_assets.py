@@ -34,6 +34,8 @@ from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.coinbase import FakeCoinbase, running_fake_coinbase
 from trading_pipeline_tests.fakes.store import write_store
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HOURS = (31 + 29) * 24
 CB = parse_symbol("coinbase", "BTC-USD")

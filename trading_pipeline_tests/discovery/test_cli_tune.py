@@ -22,6 +22,8 @@ from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.discovery.helpers import cli_main
 from trading_pipeline_tests.fakes.store import write_store
 
+pytestmark = pytest.mark.slow  # an MLflow store
+
 SCRIPT = (("sideways", 800), ("bull", 1000), ("bear", 1000), ("bull", 800), ("sideways", 600))
 SERIES = Series("spot", "SYNUSDT", "1h")
 

@@ -16,6 +16,8 @@ from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
+pytestmark = pytest.mark.slow  # Optuna walk-forward studies of thousands of bars
+
 SMA = get_family("sma_cross")
 
 

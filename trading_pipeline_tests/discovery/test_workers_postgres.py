@@ -16,6 +16,8 @@ from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.discovery.helpers import cli_main, cli_process
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
+pytestmark = pytest.mark.slow  # subprocesses
+
 PER_WORKER = 15
 FOLDS = 2
 

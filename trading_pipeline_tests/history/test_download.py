@@ -22,6 +22,8 @@ from trading_pipeline_tests.fakes.vision import make_vision_tree
 
 from .conftest import SPOT_1H
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
+
 
 @pytest.fixture
 def zip_key(tree: Path) -> str:

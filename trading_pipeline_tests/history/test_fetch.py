@@ -33,6 +33,8 @@ from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days, mo
 
 from .conftest import SPOT_1H, files_under
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
+
 TODAY = date(2025, 2, 11)
 FAST = RetryPolicy(attempts=4, sleep=lambda _: None)
 

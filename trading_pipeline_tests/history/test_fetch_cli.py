@@ -17,6 +17,8 @@ from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days, mo
 
 from .conftest import SPOT_1H
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
+
 
 @pytest.fixture
 def published(tree: Path) -> Path:

@@ -23,6 +23,8 @@ from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days, mo
 
 from .conftest import SPOT_1H
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
+
 
 def test_paginates_over_tiny_pages(tree: Path, mirror: FaultyMirror) -> None:
     make_vision_tree(tree, SPOT_1H, months=month_range((2023, 1), 7))

@@ -72,6 +72,7 @@ def test_store_equals_file_and_range(
     assert "unknown" not in from_file["share"]
 
 
+@pytest.mark.slow  # fits a Gaussian mixture
 def test_gmm_and_table(capsys: pytest.CaptureFixture[str], data_file: Path) -> None:
     assert main(["regimes", "--data", str(data_file), "--labeller", "gmm"]) == 0
     text = capsys.readouterr().out

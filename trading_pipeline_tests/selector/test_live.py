@@ -27,6 +27,8 @@ from trading_pipeline_tests.selector.decision_support import (
     hours,
 )
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake Binance)
+
 STORED = 1200  # bars in the Parquet store
 SERVED = 1262  # bars the exchange knows (the last one still open at NOW)
 NOW = START + hours(SERVED - 1) + hours(1) / 2

@@ -20,6 +20,8 @@ from trading_pipeline_tests.selector.decision_support import (
     hours,
 )
 
+pytestmark = pytest.mark.slow  # fits a selector and replays decisions over a stored history
+
 STORED = 1000
 AT = START + hours(900) + hours(1) / 4  # bar 900 is open at AT: bars 0..899 are closed
 

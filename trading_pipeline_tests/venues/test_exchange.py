@@ -11,6 +11,8 @@ from trading_pipeline.venues.exchange import make_exchange, rewrite_urls
 from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.binance import running_fake_binance
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
+
 
 @pytest.mark.parametrize("venue", ["binance", "binanceus"])
 def test_every_binance_url_points_at_the_base_with_its_path_kept(venue: str) -> None:

@@ -17,6 +17,8 @@ from trading_pipeline_tests.fakes.binance import (
     split_symbol,
 )
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
+
 KEY, SECRET = "test-key", "test-secret"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -14,6 +14,8 @@ from trading_pipeline.venues.exchange import make_exchange
 from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.coinbase import MAX_CANDLES, FakeCoinbase, running_fake_coinbase
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
+
 START = datetime(2024, 1, 1, tzinfo=UTC)
 T0 = int(START.timestamp())
 CANDLES = "/api/v3/brokerage/market/products/BTC-USD/candles"

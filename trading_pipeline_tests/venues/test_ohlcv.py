@@ -28,6 +28,8 @@ from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.binance import running_fake_binance
 from trading_pipeline_tests.fakes.coinbase import FakeCoinbase, running_fake_coinbase
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
+
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HOURS_JAN_MAR = (31 + 29 + 31) * 24  # 2024 is a leap year
 LATER = datetime(2024, 6, 1, tzinfo=UTC)  # every test month has ended

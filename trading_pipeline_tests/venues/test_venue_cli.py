@@ -21,6 +21,8 @@ from trading_pipeline.market.candles import load_store
 from trading_pipeline_tests.fakes.bars import make_bars
 from trading_pipeline_tests.fakes.coinbase import FakeCoinbase, running_fake_coinbase
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
+
 ROOT = Path(__file__).resolve().parents[2]
 HOURS = (31 + 29 + 31) * 24
 OHLCV = ["open_time", "open", "high", "low", "close", "volume"]
