@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -68,15 +67,9 @@ def store_factory(tmp_path: Path) -> Callable[[Mapping[str, pl.DataFrame]], Path
     return make
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Ignore Dagster's Beta/Preview warnings once a collected module has imported dagster (naming
-    the classes in pyproject's ``filterwarnings`` would import dagster, ~5 s, for every run).
-
-    The layering test imports every core package in fresh subprocesses: slow tier. (Marked here
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The layering test imports every core package in fresh subprocesses: slow tier. (Marked here
     because test_layering.py is being rewritten elsewhere; drop this when it marks itself.)"""
-    if "dagster" in sys.modules:
-        config.addinivalue_line("filterwarnings", "ignore::dagster.BetaWarning")
-        config.addinivalue_line("filterwarnings", "ignore::dagster.PreviewWarning")
     for item in items:
         if item.path.name == "test_layering.py":
             item.add_marker(pytest.mark.slow)
