@@ -10,6 +10,7 @@ import pytest
 
 from trading_pipeline.cli import main
 from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.store import write_store
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +84,7 @@ def test_backtest_risk_options(data_file: Path, capsys: pytest.CaptureFixture[st
 def test_backtest_from_store_with_dates(
     tmp_path: Path, bars: pl.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    series = tmp_path / "history/parquet/market=spot/symbol=BTCUSDT/interval=1h"
-    for (year, month), part in bars.group_by(
-        pl.col("open_time").dt.year().alias("y"), pl.col("open_time").dt.month().alias("m")
-    ):
-        d = series / f"year={year}/month={month:02d}"
-        d.mkdir(parents=True)
-        part.write_parquet(d / "data.parquet")
+    write_store(tmp_path / "history", "spot-BTCUSDT-1h", bars)
     doc = run_json(
         [
             "backtest",

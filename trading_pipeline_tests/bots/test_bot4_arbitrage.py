@@ -25,10 +25,11 @@ from trading_pipeline.bots.replay import backtest_window, reconcile_pairs, repla
 from trading_pipeline.bots.routing import check_pair, venue_costs, venue_symbol
 from trading_pipeline.bots.spec import bot_spec
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.history.layout import HistoryLayout, Series
+from trading_pipeline.history.layout import Series
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.store import write_store
 
 pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
 
@@ -195,12 +196,9 @@ def test_per_venue_paper_accounts_hold_their_own_quote(tmp_path: Path) -> None:
 
 def test_store_loader_reads_venue_markets(tmp_path: Path) -> None:
     frames = two_venues(200)
-    layout = HistoryLayout(tmp_path / "history")
     for sym, df in frames.items():
         vs = venue_symbol(sym)
-        path = layout.parquet_path(Series(vs.store_market, vs.store_symbol, "1h"), 2024, 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(path)
+        write_store(tmp_path / "history", Series(vs.store_market, vs.store_symbol, "1h"), df)
     got = load_frames(
         tmp_path / "history",
         market="spot",
