@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision report-selector report-arbitrage clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision report-selector report-arbitrage clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ lint: setup ## ruff (incl. the no-dagster-in-core rule), mypy, Dockerfile and wo
 
 pytest: setup
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-fast: setup ## the fast tier: every test not marked slow (no servers, subprocesses, Dagster runs, MLflow), no lint
+	$(VENV)/bin/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 ui: setup ## the Dagster UI on 127.0.0.1:3000 (Ctrl-C stops it)
 	$(TP) ui

@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 
 from trading_pipeline.history.fetch import FetchRequest, run_fetch
-from trading_pipeline.history.fixtures import make_vision_tree, month_range
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.mirror import running_mirror
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_range
 
 MONTHS = 60
 SERIES = Series("spot", "BTCUSDT", "1h")

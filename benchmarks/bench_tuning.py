@@ -48,9 +48,9 @@ def load_bars() -> tuple[pl.DataFrame, str]:
 
         return read_candle_file(REAL).tail(BARS), f"real {REAL.name} (last {BARS} bars)"
     sys.path.insert(0, str(ROOT))
-    from trading_pipeline_tests.discovery.helpers import random_walk_bars
+    from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
-    return random_walk_bars(BARS, seed=1), f"synthetic random walk ({BARS} bars)"
+    return make_bars(BARS, seed=1, trend="walk_traded", start=START_2021), f"synthetic random walk ({BARS} bars)"
 
 
 def pg_available() -> bool:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from trading_pipeline.tracking import InMemoryTracker, MlflowTracker, default_tracking_uri
+
+pytestmark = pytest.mark.slow  # an MLflow store
 
 
 def test_mlflow_tracker_records_params_metrics_and_artifacts(tmp_path: Path) -> None:

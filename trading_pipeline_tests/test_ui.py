@@ -18,6 +18,8 @@ from trading_pipeline.cli import main
 from trading_pipeline.local_servers import dagster_dev_command, ui_environment
 from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
+pytestmark = pytest.mark.slow  # subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 START_BOUND_S = 120.0
 STOP_BOUND_S = 30.0

@@ -147,25 +147,15 @@ def mirror_serve(
     page_size: Annotated[
         int, typer.Option(min=1, metavar="N", help="listing entries per page")
     ] = 1000,
-    fault: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="SPEC", help="inject KIND[:GLOB[:TIMES[:ARG]]], e.g. status:*.zip:2:503"
-        ),
-    ] = None,
 ) -> None:
     """Serve DIR like data.binance.vision, with its S3 listing at the same base URL."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.errors import UserInputError
-    from trading_pipeline.history.mirror import Fault, Faults, serve
+    from trading_pipeline.history.mirror import serve
 
     if not directory.is_dir():
         raise UserInputError(f"mirror folder {directory} does not exist")
-    try:
-        faults = Faults(active=[Fault.parse(spec) for spec in fault or []])
-    except ValueError as exc:
-        raise UserInputError(f"bad --fault: {exc}") from exc
-    serve(directory, host=host, port=port, page_size=page_size, faults=faults)
+    serve(directory, host=host, port=port, page_size=page_size)
 
 
 @import_app.command("freqtrade")

@@ -5,103 +5,29 @@
 * ``GET /?delimiter=/&prefix=...&marker=...`` (any path outside ``/data/``) answers with a
   ListObjects v1 ``ListBucketResult``, ``page_size`` entries a page. So the mirror's base URL
   is both the vision URL and the listing URL.
-* ``Faults`` injects failures for tests: truncated bodies, connection resets, HTTP errors for
-  the first N requests of a path, a missing or wrong ``.CHECKSUM``, slow responses.
 
-Binds 127.0.0.1 by default.
+The handler's ``_intercept``/``_body``/``_write`` are the seams a test double overrides to
+inject failures (the test kit's ``trading_pipeline_tests.fakes.faults``). Binds 127.0.0.1 by
+default.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import os
-import socket
-import struct
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-FAULT_KINDS = ("truncate", "reset", "status", "missing", "wrong_checksum", "slow")
-
-
-@dataclass
-class Fault:
-    """One injected failure for requests whose path (no leading ``/``) matches ``match``.
-
-    ``times`` is how many matching requests it affects (``None``: all of them); ``status`` is
-    the HTTP code of a ``status`` fault; ``delay`` the pause between 1 KiB chunks of ``slow``.
-    """
-
-    kind: str
-    match: str = "*"
-    times: int | None = None
-    status: int = 503
-    delay: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}: use one of {', '.join(FAULT_KINDS)}")
-
-    @classmethod
-    def parse(cls, spec: str) -> Fault:
-        """``KIND[:GLOB[:TIMES[:ARG]]]``; ARG is the status code or the slow delay."""
-        kind, glob, times, arg = ([*spec.split(":"), "", "", ""])[:4]
-        fault = cls(kind, glob or "*", int(times) if times else None)
-        if arg and kind == "status":
-            fault.status = int(arg)
-        elif arg and kind == "slow":
-            fault.delay = float(arg)
-        return fault
-
-
-@dataclass
-class Faults:
-    """The faults in force, and a log of the requests served (thread-safe)."""
-
-    active: list[Fault] = field(default_factory=list)
-    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, range)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, kind: str, match: str = "*", times: int | None = None, **kw: float) -> Fault:
-        fault = Fault(kind, match, times, **kw)  # type: ignore[arg-type]
-        with self._lock:
-            self.active.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self.active.clear()
-            self.requests.clear()
-
-    def take(self, method: str, path: str, range_header: str) -> list[Fault]:
-        """Log a request and return (consuming one use of) each fault that applies to it."""
-        with self._lock:
-            self.requests.append((method, path, range_header))
-            hits = []
-            for fault in self.active:
-                if fault.times == 0 or not fnmatch.fnmatchcase(path, fault.match):
-                    continue
-                if fault.times is not None:
-                    fault.times -= 1
-                hits.append(fault)
-            return hits
-
-    def count(self, pattern: str = "*.zip", method: str = "GET") -> int:
-        """How many requests for paths matching ``pattern`` were served."""
-        with self._lock:
-            return sum(
-                1 for m, p, _ in self.requests if m == method and fnmatch.fnmatchcase(p, pattern)
-            )
+S = TypeVar("S", bound="MirrorServer")
 
 
 class _Cache:
@@ -125,12 +51,18 @@ class _Cache:
 class MirrorServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: Path, host: str, port: int, page_size: int, faults: Faults) -> None:
+    def __init__(
+        self,
+        root: Path,
+        host: str,
+        port: int,
+        page_size: int,
+        handler: type[MirrorHandler] | None = None,
+    ) -> None:
         self.root = Path(root).resolve()
         self.page_size = page_size
-        self.faults = faults
         self.cache = _Cache()
-        super().__init__((host, port), _Handler)
+        super().__init__((host, port), handler or MirrorHandler)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that hangs up mid-response (a killed fetch, a reset) is normal, not an error."""
@@ -149,7 +81,9 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class MirrorHandler(BaseHTTPRequestHandler):
+    """Files under ``/data/`` and the S3 listing elsewhere."""
+
     server: MirrorServer
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -166,14 +100,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, head: bool) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path).lstrip("/")
-        hits = self.server.faults.take(self.command, path, self.headers.get("Range", ""))
-        kinds = {f.kind: f for f in hits}
-        if "status" in kinds:
-            return self._error(kinds["status"].status)
-        if "reset" in kinds:
-            return self._reset()
+        if self._intercept(path):
+            return None
         if path.startswith("data/"):
-            return self._file(path, kinds, head=head)
+            return self._file(path, head=head)
         query = parse_qs(parts.query, keep_blank_values=True)
         if "prefix" in query or not path or path == "data.binance.vision":
             return self._listing(query)
@@ -188,22 +118,25 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _reset(self) -> None:
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.close()
+    def _intercept(self, path: str) -> bool:
+        """Answer the request some other way (and return True); the mirror itself never does."""
+        return False
 
-    def _file(self, path: str, kinds: dict[str, Fault], *, head: bool) -> None:
+    def _body(self, path: str, target: Path) -> bytes | None:
+        """The bytes served for ``target`` (``None``: answer 404)."""
+        return target.read_bytes()
+
+    def _write(self, body: bytes) -> None:
+        """Send the (possibly ranged) body after the headers."""
+        self.wfile.write(body)
+
+    def _file(self, path: str, *, head: bool) -> None:
         target = (self.server.root / path).resolve()
         if not target.is_relative_to(self.server.root) or not target.is_file():
             return self._error(404)
-        if path.endswith(".CHECKSUM") and "missing" in kinds:
+        data = self._body(path, target)
+        if data is None:
             return self._error(404)
-        data = target.read_bytes()
-        if path.endswith(".CHECKSUM") and "wrong_checksum" in kinds:
-            data = hashlib.sha256(b"not the file").hexdigest().encode() + data[64:]
         stat = target.stat()
         start, end, status = 0, len(data), 200
         spec = self.headers.get("Range", "")
@@ -228,19 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(data)}")
         self.end_headers()
-        if head:
-            return
-        if "truncate" in kinds:
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            return self._reset()
-        delay = kinds["slow"].delay if "slow" in kinds else 0.0
-        step = 1024 if delay else len(body) or 1
-        for i in range(0, len(body), step):
-            self.wfile.write(body[i : i + step])
-            if delay:
-                self.wfile.flush()
-                time.sleep(delay)
+        if not head:
+            self._write(body)
+        return None
 
     def _entries(self, prefix: str, delimiter: str) -> Iterator[tuple[str, Path | None]]:
         """(key, file) for objects and (common prefix, None) for folders, under ``prefix``."""
@@ -303,16 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def running_mirror(
-    root: Path,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    page_size: int = 1000,
-    faults: Faults | None = None,
-) -> Iterator[MirrorServer]:
-    """Serve ``root`` in a background thread for the duration of the ``with`` block."""
-    server = MirrorServer(root, host, port, page_size, faults or Faults())
+def serving(server: S) -> Iterator[S]:
+    """Run ``server`` in a background thread for the duration of the ``with`` block."""
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -323,17 +238,25 @@ def running_mirror(
         thread.join(timeout=5)
 
 
+@contextlib.contextmanager
+def running_mirror(
+    root: Path, *, host: str = "127.0.0.1", port: int = 0, page_size: int = 1000
+) -> Iterator[MirrorServer]:
+    """Serve ``root`` in a background thread for the duration of the ``with`` block."""
+    with serving(MirrorServer(root, host, port, page_size)) as server:
+        yield server
+
+
 def serve(
     root: Path,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
     page_size: int = 1000,
-    faults: Faults | None = None,
     ready: threading.Event | None = None,
 ) -> None:
     """Serve ``root`` in the foreground until interrupted."""
-    server = MirrorServer(root, host, port, page_size, faults or Faults())
+    server = MirrorServer(root, host, port, page_size)
     print(f"serving {server.root} at {server.url} (listing at {server.url}/?prefix=…)", flush=True)
     if ready is not None:
         ready.set()

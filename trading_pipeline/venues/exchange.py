@@ -1,7 +1,7 @@
 """Build a ccxt exchange for a venue, optionally with every API URL pointed at another host.
 
 Tests and demos point ccxt at a local server that speaks the venue's REST format
-(:mod:`trading_pipeline.venues.fake_binance`), so the URL rewrite keeps each URL's path and swaps
+(the test kit's ``trading_pipeline_tests.fakes.binance``), so the URL rewrite keeps each URL's path and swaps
 only the scheme and host. Spot only: market loading must not touch futures, margin or currency
 endpoints that a spot bot never needs (and that a fake does not serve).
 

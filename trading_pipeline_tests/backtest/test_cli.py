@@ -8,13 +8,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.cli import main
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.store import write_store
 
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    return random_walk_bars(2500, seed=9)
+    return make_bars(2500, seed=9)
 
 
 @pytest.fixture()
@@ -83,13 +84,7 @@ def test_backtest_risk_options(data_file: Path, capsys: pytest.CaptureFixture[st
 def test_backtest_from_store_with_dates(
     tmp_path: Path, bars: pl.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    series = tmp_path / "history/parquet/market=spot/symbol=BTCUSDT/interval=1h"
-    for (year, month), part in bars.group_by(
-        pl.col("open_time").dt.year().alias("y"), pl.col("open_time").dt.month().alias("m")
-    ):
-        d = series / f"year={year}/month={month:02d}"
-        d.mkdir(parents=True)
-        part.write_parquet(d / "data.parquet")
+    write_store(tmp_path / "history", "spot-BTCUSDT-1h", bars)
     doc = run_json(
         [
             "backtest",
@@ -131,6 +126,7 @@ def test_backtest_from_store_with_dates(
     assert "buy_and_hold" in capsys.readouterr().out  # the human table
 
 
+@pytest.mark.slow  # a full parameter grid
 def test_sweep_json(data_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = run_json(
         [

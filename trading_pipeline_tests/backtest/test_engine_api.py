@@ -9,14 +9,14 @@ import pytest
 from trading_pipeline.backtest.costs import CostModel, RiskRules
 from trading_pipeline.backtest.engine import backtest, buy_and_hold, lookahead_check, run_grid
 from trading_pipeline.backtest.metrics import METRICS
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.registry import FAMILIES
+from trading_pipeline_tests.fakes.bars import make_bars
 
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    return random_walk_bars(3000, seed=31)
+    return make_bars(3000, seed=31)
 
 
 def test_backtest_detail_has_equity_and_trades(bars: pl.DataFrame) -> None:

@@ -11,11 +11,11 @@ import pytest
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.multi import ArbSettings, backtest_multi
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.align import align_venues
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.arbitrage import Arbitrage, cost_bps
+from trading_pipeline_tests.fakes.bars import make_bars
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -143,7 +143,7 @@ def test_no_instant_transfers_inventory_runs_out() -> None:
 
 def test_range_sees_no_bar_after_stop() -> None:
     rng = np.random.default_rng(3)
-    a = random_walk_bars(400, seed=3)
+    a = make_bars(400, seed=3)
     m = pl.Series(1 + rng.normal(0, 40, 400) / 1e4)
     b = a.with_columns(*(pl.col(c) * m for c in ("open", "high", "low", "close")))
     changed = b.with_columns(

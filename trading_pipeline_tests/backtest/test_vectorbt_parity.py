@@ -11,9 +11,11 @@ import pytest
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.engine import backtest, run_grid
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.registry import get_family
+from trading_pipeline_tests.fakes.bars import make_bars
+
+pytestmark = pytest.mark.slow  # real BTC through vectorbt (imports and compiles for ~1 min)
 
 BTC_1H = "Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
 
@@ -55,7 +57,7 @@ def test_sma_cross_equals_vectorbt_on_real_btc(btc: pl.DataFrame, fee: float) ->
 
 
 def test_fused_grid_equals_per_combination_path() -> None:
-    bars = random_walk_bars(3000, seed=21)
+    bars = make_bars(3000, seed=21)
     fam = get_family("sma_cross")
     grid = fam.grid(fast=[3, 7, 12], slow=[15, 40, 90])
     for costs in (CostModel(), CostModel(fill="close", fee=0.002, slippage_bps=5)):
@@ -68,7 +70,7 @@ def test_fused_grid_equals_per_combination_path() -> None:
 
 
 def test_ema_cross_fused_equals_per_combination_path() -> None:
-    bars = random_walk_bars(2000, seed=22)
+    bars = make_bars(2000, seed=22)
     fam = get_family("ema_cross")
     grid = fam.grid(fast=[5, 9], slow=[20, 50])
     fused = run_grid(bars, fam, grid, interval="1h")
@@ -79,7 +81,7 @@ def test_ema_cross_fused_equals_per_combination_path() -> None:
 
 
 def test_filtered_sma_cross_grid_takes_the_generic_path() -> None:
-    bars = random_walk_bars(2000, seed=23)
+    bars = make_bars(2000, seed=23)
     fam = get_family("sma_cross")
     grid = fam.grid(fast=[5, 9], slow=[30], trend=[100], atr_mult=[2.0])
     res = run_grid(bars, fam, grid, interval="1h")

@@ -1,49 +1,23 @@
-"""Fixtures of the bot runtime tests: synthetic bars, a Parquet history store, real crash data."""
+"""Fixtures of the bot runtime tests: seeded bars and real crash data (the store writer is
+``store_factory`` in the top-level conftest)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
-from trading_pipeline.history.layout import HistoryLayout, Series
+from trading_pipeline_tests.fakes.bars import make_bars
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def write_store(
-    history_dir: Path, frames: Mapping[str, pl.DataFrame], interval: str = "1h"
-) -> Path:
-    """Write frames into the hive-partitioned history store layout (one file per month)."""
-    layout = HistoryLayout(history_dir)
-    for symbol, df in frames.items():
-        keyed = df.with_columns(y=pl.col("open_time").dt.year(), m=pl.col("open_time").dt.month())
-        for (y, m), part in keyed.group_by(["y", "m"]):
-            path = layout.parquet_path(Series("spot", symbol, interval), int(y), int(m))  # type: ignore[call-overload]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.drop("y", "m").sort("open_time").write_parquet(path)
-    return history_dir
 
 
 @pytest.fixture
 def bars() -> pl.DataFrame:
     """2,000 hourly bars from 2020-01-01 (a seeded random walk)."""
-    return random_walk_bars(2000, seed=3, vol=0.005, start=START)
-
-
-@pytest.fixture
-def store_factory(tmp_path: Path) -> Callable[[Mapping[str, pl.DataFrame]], Path]:
-    """Write frames into ``tmp_path/data/history`` and return the data dir."""
-
-    def make(frames: Mapping[str, pl.DataFrame]) -> Path:
-        write_store(tmp_path / "data" / "history", frames)
-        return tmp_path / "data"
-
-    return make
+    return make_bars(2000, seed=3, vol=0.005, start=START)
 
 
 @pytest.fixture(scope="session")

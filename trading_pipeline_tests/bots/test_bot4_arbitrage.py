@@ -16,7 +16,6 @@ import pytest
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.multi import backtest_multi
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.assignment import Assignment, RiskLimits, default_assignment
 from trading_pipeline.bots.broker import OrderRequest
 from trading_pipeline.bots.candles import FrameCandles, load_frames
@@ -26,9 +25,13 @@ from trading_pipeline.bots.replay import backtest_window, reconcile_pairs, repla
 from trading_pipeline.bots.routing import check_pair, venue_costs, venue_symbol
 from trading_pipeline.bots.spec import bot_spec
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.history.layout import HistoryLayout, Series
+from trading_pipeline.history.layout import Series
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.registry import get_family
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.store import write_store
+
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
 
 A, B = "binanceus:BTCUSDT", "coinbase:BTCUSD"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -39,7 +42,7 @@ LOOSE = RiskLimits(daily_loss=0.5, max_position_fraction=1.0, max_drawdown=0.9)
 def two_venues(n: int = 1200, seed: int = 5) -> dict[str, pl.DataFrame]:
     """Venue a a random walk; venue b the same bars times (1 + d), d = ±150 bps on ~20 % of the
     bars (either side), 0 otherwise: wide spreads that pass any cost estimate used here."""
-    a = random_walk_bars(n, seed=seed, vol=0.004, start=T0, price=30_000.0)
+    a = make_bars(n, seed=seed, vol=0.004, start=T0, price=30_000.0)
     rng = np.random.default_rng(seed)
     d = rng.choice([0.0, 0.015, -0.015], size=n, p=[0.8, 0.1, 0.1])
     b = a.with_columns(
@@ -193,12 +196,9 @@ def test_per_venue_paper_accounts_hold_their_own_quote(tmp_path: Path) -> None:
 
 def test_store_loader_reads_venue_markets(tmp_path: Path) -> None:
     frames = two_venues(200)
-    layout = HistoryLayout(tmp_path / "history")
     for sym, df in frames.items():
         vs = venue_symbol(sym)
-        path = layout.parquet_path(Series(vs.store_market, vs.store_symbol, "1h"), 2024, 1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        df.write_parquet(path)
+        write_store(tmp_path / "history", Series(vs.store_market, vs.store_symbol, "1h"), df)
     got = load_frames(
         tmp_path / "history",
         market="spot",

@@ -24,6 +24,8 @@ from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, Signals
 from trading_pipeline.strategies.registry import get_family
 
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
+
 START, END = datetime(2022, 3, 15, tzinfo=UTC), datetime(2022, 6, 30, tzinfo=UTC)
 WARM_FROM = datetime(2021, 2, 1, tzinfo=UTC)  # > the runner's window (8,640 bars) before START
 LOOSE = RiskLimits(daily_loss=1.0, max_position_fraction=1.0, max_drawdown=1.0)

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.cli import main
+from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
 
@@ -26,7 +26,7 @@ def env(
     store_factory: Callable[[Mapping[str, pl.DataFrame]], Path],
 ) -> Path:
     frames = {
-        s: random_walk_bars(900, seed=i, vol=0.006, start=START)
+        s: make_bars(900, seed=i, vol=0.006, start=START)
         for i, s in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT"))
     }
     data = store_factory(frames)
@@ -97,6 +97,7 @@ def test_live_without_keys_never_shows_a_secret(
     assert "TP_BINANCE_API_SECRET" in err and "k-visible-nowhere" not in err
 
 
+@pytest.mark.slow  # a fleet replay
 def test_bot_run_replay_and_paper_replay_json(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

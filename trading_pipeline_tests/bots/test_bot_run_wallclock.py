@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from trading_pipeline.venues.fake_binance import running_fake_binance
-from trading_pipeline.venues.fake_coinbase import running_fake_coinbase
+from trading_pipeline_tests.fakes.binance import running_fake_binance
+from trading_pipeline_tests.fakes.coinbase import running_fake_coinbase
+
+pytestmark = pytest.mark.slow  # subprocesses
 
 
 def _run_until_ledger(bot: str, env: dict[str, str], ledger: Path) -> tuple[int, str]:

@@ -11,7 +11,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.broker import Broker, OrderRequest
 from trading_pipeline.bots.ccxt_broker import (
     BrokerUnavailable,
@@ -21,7 +20,10 @@ from trading_pipeline.bots.ccxt_broker import (
 )
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.schema import conform
-from trading_pipeline.venues.fake_binance import FakeBinance, Fault, running_fake_binance
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.binance import FakeBinance, Fault, running_fake_binance
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
 
 KEY = "live-key-0123456789abcdef"
 SECRET = "live-secret-fedcba9876543210"
@@ -30,7 +32,7 @@ CREDS = Credentials(KEY, SECRET)
 
 @pytest.fixture
 def srv() -> Iterator[FakeBinance]:
-    bars = random_walk_bars(200, price=30_000.0)
+    bars = make_bars(200, price=30_000.0)
     with running_fake_binance(
         {"BTCUSDT": bars}, balances={"USDT": 1_000.0}, api_key=KEY, secret=SECRET
     ) as s:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from trading_pipeline.backtest.synthetic import random_walk_bars
-from trading_pipeline.venues.fake_binance import running_fake_binance
+from trading_pipeline_tests.fakes.binance import running_fake_binance
 
 pytestmark = pytest.mark.slow
 

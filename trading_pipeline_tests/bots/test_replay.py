@@ -10,13 +10,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.assignment import Assignment, RiskLimits
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.replay import replay_fleet, store_loader
 from trading_pipeline.bots.spec import default_split
+from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
+
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
 
 FROM, TO = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 2, 20, tzinfo=UTC)
 
@@ -24,7 +26,7 @@ FROM, TO = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 2, 20, tzinfo=UTC)
 @pytest.fixture
 def data(store_factory: Callable[[Mapping[str, pl.DataFrame]], Path]) -> Path:
     frames = {
-        s: random_walk_bars(1500, seed=i, vol=0.006, start=START)
+        s: make_bars(1500, seed=i, vol=0.006, start=START)
         for i, s in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT"))
     }
     return store_factory(frames)

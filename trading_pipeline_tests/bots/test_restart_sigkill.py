@@ -13,11 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
+import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.ledger import Ledger
+from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
+
+pytestmark = pytest.mark.slow  # subprocesses
 
 ARGS = [
     "bot",
@@ -52,7 +55,7 @@ def test_sigkill_mid_replay_then_restart_equals_an_uninterrupted_run(
     tmp_path: Path, store_factory: Callable[[Mapping[str, pl.DataFrame]], Path]
 ) -> None:
     frames = {
-        s: random_walk_bars(3500, seed=i, vol=0.005, start=START)
+        s: make_bars(3500, seed=i, vol=0.005, start=START)
         for i, s in enumerate(("BTCUSDT", "ETHUSDT", "BNBUSDT"))
     }
     data = store_factory(frames)

@@ -23,6 +23,8 @@ from trading_pipeline.bots.paper import PaperBroker
 from trading_pipeline.bots.replay import backtest_window, reconcile, replay_bot
 from trading_pipeline.bots.runner import BotRunner
 
+pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
+
 START, END = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 3, 1, tzinfo=UTC)
 NO_LIMITS = RiskLimits(daily_loss=1.0, max_drawdown=1.0)  # the backtester has no daily limit
 
@@ -322,7 +324,7 @@ def test_paper_runner_on_a_binance_speaking_server(bars: pl.DataFrame, tmp_path:
     ccxt, paper fills at the ticker with the backtester's costs."""
     from trading_pipeline.bots.candles import ExchangeCandles
     from trading_pipeline.venues.exchange import make_exchange
-    from trading_pipeline.venues.fake_binance import running_fake_binance
+    from trading_pipeline_tests.fakes.binance import running_fake_binance
 
     with running_fake_binance({("BTCUSDT", "1h"): bars}) as srv:
         candles = ExchangeCandles(make_exchange("binance", base_url=srv.url))

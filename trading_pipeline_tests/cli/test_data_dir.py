@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from trading_pipeline.cli import main
-from trading_pipeline.history.fixtures import make_vision_tree, month_range
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.mirror import running_mirror
 from trading_pipeline.settings import DataLayout
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_range
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBUSDT")  # bot1's universe
 FAMILIES = ("sma_cross", "momentum")  # bot1's and bot3's families, both allowed on BTCUSDT

@@ -15,7 +15,7 @@ import pytest
 from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.cli import main
 from trading_pipeline.history.layout import Series
-from trading_pipeline_tests.discovery.helpers import write_store
+from trading_pipeline_tests.fakes.store import write_store
 
 BTC = Series("spot", "BTCUSDT", "1h")
 STORE = ["--symbol", "BTCUSDT", "--interval", "1h", "--json"]
@@ -26,9 +26,9 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Two stores of different lengths: one under the env's history dir, one under a data dir."""
     start = datetime(2024, 1, 1, tzinfo=UTC)
     env_history, flag_data, flag_history = tmp_path / "env-h", tmp_path / "d", tmp_path / "h"
-    write_store(env_history, random_walk_bars(300, seed=1, start=start), BTC)
-    write_store(flag_data / "history", random_walk_bars(500, seed=2, start=start), BTC)
-    write_store(flag_history, random_walk_bars(700, seed=3, start=start), BTC)
+    write_store(env_history, BTC, random_walk_bars(300, seed=1, start=start))
+    write_store(flag_data / "history", BTC, random_walk_bars(500, seed=2, start=start))
+    write_store(flag_history, BTC, random_walk_bars(700, seed=3, start=start))
     monkeypatch.setenv("TP_DATA_DIR", str(tmp_path / "env-d"))
     monkeypatch.setenv("TP_HISTORY_DIR", str(env_history))
     return {"data": flag_data, "history": flag_history}

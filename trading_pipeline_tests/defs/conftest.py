@@ -13,10 +13,11 @@ import pytest
 from trading_pipeline.defs.history.partitions import series_partitions
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.history.fixtures import make_vision_tree, month_days
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.mirror import MirrorServer, running_mirror
-from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
+from trading_pipeline_tests.fakes.bars import START_2021, make_bars
+from trading_pipeline_tests.fakes.store import write_store
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days
 
 BTC = Series("spot", "BTCUSDT", "1h")
 ETH = Series("spot", "ETHUSDT", "1h")
@@ -86,7 +87,7 @@ def month(d: date) -> str:
 def data_dir(tmp_path: Path) -> Path:
     """A data dir whose store holds 2,500 generated BTC hours (discovery and selector assets)."""
     root = tmp_path / "data"
-    write_store(root / "history", random_walk_bars(2500, seed=7), BTC)
+    write_store(root / "history", BTC, make_bars(2500, seed=7, trend="walk_traded", start=START_2021))
     return root
 
 

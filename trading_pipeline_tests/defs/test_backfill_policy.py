@@ -7,6 +7,7 @@ into runs (``asset_backfill.py`` → ``build_run_requests_with_backfill_policies
 from collections.abc import Callable
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.automation_tick_evaluation_context import (
     build_run_requests_with_backfill_policies,
 )
@@ -20,6 +21,8 @@ from trading_pipeline.defs.history.assets import kline_csv, klines, raw_zips
 from trading_pipeline.defs.history.checks import no_duplicate_bars
 from trading_pipeline.defs.history.partitions import month_partitions, series_month_key
 from trading_pipeline_tests.defs.conftest import BTC, ETH, HistoryKit
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 
 def test_five_years_of_two_series_backfill_in_two_runs(

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.deploy_store import DeploymentStore
 from trading_pipeline.definitions import defs
 from trading_pipeline.defs.bots.deploy import (
@@ -24,8 +22,12 @@ from trading_pipeline.defs.bots.deploy import (
 from trading_pipeline.defs.bots.replay import paper_replay_report
 from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.history.layout import HistoryLayout, Series
+from trading_pipeline.history.layout import Series
 from trading_pipeline.selector.decisions import Decision, DecisionStore, decisions_path
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.store import write_store
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 
 def resources(lake: DataLake) -> dict[str, object]:
@@ -179,16 +181,11 @@ def test_champion_sensor_requests_a_deploy_when_the_alias_moves(
 
 
 def _write_history(history_dir: Path, symbols: tuple[str, ...], bars: int) -> None:
-    layout = HistoryLayout(history_dir)
     for i, symbol in enumerate(symbols):
-        df = random_walk_bars(
+        df = make_bars(
             bars, seed=i, vol=0.01, start=datetime(2022, 4, 1, tzinfo=UTC), price=100.0 * (i + 1)
         )
-        keyed = df.with_columns(y=pl.col("open_time").dt.year(), m=pl.col("open_time").dt.month())
-        for (y, m), part in keyed.group_by(["y", "m"]):
-            path = layout.parquet_path(Series("spot", symbol, "1h"), int(y), int(m))  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.drop("y", "m").sort("open_time").write_parquet(path)
+        write_store(history_dir, Series("spot", symbol, "1h"), df)
 
 
 def test_paper_replay_report_asset_logs_metadata_and_an_mlflow_run(

@@ -62,6 +62,8 @@ RESOURCES = [
     "venues",
 ]
 
+pytestmark = pytest.mark.slow  # loads the whole Dagster code location (imports dagster, mlflow, ccxt, …)
+
 
 @pytest.fixture(scope="module")
 def location() -> dg.Definitions:

@@ -24,6 +24,8 @@ from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.settings import DataLayout
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 FAMILIES = ("sma_cross", "momentum")
 TINY = {"trials": 6, "folds": 2, "seed": 3}
 

@@ -21,11 +21,13 @@ from trading_pipeline.defs.features.resources import FearGreedSource
 from trading_pipeline.defs.history.partitions import series_month_key
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.market.features import month_bounds, month_features
 from trading_pipeline.regimes import get_labeller
 from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline_tests.defs.conftest import BTC, ETH
+from trading_pipeline_tests.fakes.store import write_store
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +38,8 @@ def bars() -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def data_dir(bars: dict[str, pl.DataFrame], tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    layout = HistoryLayout(root / "history")
     for series in (BTC, ETH):
-        keyed = bars[series.key].with_columns(
-            pl.col("open_time").dt.year().alias("y"), pl.col("open_time").dt.month().alias("m")
-        )
-        for (y, m), part in keyed.group_by("y", "m"):
-            path = layout.parquet_path(series, int(y), int(m))  # type: ignore[arg-type]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.drop("y", "m").sort("open_time").write_parquet(path)
+        write_store(root / "history", series, bars[series.key])
     return root
 
 

@@ -16,10 +16,12 @@ from trading_pipeline.defs.history.checks import (
     ohlc_consistent,
 )
 from trading_pipeline.defs.history.partitions import series_month, series_month_key
-from trading_pipeline.history.fixtures import _next_month, bar_open_times
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.history.vision import monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY, HistoryKit
+from trading_pipeline_tests.fakes.vision import bar_open_times, next_month
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 ASSETS = [raw_zips, kline_csv, klines]
 CHECKS = [no_duplicate_bars, ohlc_consistent, bars_on_interval_grid, no_gaps]
@@ -28,7 +30,7 @@ RANGE_START = dg.MultiPartitionKey({"series": ETH.key, "month": "2024-01-01"})
 
 def _expected_rows(year: int, month: int) -> int:
     start = datetime(year, month, 1, tzinfo=UTC)
-    return len(list(bar_open_times("1h", start, _next_month(start))))
+    return len(list(bar_open_times("1h", start, next_month(start))))
 
 
 def _check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

@@ -10,12 +10,14 @@ import pytest
 
 from trading_pipeline.defs.history.partitions import month_key, previous_month, series_month_key
 from trading_pipeline.defs.main_job import run_main
-from trading_pipeline.history.fixtures import make_vision_tree, month_days
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.history.mirror import running_mirror
 from trading_pipeline.history.vision import monthly_key
 from trading_pipeline.settings import DEFAULT_SYMBOLS
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 KLINES = dg.AssetKey(["history", "klines"])
 

@@ -5,10 +5,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
+import pytest
 
 from trading_pipeline.defs.history.partitions import series_month, series_month_key
 from trading_pipeline.defs.parquet_io import ParquetIOManager
 from trading_pipeline_tests.defs.conftest import BTC, ETH
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 
 @dg.asset(partitions_def=series_month, io_manager_key="parquet_io_manager", key_prefix=["t"])

@@ -13,11 +13,13 @@ from trading_pipeline.defs.history.schedules import (
     history_monthly_schedule,
 )
 from trading_pipeline.defs.history.sensors import history_series, late_monthly_files
-from trading_pipeline.history.fixtures import month_days
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.history.vision import daily_key, monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, ETH, HistoryKit
+from trading_pipeline_tests.fakes.vision import month_days
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 
 def _partitions(requests: object) -> list[tuple[str, str]]:

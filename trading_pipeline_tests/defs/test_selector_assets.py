@@ -23,6 +23,8 @@ from trading_pipeline.selector.model import MODEL_NAME
 from trading_pipeline.settings import DataLayout
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
+pytestmark = pytest.mark.slow  # Dagster instance runs
+
 FAMILIES = ("sma_cross", "momentum")  # bot1's and bot3's families, both allowed on BTCUSDT
 TINY = {"trials": 6, "folds": 2, "seed": 3}
 MODEL_CONFIG = {"with_gradient_boosting": False, "cv_splits": 3}

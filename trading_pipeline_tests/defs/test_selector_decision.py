@@ -16,7 +16,8 @@ from trading_pipeline.defs.selector.resources import SelectorRuntime
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path
 from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.tracking import default_tracking_uri
-from trading_pipeline.venues.fake_binance import FakeBinance, running_fake_binance
+from trading_pipeline_tests.fakes.binance import FakeBinance, running_fake_binance
+from trading_pipeline_tests.fakes.store import write_store
 from trading_pipeline_tests.selector.decision_support import (
     BTC,
     ETH,
@@ -24,8 +25,9 @@ from trading_pipeline_tests.selector.decision_support import (
     fitted_selector,
     fleet_bars,
     hours,
-    write_store,
 )
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 STORED = 1000
 SERVED = 1010

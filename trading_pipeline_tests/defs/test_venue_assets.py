@@ -11,7 +11,6 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.venues.assets import (
     VENUE_SERIES,
@@ -23,16 +22,19 @@ from trading_pipeline.defs.venues.assets import (
     venue_month_key,
 )
 from trading_pipeline.defs.venues.resources import VenueExchanges
-from trading_pipeline.history.convert import write_parquet
 from trading_pipeline.history.importer import import_freqtrade
 from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.market.candles import load_store, read_candle_file
 from trading_pipeline.market.schema import conform
 from trading_pipeline.venues.exchange import make_exchange
-from trading_pipeline.venues.fake_coinbase import FakeCoinbase, running_fake_coinbase
 from trading_pipeline.venues.ohlcv import VenueFetchRequest, run_venue_fetch
 from trading_pipeline.venues.symbols import parse_symbol
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.coinbase import FakeCoinbase, running_fake_coinbase
+from trading_pipeline_tests.fakes.store import write_store
+
+pytestmark = pytest.mark.slow  # Dagster instance runs
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HOURS = (31 + 29) * 24
@@ -42,7 +44,7 @@ BN = parse_symbol("binance", "BTCUSDT")
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    df = random_walk_bars(HOURS, seed=5, start=START, price=42_000.0)
+    df = make_bars(HOURS, seed=5, start=START, price=42_000.0)
     return df.with_columns(pl.col("open", "high", "low", "close").round(2))
 
 
@@ -125,14 +127,14 @@ def test_the_daily_schedule_asks_for_yesterdays_month_of_every_series(
 def _put(layout: HistoryLayout, df: pl.DataFrame, market: str, symbol: str) -> None:
     from trading_pipeline.history.layout import Series
 
-    write_parquet(conform(df), layout.parquet_path(Series(market, symbol, "1h"), 2024, 1))
+    write_store(layout.root, Series(market, symbol, "1h"), conform(df))
 
 
 def test_basis_excludes_bars_missing_on_either_side_and_measures_the_spread(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     store = _store(tmp_path)
-    binance = random_walk_bars(744, seed=1, start=START, price=40_000.0)
+    binance = make_bars(744, seed=1, start=START, price=40_000.0)
     coinbase = binance.with_columns(pl.col("close") * 1.0005)  # Coinbase 5 bps dearer
     _put(store.layout.history, binance.filter(pl.int_range(pl.len()) != 100), "spot", "BTCUSDT")
     _put(

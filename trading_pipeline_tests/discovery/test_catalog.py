@@ -16,7 +16,8 @@ from trading_pipeline.errors import UserInputError
 from trading_pipeline.history.layout import Series
 from trading_pipeline.settings import DataLayout
 from trading_pipeline.strategies.registry import get_family
-from trading_pipeline_tests.discovery.helpers import random_walk_bars, write_store
+from trading_pipeline_tests.fakes.bars import START_2021, make_bars
+from trading_pipeline_tests.fakes.store import write_store
 
 BTC = Series("spot", "BTCUSDT", "1h")
 ETH = Series("spot", "ETHUSDT", "1h")
@@ -35,9 +36,10 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[StudyCatalog, dic
     """Four study groups: two usable on BTC, one of an older family version, one on ETH
     whose bars were replaced after tuning."""
     layout = DataLayout.under(tmp_path_factory.mktemp("data"))
-    btc, eth = random_walk_bars(900, seed=1), random_walk_bars(900, seed=2)
-    write_store(layout.history_dir, btc, BTC)
-    write_store(layout.history_dir, eth, ETH)
+    btc = make_bars(900, seed=1, trend="walk_traded", start=START_2021)
+    eth = make_bars(900, seed=2, trend="walk_traded", start=START_2021)
+    write_store(layout.history_dir, BTC, btc)
+    write_store(layout.history_dir, ETH, eth)
     cat = StudyCatalog(layout)
     old = get_family("sma_cross").version + 1
     groups = {
@@ -46,7 +48,9 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[StudyCatalog, dic
         "other_version": _tune(cat, btc, "sma_cross", BTC, family_version=old),
         "changed_bars": _tune(cat, eth, "sma_cross", ETH),
     }
-    write_store(layout.history_dir, random_walk_bars(900, seed=3), ETH)  # ETH's data replaced
+    write_store(
+        layout.history_dir, ETH, make_bars(900, seed=3, trend="walk_traded", start=START_2021)
+    )  # ETH's data replaced
     return StudyCatalog(layout), groups  # a fresh catalog opens the storage from the layout
 
 

@@ -19,7 +19,10 @@ from trading_pipeline.market.candles import load_store
 from trading_pipeline.regimes.rules import RulesLabeller
 from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline.strategies.registry import get_family
-from trading_pipeline_tests.discovery.helpers import cli_main, write_store
+from trading_pipeline_tests.discovery.helpers import cli_main
+from trading_pipeline_tests.fakes.store import write_store
+
+pytestmark = pytest.mark.slow  # an MLflow store
 
 SCRIPT = (("sideways", 800), ("bull", 1000), ("bear", 1000), ("bull", 800), ("sideways", 600))
 SERIES = Series("spot", "SYNUSDT", "1h")
@@ -28,7 +31,7 @@ SERIES = Series("spot", "SYNUSDT", "1h")
 @pytest.fixture()
 def store(tmp_path: Path) -> Path:
     data_dir = tmp_path / "data"
-    write_store(data_dir / "history", synthetic_bars(SCRIPT, seed=5), SERIES)
+    write_store(data_dir / "history", SERIES, synthetic_bars(SCRIPT, seed=5))
     return data_dir
 
 

@@ -36,11 +36,13 @@ def test_default_is_a_journal_file_under_the_data_dir_and_resumes(tmp_path: Path
     assert sorted(t.number for t in resumed.trials) == list(range(10))
 
 
+@pytest.mark.slow  # creates an Optuna SQLite storage (schema migrations)
 def test_sqlite_url(tmp_path: Path) -> None:
     study = _run(open_storage(f"sqlite:///{tmp_path / 'o.db'}", data_dir=tmp_path), "s", 3)
     assert len(study.trials) == 3 and (tmp_path / "o.db").exists()
 
 
+@pytest.mark.slow  # a PostgreSQL server
 def test_postgres_url(postgres_url: str, tmp_path: Path) -> None:
     name = f"test-{uuid.uuid4().hex[:8]}"
     study = _run(open_storage(postgres_url, data_dir=tmp_path), name, 3)

@@ -14,7 +14,9 @@ from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import WalkForward, make_spec, optimize_buffered, tune, work
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.registry import get_family
-from trading_pipeline_tests.discovery.helpers import random_walk_bars
+from trading_pipeline_tests.fakes.bars import START_2021, make_bars
+
+pytestmark = pytest.mark.slow  # Optuna walk-forward studies of thousands of bars
 
 SMA = get_family("sma_cross")
 
@@ -28,7 +30,7 @@ def _trials(storage, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_random_walk_best_strategy_is_not_significant(tmp_path: Path) -> None:
-    bars = random_walk_bars(6000, seed=11)
+    bars = make_bars(6000, seed=11, trend="walk_traded", start=START_2021)
     storage = open_storage(None, data_dir=tmp_path)
     spec = _spec(bars)
     run = tune(bars, SMA, spec=spec, storage=storage, n_trials=60, seed=3)
@@ -46,7 +48,7 @@ def test_random_walk_best_strategy_is_not_significant(tmp_path: Path) -> None:
 
 
 def test_no_test_window_bar_influences_its_parameters(tmp_path: Path) -> None:
-    bars = random_walk_bars(4000, seed=5)
+    bars = make_bars(4000, seed=5, trend="walk_traded", start=START_2021)
     spec = _spec(bars)
     folds = spec.walk.split(bars.height)
     cut = folds[1].test_start  # rewrite every bar from fold 1's test window on
@@ -72,7 +74,7 @@ def test_no_test_window_bar_influences_its_parameters(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_parameters(tmp_path: Path) -> None:
-    bars = random_walk_bars(3000, seed=2)
+    bars = make_bars(3000, seed=2, trend="walk_traded", start=START_2021)
     picks = []
     for i, seed in enumerate((7, 7, 8)):
         storage = open_storage(f"journal:{tmp_path / f'r{i}.log'}", data_dir=tmp_path)
@@ -86,7 +88,7 @@ def test_same_seed_same_parameters(tmp_path: Path) -> None:
 
 
 def test_study_resumes_from_its_storage(tmp_path: Path) -> None:
-    bars = random_walk_bars(3000, seed=4)
+    bars = make_bars(3000, seed=4, trend="walk_traded", start=START_2021)
     url = f"journal:{tmp_path / 'studies.log'}"
     spec = _spec(bars, folds=2)
     first = tune(bars, SMA, spec=spec, storage=open_storage(url, data_dir=tmp_path), n_trials=8)
@@ -105,7 +107,7 @@ def test_study_resumes_from_its_storage(tmp_path: Path) -> None:
 
 
 def test_pruner_stops_trials_across_train_segments(tmp_path: Path) -> None:
-    bars = random_walk_bars(3000, seed=9)
+    bars = make_bars(3000, seed=9, trend="walk_traded", start=START_2021)
     storage = open_storage(None, data_dir=tmp_path)
     spec = _spec(bars, folds=2)
     tune(bars, SMA, spec=spec, storage=storage, n_trials=40, seed=0)
@@ -120,14 +122,14 @@ def test_pruner_stops_trials_across_train_segments(tmp_path: Path) -> None:
 
 
 def test_worker_joins_and_refuses_other_data(tmp_path: Path) -> None:
-    bars = random_walk_bars(3000, seed=4)
+    bars = make_bars(3000, seed=4, trend="walk_traded", start=START_2021)
     storage = open_storage(None, data_dir=tmp_path)
     spec = _spec(bars, folds=2)
     tune(bars, SMA, spec=spec, storage=storage, n_trials=5)
     run = work(bars, SMA, study_group=spec.study_group, storage=storage, n_trials=3, seed=1)
     assert run.trials_run == 6
     assert len(_trials(storage, spec.fold_study(0))) == 8
-    other = random_walk_bars(3000, seed=5)
+    other = make_bars(3000, seed=5, trend="walk_traded", start=START_2021)
     with pytest.raises(UserInputError, match="data differ"):
         work(other, SMA, study_group=spec.study_group, storage=storage, n_trials=1)
     with pytest.raises(UserInputError, match="no study"):

@@ -13,7 +13,10 @@ import pytest
 from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import work
 from trading_pipeline.strategies.registry import get_family
-from trading_pipeline_tests.discovery.helpers import cli_main, cli_process, random_walk_bars
+from trading_pipeline_tests.discovery.helpers import cli_main, cli_process
+from trading_pipeline_tests.fakes.bars import START_2021, make_bars
+
+pytestmark = pytest.mark.slow  # subprocesses
 
 PER_WORKER = 15
 FOLDS = 2
@@ -39,7 +42,7 @@ def test_two_workers_share_a_postgres_study(
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     data = tmp_path / f"pg_{tag}.parquet"
-    bars = random_walk_bars(3000, seed=8)
+    bars = make_bars(3000, seed=8, trend="walk_traded", start=START_2021)
     bars.write_parquet(data)
     study = f"sma_cross-v1-file-pg_{tag}-1h"
     storage = open_storage(postgres_url, data_dir=tmp_path)

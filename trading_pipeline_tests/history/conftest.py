@@ -9,7 +9,7 @@ import pytest
 
 from trading_pipeline.history.download import RetryPolicy
 from trading_pipeline.history.layout import HistoryLayout, Series
-from trading_pipeline.history.mirror import MirrorServer, running_mirror
+from trading_pipeline_tests.fakes.faults import FaultyMirror, faulty_mirror
 
 SPOT_1H = Series("spot", "BTCUSDT", "1h")
 
@@ -23,9 +23,9 @@ def tree(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def mirror(tree: Path) -> Iterator[MirrorServer]:
+def mirror(tree: Path) -> Iterator[FaultyMirror]:
     """The mirror serving ``tree`` with 3-entry listing pages (to force pagination)."""
-    with running_mirror(tree, page_size=3) as server:
+    with faulty_mirror(tree, page_size=3) as server:
         yield server
 
 

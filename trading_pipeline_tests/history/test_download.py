@@ -16,11 +16,13 @@ from trading_pipeline.history.download import (
     download_verified,
     part_path,
 )
-from trading_pipeline.history.fixtures import make_vision_tree
-from trading_pipeline.history.mirror import MirrorServer
 from trading_pipeline.history.vision import monthly_key
+from trading_pipeline_tests.fakes.faults import FaultyMirror
+from trading_pipeline_tests.fakes.vision import make_vision_tree
 
 from .conftest import SPOT_1H
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
 
 
 @pytest.fixture
@@ -29,13 +31,13 @@ def zip_key(tree: Path) -> str:
     return monthly_key(SPOT_1H, 2024, 3)
 
 
-def _fetch(mirror: MirrorServer, key: str, dest: Path, retry: RetryPolicy) -> str:
+def _fetch(mirror: FaultyMirror, key: str, dest: Path, retry: RetryPolicy) -> str:
     with httpx.Client(timeout=5) as client:
         return download_verified(client, f"{mirror.url}/{key}", dest, retry=retry)
 
 
 def test_happy_path_keeps_zip_and_checksum(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     dest = tmp_path / "out" / "x" / "BTCUSDT-1h-2024-03.zip"
     digest = _fetch(mirror, zip_key, dest, no_sleep)
@@ -49,7 +51,7 @@ def test_happy_path_keeps_zip_and_checksum(
 
 
 def test_resumes_a_partial_download_with_range(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     data = (tree / zip_key).read_bytes()
     dest = tmp_path / "BTCUSDT-1h-2024-03.zip"
@@ -61,7 +63,7 @@ def test_resumes_a_partial_download_with_range(
 
 
 def test_corrupt_partial_is_refetched_whole(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     """A .part with wrong bytes fails the checksum after resuming; one clean re-fetch fixes it."""
     data = (tree / zip_key).read_bytes()
@@ -94,7 +96,7 @@ def test_server_ignoring_range_restarts_from_zero(
 )
 def test_transient_faults_are_retried_with_backoff(
     tree: Path,
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     zip_key: str,
     tmp_path: Path,
     no_sleep: RetryPolicy,
@@ -111,7 +113,7 @@ def test_transient_faults_are_retried_with_backoff(
 
 
 def test_gives_up_after_bounded_attempts(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     mirror.faults.add("status", "*.zip", status=503)
     dest = tmp_path / "BTCUSDT-1h-2024-03.zip"
@@ -122,7 +124,7 @@ def test_gives_up_after_bounded_attempts(
 
 
 def test_wrong_checksum_leaves_nothing(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     mirror.faults.add("wrong_checksum", "*.CHECKSUM")
     dest = tmp_path / "BTCUSDT-1h-2024-03.zip"
@@ -132,7 +134,7 @@ def test_wrong_checksum_leaves_nothing(
 
 
 def test_missing_checksum_is_a_clear_failure(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     mirror.faults.add("missing", "*.CHECKSUM")
     dest = tmp_path / "BTCUSDT-1h-2024-03.zip"
@@ -143,7 +145,7 @@ def test_missing_checksum_is_a_clear_failure(
 
 
 def test_a_failed_refetch_keeps_the_previous_verified_file(
-    tree: Path, mirror: MirrorServer, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
+    tree: Path, mirror: FaultyMirror, zip_key: str, tmp_path: Path, no_sleep: RetryPolicy
 ) -> None:
     dest = tmp_path / "BTCUSDT-1h-2024-03.zip"
     _fetch(mirror, zip_key, dest, no_sleep)

@@ -25,20 +25,22 @@ from trading_pipeline.history.fetch import (
     extract_month,
     run_fetch,
 )
-from trading_pipeline.history.fixtures import make_vision_tree, month_days, month_range
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.manifest import Manifest
-from trading_pipeline.history.mirror import MirrorServer, running_mirror
 from trading_pipeline.history.vision import daily_key, monthly_key
+from trading_pipeline_tests.fakes.faults import FaultyMirror, faulty_mirror
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days, month_range
 
 from .conftest import SPOT_1H, files_under
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
 
 TODAY = date(2025, 2, 11)
 FAST = RetryPolicy(attempts=4, sleep=lambda _: None)
 
 
 def fetch(
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     layout: HistoryLayout,
     *,
     start: date = date(2024, 11, 1),
@@ -81,7 +83,7 @@ def published(tree: Path) -> Path:
 
 
 def test_monthly_plus_fill_daily_over_paginated_listing(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     summary = fetch(mirror, layout)
     assert summary.ok and summary.new == 13 and summary.skipped == 0
@@ -109,7 +111,7 @@ def test_monthly_plus_fill_daily_over_paginated_listing(
 
 
 def test_rerun_with_nothing_new_downloads_nothing(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     fetch(mirror, layout)
     before = files_under(layout.root)
@@ -121,7 +123,7 @@ def test_rerun_with_nothing_new_downloads_nothing(
 
 
 def test_force_downloads_and_rebuilds_everything(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     fetch(mirror, layout)
     hashes = parquet_hashes(layout)
@@ -133,7 +135,7 @@ def test_force_downloads_and_rebuilds_everything(
 
 
 def test_monthly_appearing_later_supersedes_dailies(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     fetch(mirror, layout, today=date(2025, 2, 11))
     make_vision_tree(published, SPOT_1H, months=[(2025, 2)], seed=7)  # Binance publishes Feb
@@ -151,7 +153,7 @@ def test_monthly_appearing_later_supersedes_dailies(
 
 
 def test_republished_file_is_refetched_and_rebuilt(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     fetch(mirror, layout)
     hashes = parquet_hashes(layout)
@@ -170,7 +172,7 @@ def test_republished_file_is_refetched_and_rebuilt(
 
 
 def test_new_listing_metadata_with_same_bytes_is_not_downloaded(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     fetch(mirror, layout)
     key = monthly_key(SPOT_1H, 2024, 11)
@@ -196,7 +198,7 @@ def test_new_listing_metadata_with_same_bytes_is_not_downloaded(
 )
 def test_every_fault_ends_verified_or_named(
     published: Path,
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     layout: HistoryLayout,
     kind: str,
     times: int | None,
@@ -221,7 +223,7 @@ def test_every_fault_ends_verified_or_named(
 
 
 def test_stage_functions_for_dagster(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     kw = {"layout": layout, "vision_url": mirror.url, "listing_url": mirror.url, "today": TODAY}
     got = download_month(SPOT_1H, 2025, 2, fill_daily=True, **kw)  # type: ignore[arg-type]
@@ -240,7 +242,7 @@ def test_stage_functions_for_dagster(
 
 
 def test_sigkill_mid_download_then_rerun_gives_identical_parquet(
-    published: Path, mirror: MirrorServer, tmp_path: Path
+    published: Path, mirror: FaultyMirror, tmp_path: Path
 ) -> None:
     clean = HistoryLayout(tmp_path / "clean")
     assert fetch(mirror, clean).ok
@@ -277,14 +279,14 @@ def test_sigkill_mid_download_then_rerun_gives_identical_parquet(
 
 
 def test_unknown_interval_folder_means_no_files_not_an_error(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     summary = fetch(mirror, layout, series=Series("spot", "BTCUSDT", "4h"))
     assert summary.ok and summary.new == 0 and summary.months == []
     assert not layout.parquet_dir.exists()
 
 
-def test_two_symbols_share_one_run(tree: Path, mirror: MirrorServer, layout: HistoryLayout) -> None:
+def test_two_symbols_share_one_run(tree: Path, mirror: FaultyMirror, layout: HistoryLayout) -> None:
     for symbol in ("BTCUSDT", "ETHUSDT"):
         make_vision_tree(tree, Series("spot", symbol, "1d"), months=month_range((2024, 1), 2))
     request = FetchRequest(
@@ -306,7 +308,7 @@ def test_mirror_of_other_markets_with_header(tree: Path, layout: HistoryLayout) 
     um = Series("um", "BTCUSDT", "1h")
     make_vision_tree(tree, um, months=[(2022, 4)], header=False)
     make_vision_tree(tree, um, months=[(2022, 9)], header=True)
-    with running_mirror(tree, page_size=2) as mirror:
+    with faulty_mirror(tree, page_size=2) as mirror:
         summary = fetch(
             mirror,
             layout,
@@ -343,7 +345,7 @@ def place(tree: Path, series: Series, kind: str, src: Path, checksum: bytes | No
 
 
 def fetch_real(
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     layout: HistoryLayout,
     series: Series,
     start: date,
@@ -362,7 +364,7 @@ def fetch_real(
 
 
 def test_real_spot_ms_daily_with_official_checksum(
-    real_data: Path, tree: Path, mirror: MirrorServer, layout: HistoryLayout
+    real_data: Path, tree: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     series = Series("spot", "BTCUSDT", "1m")
     folder = real_data / "lostleaf-binance_datatool/spot_daily_klines_BTCUSDT_1m"
@@ -377,7 +379,7 @@ def test_real_spot_ms_daily_with_official_checksum(
 
 
 def test_real_spot_microsecond_daily_with_newline_checksum(
-    real_data: Path, tree: Path, mirror: MirrorServer, layout: HistoryLayout
+    real_data: Path, tree: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     series = Series("spot", "BTCUSDT", "1h")
     folder = real_data / "tommy-ca-binance_datatool/spot_daily_klines_BTCUSDT_1h"
@@ -403,7 +405,7 @@ def test_real_spot_microsecond_daily_with_newline_checksum(
 def test_real_hal9000cc_daily_files(
     real_data: Path,
     tree: Path,
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     layout: HistoryLayout,
     market: str,
     symbol: str,
@@ -429,7 +431,7 @@ def test_real_hal9000cc_daily_files(
 
 
 def test_real_monthly_1d_across_the_microsecond_switch(
-    real_data: Path, tree: Path, mirror: MirrorServer, layout: HistoryLayout
+    real_data: Path, tree: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     series = Series("spot", "BTCUSDT", "1d")
     folder = real_data / "Banaqwer-j/spot_monthly_klines_BTCUSDT_1d"
@@ -465,7 +467,7 @@ def test_real_monthly_1d_across_the_microsecond_switch(
 
 
 def test_real_tampered_zip_is_rejected_both_ways(
-    real_data: Path, tree: Path, mirror: MirrorServer, layout: HistoryLayout
+    real_data: Path, tree: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     series = Series("spot", "BTCUSDT", "1d")
     tampered = real_data / "Banaqwer-j/tampered_not_official/BTCUSDT-1d-2021-01.zip"
@@ -491,7 +493,7 @@ def test_real_tampered_zip_is_rejected_both_ways(
 
 
 def test_two_fetches_at_once_share_files_and_manifest(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -507,7 +509,7 @@ def test_two_fetches_at_once_share_files_and_manifest(
 
 
 def test_rerun_repairs_lost_checksums_and_removes_killed_runs_litter(
-    published: Path, mirror: MirrorServer, layout: HistoryLayout
+    published: Path, mirror: FaultyMirror, layout: HistoryLayout
 ) -> None:
     fetch(mirror, layout)
     before = files_under(layout.root)

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from trading_pipeline.cli import main
-from trading_pipeline.history.fixtures import make_vision_tree, month_days, month_range
 from trading_pipeline.history.layout import Series
-from trading_pipeline.history.mirror import MirrorServer
 from trading_pipeline.history.vision import monthly_key
+from trading_pipeline_tests.fakes.faults import FaultyMirror
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days, month_range
 
 from .conftest import SPOT_1H
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def published(tree: Path) -> Path:
     return tree
 
 
-def _args(mirror: MirrorServer, data_dir: Path, *extra: str) -> list[str]:
+def _args(mirror: FaultyMirror, data_dir: Path, *extra: str) -> list[str]:
     return [
         "fetch", "--data-dir", str(data_dir), "--base-url", mirror.url,
         "--listing-url", mirror.url, *extra,
@@ -47,7 +49,7 @@ def _args(mirror: MirrorServer, data_dir: Path, *extra: str) -> list[str]:
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     published: Path,
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     flags: list[str],
@@ -64,7 +66,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 
 def test_fetch_summary_and_plain_log_lines(
-    published: Path, mirror: MirrorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    published: Path, mirror: FaultyMirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data_dir = tmp_path / "data"
     flags = ["--symbol", "btcusdt,ETHUSDT", "--from", "2024-01-01", "--to", "2024-03-02"]
@@ -81,7 +83,7 @@ def test_fetch_summary_and_plain_log_lines(
 
 def test_repeated_symbol_flag_and_defaults_from_settings(
     published: Path,
-    mirror: MirrorServer,
+    mirror: FaultyMirror,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -100,7 +102,7 @@ def test_repeated_symbol_flag_and_defaults_from_settings(
 
 
 def test_failed_file_is_named_and_exit_1(
-    published: Path, mirror: MirrorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    published: Path, mirror: FaultyMirror, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     victim = monthly_key(SPOT_1H, 2024, 2)
     mirror.faults.add("wrong_checksum", victim + ".CHECKSUM")
@@ -122,7 +124,7 @@ def test_failed_file_is_named_and_exit_1(
     assert f"failed: {victim}: " in out and "does not match its .CHECKSUM" in out
 
 
-def test_python_dash_m_entry_point(published: Path, mirror: MirrorServer, tmp_path: Path) -> None:
+def test_python_dash_m_entry_point(published: Path, mirror: FaultyMirror, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "trading_pipeline", "fetch", "--symbol", "BTCUSDT",
          "--from", "2024-01-01", "--to", "2024-01-31", "--data-dir", str(tmp_path / "d"),

@@ -315,6 +315,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 # --- the real multi-year freqtrade files -----------------------------------------------------
 
 
+@pytest.mark.slow  # imports years of real freqtrade candles
 @pytest.mark.parametrize(
     ("folder", "files"),
     [

@@ -9,7 +9,6 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from trading_pipeline.history.fixtures import make_vision_tree, month_days, month_range
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.listing import (
     ListingError,
@@ -18,13 +17,16 @@ from trading_pipeline.history.listing import (
     list_prefixes,
     parse_page,
 )
-from trading_pipeline.history.mirror import MirrorServer
 from trading_pipeline.history.vision import series_prefix
+from trading_pipeline_tests.fakes.faults import FaultyMirror
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days, month_range
 
 from .conftest import SPOT_1H
 
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
 
-def test_paginates_over_tiny_pages(tree: Path, mirror: MirrorServer) -> None:
+
+def test_paginates_over_tiny_pages(tree: Path, mirror: FaultyMirror) -> None:
     make_vision_tree(tree, SPOT_1H, months=month_range((2023, 1), 7))
     with httpx.Client() as client:
         objects = list_objects(client, mirror.url, series_prefix(SPOT_1H, "monthly"))
@@ -38,7 +40,7 @@ def test_paginates_over_tiny_pages(tree: Path, mirror: MirrorServer) -> None:
     assert all(len(o.etag) == 32 and o.last_modified.endswith("Z") for o in objects)
 
 
-def test_marker_starts_after_a_key(tree: Path, mirror: MirrorServer) -> None:
+def test_marker_starts_after_a_key(tree: Path, mirror: FaultyMirror) -> None:
     make_vision_tree(tree, SPOT_1H, days=month_days(2024, 1, until=date(2024, 1, 4)))
     prefix = series_prefix(SPOT_1H, "daily")
     with httpx.Client() as client:
@@ -51,7 +53,7 @@ def test_marker_starts_after_a_key(tree: Path, mirror: MirrorServer) -> None:
     ]
 
 
-def test_common_prefixes_enumerate_symbols(tree: Path, mirror: MirrorServer) -> None:
+def test_common_prefixes_enumerate_symbols(tree: Path, mirror: FaultyMirror) -> None:
     for symbol in ("BTCUSDT", "BTCUSDC", "ETHUSDT", "XNOUSDT"):
         make_vision_tree(tree, Series("spot", symbol, "1d"), months=[(2024, 1)])
     with httpx.Client() as client:

@@ -107,6 +107,7 @@ def _hammer(path: str, worker: int, n: int) -> None:
         m.update([entry(f"w{worker}/{i:03d}-tmp")])
 
 
+@pytest.mark.slow  # two subprocesses
 def test_two_processes_updating_at_once_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     n = 40

@@ -13,11 +13,13 @@ import httpx
 import pytest
 
 from trading_pipeline.history.checksum import parse_checksum
-from trading_pipeline.history.fixtures import make_vision_tree, month_days
-from trading_pipeline.history.mirror import Fault, MirrorServer
 from trading_pipeline.history.vision import monthly_key
+from trading_pipeline_tests.fakes.faults import Fault, FaultyMirror
+from trading_pipeline_tests.fakes.vision import make_vision_tree, month_days
 
 from .conftest import SPOT_1H
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the Vision mirror)
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def one_month(tree: Path) -> str:
 
 
 def test_serves_files_with_range_etag_and_last_modified(
-    tree: Path, mirror: MirrorServer, one_month: str
+    tree: Path, mirror: FaultyMirror, one_month: str
 ) -> None:
     data = (tree / one_month).read_bytes()
     with httpx.Client(base_url=mirror.url) as client:
@@ -62,7 +64,7 @@ def test_fixture_bytes_are_deterministic(tmp_path: Path) -> None:
 
 
 def test_status_and_missing_checksum_faults(
-    tree: Path, mirror: MirrorServer, one_month: str
+    tree: Path, mirror: FaultyMirror, one_month: str
 ) -> None:
     mirror.faults.add("status", "*.zip", times=2, status=500)
     mirror.faults.add("missing", "*.CHECKSUM")
@@ -75,7 +77,7 @@ def test_status_and_missing_checksum_faults(
 
 
 def test_wrong_checksum_truncate_and_reset_faults(
-    tree: Path, mirror: MirrorServer, one_month: str
+    tree: Path, mirror: FaultyMirror, one_month: str
 ) -> None:
     mirror.faults.add("wrong_checksum", "*.CHECKSUM", times=1)
     mirror.faults.add("truncate", "*.zip", times=1)
@@ -101,7 +103,7 @@ def test_fault_specs_parse() -> None:
         Fault.parse("explode")
 
 
-def test_listing_pages_and_prefixes(tree: Path, mirror: MirrorServer) -> None:
+def test_listing_pages_and_prefixes(tree: Path, mirror: FaultyMirror) -> None:
     make_vision_tree(tree, SPOT_1H, days=month_days(2024, 2, until=date(2024, 2, 2)))
     with httpx.Client(base_url=mirror.url) as client:
         first = client.get(
@@ -119,7 +121,7 @@ def test_listing_pages_and_prefixes(tree: Path, mirror: MirrorServer) -> None:
 def test_cli_serves_a_folder(tree: Path, one_month: str, unused_tcp_port: int) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "trading_pipeline.cli", "mirror", "serve", str(tree),
-         "--port", str(unused_tcp_port), "--page-size", "1", "--fault", "status:*.zip:1:503"],
+         "--port", str(unused_tcp_port), "--page-size", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -138,7 +140,7 @@ def test_cli_serves_a_folder(tree: Path, one_month: str, unused_tcp_port: int) -
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert first.status_code == 503 and second.content == (tree / one_month).read_bytes()
+    assert first.status_code == 200 and second.content == (tree / one_month).read_bytes()
     assert listing.text.count("<Contents>") == 1 and "<IsTruncated>true" in listing.text
 
 

@@ -10,18 +10,18 @@ import polars as pl
 import pyarrow.feather as feather
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.align import align_venues, alignment_report, basis
 from trading_pipeline.market.candles import read_candle_file
+from trading_pipeline_tests.fakes.bars import make_bars
 
 BINANCE = "Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
 COINBASE = "saijayanth888-trading-bot/freqtrade_coinbase_spot_1h/BTC_USD-1h.feather"
 
 
 def _pair() -> tuple[pl.DataFrame, pl.DataFrame]:
-    a = random_walk_bars(100, seed=1)
-    b = random_walk_bars(100, seed=1).with_columns(pl.col("close") * 1.001)
+    a = make_bars(100, seed=1)
+    b = make_bars(100, seed=1).with_columns(pl.col("close") * 1.001)
     return a, b
 
 

@@ -12,7 +12,7 @@ from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.bars import load_bars
-from trading_pipeline_tests.discovery.helpers import write_store
+from trading_pipeline_tests.fakes.store import write_store
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ def test_a_file_is_cut_to_inclusive_days_and_its_interval_inferred(
 
 def test_the_store_gives_the_same_days(bars: pl.DataFrame, tmp_path: Path) -> None:
     history = tmp_path / "history"
-    write_store(history, bars, Series("spot", "BTCUSDT", "1h"))
+    write_store(history, Series("spot", "BTCUSDT", "1h"), bars)
     got, interval = load_bars(
         symbol="btcusdt", interval="1h", start=date(2024, 1, 2), end=date(2024, 1, 3),
         market="spot", history_dir=history, data=None,
@@ -59,7 +59,7 @@ def test_bad_requests_are_user_errors(
     bars: pl.DataFrame, tmp_path: Path, kwargs: dict[str, str | None], message: str
 ) -> None:
     history = tmp_path / "history"
-    write_store(history, bars, Series("spot", "BTCUSDT", "1h"))
+    write_store(history, Series("spot", "BTCUSDT", "1h"), bars)
     args: dict[str, object] = {"start": None, "end": None, "market": "spot", "data": None}
     with pytest.raises(UserInputError, match=message):
         load_bars(history_dir=history, **{**args, **kwargs})  # type: ignore[arg-type]

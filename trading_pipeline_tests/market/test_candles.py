@@ -14,6 +14,7 @@ from trading_pipeline.history.convert import write_parquet
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.market.candles import CandleError, load_store, read_candle_file, validate
 from trading_pipeline.market.schema import KLINE_SCHEMA, conform
+from trading_pipeline_tests.fakes.store import write_store
 
 T0 = datetime(2024, 1, 30, tzinfo=UTC)
 
@@ -50,12 +51,8 @@ def freqtrade_frame(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def store(tmp_path: Path, df: pl.DataFrame, series: Series) -> HistoryLayout:
-    layout = HistoryLayout(tmp_path / "history")
-    months = df.with_columns(y=pl.col("open_time").dt.year(), m=pl.col("open_time").dt.month())
-    for part in months.partition_by("y", "m", maintain_order=True):
-        y, m = int(part["y"][0]), int(part["m"][0])
-        write_parquet(part.drop("y", "m"), layout.parquet_path(series, y, m))
-    return layout
+    write_store(tmp_path / "history", series, df)
+    return HistoryLayout(tmp_path / "history")
 
 
 def test_feather_and_json_match_and_lack_columns(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ def btc_features(btc: pl.DataFrame) -> pl.DataFrame:
     return compute_features(btc)
 
 
+@pytest.mark.slow  # every feature over years of real BTC
 @pytest.mark.parametrize(("year", "month"), [(2018, 9), (2021, 3), (2024, 2), (2026, 5)])
 def test_month_with_warmup_equals_whole_history_real(
     btc: pl.DataFrame, btc_features: pl.DataFrame, year: int, month: int

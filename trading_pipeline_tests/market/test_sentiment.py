@@ -52,6 +52,7 @@ def client() -> httpx.Client:
         yield c
 
 
+@pytest.mark.slow  # a local HTTP server (pytest-httpserver)
 def test_fetch_from_fake_server(httpserver: HTTPServer, client: httpx.Client) -> None:
     httpserver.expect_request(
         "/fng/", query_string={"limit": "0", "format": "json"}
@@ -65,6 +66,7 @@ def test_fetch_from_fake_server(httpserver: HTTPServer, client: httpx.Client) ->
     assert fng["classification"][0] == "Extreme Fear"
 
 
+@pytest.mark.slow  # a local HTTP server (pytest-httpserver)
 def test_error_payload_and_http_error(httpserver: HTTPServer, client: httpx.Client) -> None:
     base = httpserver.url_for("/").rstrip("/")
     httpserver.expect_oneshot_request("/fng/").respond_with_json(

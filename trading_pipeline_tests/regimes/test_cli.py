@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from trading_pipeline.cli import main
-from trading_pipeline.history.layout import HistoryLayout, Series
+from trading_pipeline.history.layout import Series
 from trading_pipeline.regimes.synthetic import synthetic_bars
+from trading_pipeline_tests.fakes.store import write_store
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +29,7 @@ def data_file(bars: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="module")
 def data_dir(bars: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("data")
-    layout = HistoryLayout(root / "history")
-    series = Series("spot", "BTCUSDT", "1h")
-    keyed = bars.with_columns(
-        pl.col("open_time").dt.year().alias("y"), pl.col("open_time").dt.month().alias("m")
-    )
-    for (year, month), part in keyed.group_by("y", "m"):
-        path = layout.parquet_path(series, int(year), int(month))  # type: ignore[arg-type]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part.drop("y", "m").sort("open_time").write_parquet(path)
+    write_store(root / "history", Series("spot", "BTCUSDT", "1h"), bars)
     return root
 
 
@@ -72,6 +65,7 @@ def test_store_equals_file_and_range(
     assert "unknown" not in from_file["share"]
 
 
+@pytest.mark.slow  # fits a Gaussian mixture
 def test_gmm_and_table(capsys: pytest.CaptureFixture[str], data_file: Path) -> None:
     assert main(["regimes", "--data", str(data_file), "--labeller", "gmm"]) == 0
     text = capsys.readouterr().out

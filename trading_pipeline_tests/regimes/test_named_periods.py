@@ -20,6 +20,8 @@ import pytest
 from trading_pipeline.market.candles import read_candle_file
 from trading_pipeline.regimes import get_labeller
 
+pytestmark = pytest.mark.slow  # labels years of real BTC with every labeller
+
 NIC_BTC = "NIC-project-team-TradingStrategyGA/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
 
 NAMED = [

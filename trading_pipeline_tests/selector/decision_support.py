@@ -1,4 +1,4 @@
-"""Shared helpers of the decision tests: generated bars, a store writer, two selector models.
+"""Shared helpers of the decision tests: generated bars (from the kit), two selector models.
 
 ``FixedModel`` is a stand-in whose probabilities the test sets (hysteresis, eligibility);
 :func:`fitted_selector` is a real :class:`~trading_pipeline.selector.model.SelectorModel`
@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from trading_pipeline.history.convert import write_parquet
-from trading_pipeline.history.layout import HistoryLayout, Series
-from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline.selector.model import CASH, Candidate, ModelConfig, SelectorModel
 from trading_pipeline.selector.model import make_pipeline as selector_pipeline
 from trading_pipeline.selector.state import STATE_WARMUP_BARS, feature_names, state_frame
+from trading_pipeline_tests.fakes.bars import make_bars
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 BTC = "spot-BTCUSDT-1h"
@@ -38,34 +35,16 @@ HEDGE_ETH = Candidate("hedging@spot-ETHUSDT-1h", "hedging", 1, {"dd": 0.1}, ETH,
 CANDIDATES = (CASH, SMA_BTC, SMA_ETH, MOM_BTC, HEDGE_ETH)
 
 
-def make_bars(n: int, *, seed: int, start: datetime = START) -> pl.DataFrame:
-    """``n`` hourly bars from ``start`` (a bull, bear and sideways stretch)."""
-    third = n // 3
-    script = [("bull", third), ("bear", third), ("sideways", n - 2 * third)]
-    df = synthetic_bars(script, seed=seed, start=start, price=20_000.0 + 1000 * seed)
-    # Binance (and the fake) quote 8 decimals: round here so store and exchange bars agree
-    return df.with_columns(
-        pl.Series(c, [float(f"{v:.8f}") for v in df[c].to_list()])
-        for c in ("open", "high", "low", "close", "volume")
+def regime_bars(n: int, *, seed: int, start: datetime = START) -> pl.DataFrame:
+    """``n`` hourly bars from ``start`` (a bull, bear and sideways third), quoted to 8 decimals
+    as Binance (and the fake) quote them, so store and exchange bars agree."""
+    return make_bars(
+        n, seed=seed, start=start, trend="regimes", price=20_000.0 + 1000 * seed, decimals=8
     )
 
 
 def fleet_bars(n: int, *, start: datetime = START) -> dict[str, pl.DataFrame]:
-    return {BTC: make_bars(n, seed=1, start=start), ETH: make_bars(n, seed=2, start=start)}
-
-
-def write_store(history_dir: Path, key: str, bars: pl.DataFrame) -> None:
-    """Write ``bars`` into the Parquet history store, one file per month (as the importer does)."""
-    layout = HistoryLayout(history_dir)
-    series = Series.parse(key)
-    months = bars.with_columns(
-        pl.col("open_time").dt.year().alias("_y"), pl.col("open_time").dt.month().alias("_m")
-    )
-    for (year, month), part in months.group_by(["_y", "_m"], maintain_order=True):
-        write_parquet(
-            part.drop("_y", "_m"),
-            layout.parquet_path(series, int(year), int(month)),  # type: ignore[arg-type]
-        )
+    return {BTC: regime_bars(n, seed=1, start=start), ETH: regime_bars(n, seed=2, start=start)}
 
 
 class FixedModel:

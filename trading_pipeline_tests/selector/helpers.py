@@ -14,7 +14,7 @@ from trading_pipeline.discovery.evaluate import metrics_from_returns
 from trading_pipeline.discovery.results import FoldResult, StudyResult
 from trading_pipeline.discovery.robustness import DeflatedSharpe
 from trading_pipeline.discovery.tuning import TuneSpec, WalkForward, fingerprint
-from trading_pipeline_tests.discovery.helpers import random_walk_bars
+from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
 SERIES = ("spot-BTCUSDT-1h", "spot-ETHUSDT-1h", "spot-BNBUSDT-1h")
 BARS_PER_YEAR = 24 * 365.0
@@ -22,7 +22,7 @@ BARS_PER_YEAR = 24 * 365.0
 
 def market(n_bars: int = 24 * 160, seed: int = 1) -> dict[str, pl.DataFrame]:
     """Three hourly random walks of ``n_bars`` bars from 2021-01-01 UTC."""
-    return {s: random_walk_bars(n_bars, seed=seed + i, vol=0.008) for i, s in enumerate(SERIES)}
+    return {s: make_bars(n_bars, seed=seed + i, vol=0.008, trend="walk_traded", start=START_2021) for i, s in enumerate(SERIES)}
 
 
 def study_result(

@@ -21,6 +21,7 @@ from trading_pipeline.selector.decide import (
 from trading_pipeline.selector.decisions import Decision, DecisionStore
 from trading_pipeline.selector.live import StoreCandles
 from trading_pipeline.selector.registry import InMemoryRegistry
+from trading_pipeline_tests.fakes.store import write_store
 from trading_pipeline_tests.selector.decision_support import (
     BTC,
     CANDIDATES,
@@ -34,7 +35,6 @@ from trading_pipeline_tests.selector.decision_support import (
     fleet_bars,
     hours,
     stub_state,
-    write_store,
 )
 
 N = 60  # bars in the first tick

@@ -17,7 +17,7 @@ from trading_pipeline.selector.decisions import (
     decisions_path,
     inputs_hash,
 )
-from trading_pipeline_tests.selector.decision_support import make_bars
+from trading_pipeline_tests.selector.decision_support import regime_bars
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 
@@ -112,7 +112,7 @@ def test_reading_a_missing_table_creates_nothing(tmp_path: Path) -> None:
 
 
 def test_inputs_hash_depends_on_the_bars_only() -> None:
-    bars = {"spot-BTCUSDT-1h": make_bars(50, seed=1), "spot-ETHUSDT-1h": make_bars(50, seed=2)}
+    bars = {"spot-BTCUSDT-1h": regime_bars(50, seed=1), "spot-ETHUSDT-1h": regime_bars(50, seed=2)}
     same = {k: df.clone() for k, df in reversed(bars.items())}
     assert inputs_hash(bars) == inputs_hash(same)
     moved = dict(bars, **{"spot-BTCUSDT-1h": bars["spot-BTCUSDT-1h"].head(49)})

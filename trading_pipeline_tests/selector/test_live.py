@@ -16,7 +16,8 @@ from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.selector.state import latest_state
 from trading_pipeline.tracking import default_tracking_uri
 from trading_pipeline.venues.exchange import make_exchange
-from trading_pipeline.venues.fake_binance import FakeBinance, Fault, running_fake_binance
+from trading_pipeline_tests.fakes.binance import FakeBinance, Fault, running_fake_binance
+from trading_pipeline_tests.fakes.store import write_store
 from trading_pipeline_tests.selector.decision_support import (
     BTC,
     ETH,
@@ -24,8 +25,9 @@ from trading_pipeline_tests.selector.decision_support import (
     fitted_selector,
     fleet_bars,
     hours,
-    write_store,
 )
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake Binance)
 
 STORED = 1200  # bars in the Parquet store
 SERVED = 1262  # bars the exchange knows (the last one still open at NOW)

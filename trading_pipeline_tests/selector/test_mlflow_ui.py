@@ -17,6 +17,8 @@ from trading_pipeline.cli import main
 from trading_pipeline.local_servers import mlflow_environment, mlflow_server_command
 from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
+pytestmark = pytest.mark.slow  # an MLflow store
+
 ROOT = Path(__file__).resolve().parents[2]
 START_BOUND_S = 150.0
 STOP_BOUND_S = 30.0

@@ -23,6 +23,8 @@ from trading_pipeline.selector.registry import (
 )
 from trading_pipeline.tracking import default_tracking_uri
 
+pytestmark = pytest.mark.slow  # an MLflow store
+
 NAME = "strategy-selector"
 
 

@@ -12,13 +12,15 @@ from trading_pipeline.cli import main
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path, inputs_hash
 from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.tracking import default_tracking_uri
+from trading_pipeline_tests.fakes.store import write_store
 from trading_pipeline_tests.selector.decision_support import (
     START,
     fitted_selector,
     fleet_bars,
     hours,
-    write_store,
 )
+
+pytestmark = pytest.mark.slow  # fits a selector and replays decisions over a stored history
 
 STORED = 1000
 AT = START + hours(900) + hours(1) / 4  # bar 900 is open at AT: bars 0..899 are closed

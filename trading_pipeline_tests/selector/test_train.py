@@ -28,6 +28,8 @@ from trading_pipeline.selector.train import (
 from trading_pipeline.tracking import default_tracking_uri
 from trading_pipeline_tests.selector.helpers import candidates, market
 
+pytestmark = pytest.mark.slow  # an MLflow store
+
 FAST = TrainSettings(configs=(DEFAULT_CONFIGS[0], DEFAULT_CONFIGS[1]))
 
 

@@ -7,18 +7,18 @@ import polars as pl
 import pytest
 
 from trading_pipeline.backtest.multi import lookahead_check_multi
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.spec import bot_spec
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.align import align_venues
 from trading_pipeline.strategies.arbitrage import Arbitrage, cost_bps
 from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, SHORT_ENTRY
 from trading_pipeline.strategies.registry import FAMILIES, MULTI_FAMILIES, get_family
+from trading_pipeline_tests.fakes.bars import make_bars
 
 
 def venues(n: int = 2000, *, seed: int = 7, basis_sd_bps: float = 30.0) -> dict[str, pl.DataFrame]:
     """Venue a: a random walk; venue b: the same walk times a random basis (bps) per bar."""
-    a = random_walk_bars(n, seed=seed)
+    a = make_bars(n, seed=seed)
     rng = np.random.default_rng(seed + 1)
     mult = pl.Series(1.0 + rng.normal(0.0, basis_sd_bps, n) / 1e4)
     b = a.with_columns(*(pl.col(c) * mult for c in ("open", "high", "low", "close")))

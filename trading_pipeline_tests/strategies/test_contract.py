@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, Signals
 from trading_pipeline.strategies.registry import FAMILIES, get_family, load_strategy_file
+from trading_pipeline_tests.fakes.bars import make_bars
 
 HERE = Path(__file__).parent
 
@@ -93,7 +93,7 @@ def test_signals_from_positions() -> None:
 
 
 def test_every_family_returns_aligned_signals() -> None:
-    bars = random_walk_bars(600, seed=3)
+    bars = make_bars(600, seed=3)
     for fam in FAMILIES.values():
         s = fam.signals(bars, fam.default_params())
         assert len(s) == bars.height
@@ -143,8 +143,8 @@ def test_contract_takes_several_input_series() -> None:
             return Signals.from_positions(target.astype(np.int8))
 
     fam = Spread()
-    a = random_walk_bars(300, seed=1)
-    b = random_walk_bars(300, seed=2)
+    a = make_bars(300, seed=1)
+    b = make_bars(300, seed=2)
     sig = fam.signals_multi({"venue_a": a, "venue_b": b}, fam.validate({}))
     metrics, _, _ = run_signals(a, sig, interval="1h")
     assert metrics["trades"] >= 1

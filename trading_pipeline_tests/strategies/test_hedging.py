@@ -7,20 +7,20 @@ import polars as pl
 import pytest
 
 from trading_pipeline.backtest.multi import lookahead_check_multi
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.bots.spec import bot_spec
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.regimes.registry import get_labeller
 from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, SHORT_ENTRY, SHORT_EXIT
 from trading_pipeline.strategies.hedging import Hedging, drawdown, roles_of
 from trading_pipeline.strategies.registry import get_family
+from trading_pipeline_tests.fakes.bars import make_bars
 
 OFF = {"use_bear": False, "use_highvol": False, "corr_max": 1.0}
 
 
 def crash_bars(n: int = 900, crash_at: int = 300) -> pl.DataFrame:
     """Flat-ish, then a 40 % fall over 50 bars, then flat again."""
-    bars = random_walk_bars(n, seed=4, vol=0.001)
+    bars = make_bars(n, seed=4, vol=0.001)
     mult = np.ones(n)
     mult[crash_at : crash_at + 50] = np.linspace(1.0, 0.6, 50)
     mult[crash_at + 50 :] = 0.6
@@ -35,7 +35,7 @@ def test_registered_for_bot5() -> None:
 
 
 def test_roles_by_key() -> None:
-    b = random_walk_bars(10)
+    b = make_bars(10)
     r = roles_of({"spot-BTCUSDT-1h": b, "um-BTCUSDT-1h": b, "spot-ETHUSDT-1h": b, "fleet": b})
     assert (r.spot, r.futures, r.fleet) == ("spot-BTCUSDT-1h", "um-BTCUSDT-1h", "fleet")
     assert r.partners == ("spot-ETHUSDT-1h",)
@@ -71,7 +71,7 @@ def test_pair_hedge_with_futures_keeps_spot_and_shorts() -> None:
 
 
 def test_bear_regime_trigger_uses_the_rules_labeller() -> None:
-    bars = random_walk_bars(4000, seed=9, drift=-0.0004, vol=0.004)
+    bars = make_bars(4000, seed=9, drift=-0.0004, vol=0.004)
     params = {**OFF, "use_bear": True, "dd_limit": 0.5, "cooldown": 1}
     sig = Hedging().signals_multi({"spot": bars}, params)
     labels = get_labeller("rules").label(bars)
@@ -82,9 +82,9 @@ def test_bear_regime_trigger_uses_the_rules_labeller() -> None:
 
 
 def test_correlation_trigger() -> None:
-    a = random_walk_bars(1000, seed=1)
+    a = make_bars(1000, seed=1)
     same = a.with_columns(pl.col("close") * 2)  # perfectly correlated partner
-    indep = random_walk_bars(1000, seed=2)
+    indep = make_bars(1000, seed=2)
     params = {**OFF, "dd_limit": 0.5, "corr_max": 0.9, "corr_bars": 48, "cooldown": 1}
     hot = Hedging().signals_multi({"spot": a, "spot-ETH": same}, params)
     cold = Hedging().signals_multi({"spot": a, "spot-ETH": indep}, params)
@@ -93,8 +93,8 @@ def test_correlation_trigger() -> None:
 
 
 def test_no_lookahead_with_every_trigger_on() -> None:
-    spot = random_walk_bars(4500, seed=21, drift=-0.0002, vol=0.005)
-    partner = random_walk_bars(4500, seed=22, vol=0.005)
+    spot = make_bars(4500, seed=21, drift=-0.0002, vol=0.005)
+    partner = make_bars(4500, seed=22, vol=0.005)
     params = {
         "use_bear": True,
         "use_highvol": True,
@@ -127,7 +127,7 @@ def test_flags_per_symbol_for_the_runner() -> None:
 
 
 def test_fleet_drawdown_triggers_even_when_the_spot_is_calm() -> None:
-    calm = random_walk_bars(900, seed=4, vol=0.0005)
+    calm = make_bars(900, seed=4, vol=0.0005)
     fleet = crash_bars()  # its close stands for the fleet's equity
     params = {**OFF, "dd_limit": 0.1, "dd_bars": 240}
     alone = Hedging().signals_multi({"spot": calm}, params)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline_tests.fakes.bars import make_bars
 
 
 @pytest.fixture(scope="module")
 def ohlc() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    bars = random_walk_bars(800, seed=4)
+    bars = make_bars(800, seed=4)
     return tuple(bars[c].to_numpy() for c in ("high", "low", "close"))  # type: ignore[return-value]
 
 

@@ -6,10 +6,12 @@ import logging
 
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.venues.exchange import make_exchange, rewrite_urls
-from trading_pipeline.venues.fake_binance import running_fake_binance
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.binance import running_fake_binance
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
 
 
 @pytest.mark.parametrize("venue", ["binance", "binanceus"])
@@ -50,7 +52,7 @@ def test_signed_calls_against_the_fake_never_log_the_key_or_secret(
     key, secret = "KEY-abcdef0123456789", "SECRET-9876543210fedcba"
     caplog.set_level(logging.DEBUG)
     with running_fake_binance(
-        {"BTCUSDT": random_walk_bars(50, price=30_000.0)}, api_key=key, secret=secret
+        {"BTCUSDT": make_bars(50, price=30_000.0)}, api_key=key, secret=secret
     ) as srv:
         ex = make_exchange("binance", base_url=srv.url, api_key=key, secret=secret)
         ex.load_markets()

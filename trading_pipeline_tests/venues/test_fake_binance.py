@@ -8,14 +8,16 @@ import ccxt
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.venues.exchange import make_exchange
-from trading_pipeline.venues.fake_binance import (
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.binance import (
     Fault,
     MarketRules,
     running_fake_binance,
     split_symbol,
 )
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
 
 KEY, SECRET = "test-key", "test-secret"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -23,7 +25,7 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def bars() -> pl.DataFrame:
-    return random_walk_bars(1200, price=30_000.0, start=START)
+    return make_bars(1200, price=30_000.0, start=START)
 
 
 def _ex(url: str, **kw: object) -> ccxt.Exchange:

@@ -10,9 +10,11 @@ import httpx
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.venues.exchange import make_exchange
-from trading_pipeline.venues.fake_coinbase import MAX_CANDLES, FakeCoinbase, running_fake_coinbase
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.coinbase import MAX_CANDLES, FakeCoinbase, running_fake_coinbase
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 T0 = int(START.timestamp())
@@ -21,7 +23,7 @@ CANDLES = "/api/v3/brokerage/market/products/BTC-USD/candles"
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    return random_walk_bars(1000, seed=7, start=START, price=40_000.0)
+    return make_bars(1000, seed=7, start=START, price=40_000.0)
 
 
 @pytest.fixture

@@ -11,14 +11,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.market.candles import load_store, read_candle_file
 from trading_pipeline.venues.exchange import make_exchange
-from trading_pipeline.venues.fake_binance import running_fake_binance
-from trading_pipeline.venues.fake_coinbase import FakeCoinbase, running_fake_coinbase
 from trading_pipeline.venues.ohlcv import (
     RetryPolicy,
     VenueFetchError,
@@ -27,6 +24,11 @@ from trading_pipeline.venues.ohlcv import (
     run_venue_fetch,
 )
 from trading_pipeline.venues.symbols import parse_symbol
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.binance import running_fake_binance
+from trading_pipeline_tests.fakes.coinbase import FakeCoinbase, running_fake_coinbase
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 HOURS_JAN_MAR = (31 + 29 + 31) * 24  # 2024 is a leap year
@@ -36,7 +38,7 @@ CB_BTC = parse_symbol("coinbase", "BTC-USD")
 
 
 def _bars(n: int = HOURS_JAN_MAR, seed: int = 3) -> pl.DataFrame:
-    df = random_walk_bars(n, seed=seed, start=START, price=42_000.0)
+    df = make_bars(n, seed=seed, start=START, price=42_000.0)
     return df.with_columns(
         pl.col("open", "high", "low", "close").round(2), pl.col("volume").round(6)
     )

@@ -16,10 +16,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.backtest.synthetic import random_walk_bars
 from trading_pipeline.cli import main
 from trading_pipeline.market.candles import load_store
-from trading_pipeline.venues.fake_coinbase import FakeCoinbase, running_fake_coinbase
+from trading_pipeline_tests.fakes.bars import make_bars
+from trading_pipeline_tests.fakes.coinbase import FakeCoinbase, running_fake_coinbase
+
+pytestmark = pytest.mark.slow  # a local HTTP server (the fake venues)
 
 ROOT = Path(__file__).resolve().parents[2]
 HOURS = (31 + 29 + 31) * 24
@@ -28,7 +30,7 @@ OHLCV = ["open_time", "open", "high", "low", "close", "volume"]
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    df = random_walk_bars(HOURS, seed=11, start=datetime(2024, 1, 1, tzinfo=UTC), price=42_000.0)
+    df = make_bars(HOURS, seed=11, start=datetime(2024, 1, 1, tzinfo=UTC), price=42_000.0)
     return df.with_columns(pl.col("open", "high", "low", "close").round(2))
 
 

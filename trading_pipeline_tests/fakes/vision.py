@@ -1,33 +1,21 @@
 """Generate small, deterministic Binance Vision trees (zips + official ``.CHECKSUM``) for tests
-and benchmarks.
-
-The CSVs are real Binance kline format: 12 columns, no header for spot (a header on request for
-futures), millisecond times, and microseconds for spot files dated 2025-01-01 or later.
+and benchmarks: a smooth seeded price path rendered through the package's Vision writer.
 """
 
 from __future__ import annotations
 
 import calendar
-import hashlib
-import io
 import math
 import random
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from trading_pipeline.history.checksum import format_checksum
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.vision import VisionFile
+from trading_pipeline.history.vision_writer import Row, kline_csv, write_vision_file
 from trading_pipeline.market.schema import INTERVAL_MS
 
-HEADER = (
-    "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
-    "taker_buy_volume,taker_buy_quote_volume,ignore"
-)
-MICROS_FROM = date(2025, 1, 1)
-Row = tuple[int, float, float, float, float, float, int, float, int, float, float]
 RowsFn = Callable[[Series, datetime, datetime, int], Iterable[Row]]
 
 
@@ -40,22 +28,20 @@ def bar_open_times(interval: str, start: datetime, end: datetime) -> Iterator[in
     if interval == "1mo":
         cur = datetime(start.year, start.month, 1, tzinfo=UTC)
         if cur < start:
-            cur = _next_month(cur)
+            cur = next_month(cur)
         while cur < end:
             yield _ms(cur)
-            cur = _next_month(cur)
+            cur = next_month(cur)
         return
     step = INTERVAL_MS[interval]
     first = -(-_ms(start) // step) * step
     yield from range(first, _ms(end), step)
 
 
-def _next_month(moment: datetime) -> datetime:
+def next_month(moment: datetime) -> datetime:
+    """The first instant of the month after ``moment``'s."""
     days = calendar.monthrange(moment.year, moment.month)[1]
     return (moment.replace(day=1) + timedelta(days=days)).replace(day=1)
-
-
-next_month = _next_month  # public name (the Dagster tests use the first instant of next month)
 
 
 def price_at(series: Series, open_ms: int, seed: int) -> float:
@@ -94,58 +80,9 @@ def random_walk_rows(series: Series, start: datetime, end: datetime, seed: int) 
                rng.randint(1, 5000), taker, taker * mid)  # fmt: skip
 
 
-def kline_csv(series: Series, period: date, rows: Iterable[Row], *, header: bool = False) -> bytes:
-    """Render rows as Binance prints them (µs for spot from 2025-01-01, 8 or 2 decimals)."""
-    scale = 1000 if series.market == "spot" and period >= MICROS_FROM else 1
-    places = 8 if series.market == "spot" else 2
-    out = io.StringIO()
-    if header:
-        out.write(HEADER + "\n")
-    for o, op, hi, lo, cl, vol, c, qv, n, tb, tq in rows:
-        prices = ",".join(f"{x:.{places}f}" for x in (op, hi, lo, cl))
-        out.write(
-            f"{o * scale},{prices},{vol:.8f},{c * scale + (scale - 1)},"
-            f"{qv:.8f},{n},{tb:.8f},{tq:.8f},0\n"
-        )
-    return out.getvalue().encode("ascii")
-
-
-def zip_bytes(member: str, payload: bytes, stamp: date) -> bytes:
-    """A zip holding one member with a fixed timestamp, so equal input gives equal bytes."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        info = zipfile.ZipInfo(member, date_time=(stamp.year, stamp.month, stamp.day, 0, 30, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        zf.writestr(info, payload)
-    return buffer.getvalue()
-
-
-def write_vision_file(
-    root: Path,
-    file: VisionFile,
-    payload: bytes,
-    *,
-    checksum: bool = True,
-    checksum_newline: bool = False,
-) -> Path:
-    """Put one zip (its CSV ``payload`` inside) and its ``.CHECKSUM`` under ``root``."""
-    path = root / file.key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stem = path.name[: -len(".zip")]
-    data = zip_bytes(f"{stem}.csv", payload, file.period + timedelta(days=1))
-    path.write_bytes(data)
-    if checksum:
-        digest = hashlib.sha256(data).hexdigest()
-        path.with_name(path.name + ".CHECKSUM").write_bytes(
-            format_checksum(digest, path.name, newline=checksum_newline)
-        )
-    return path
-
-
 def _bounds(file: VisionFile) -> tuple[datetime, datetime]:
     start = datetime(file.period.year, file.period.month, file.period.day, tzinfo=UTC)
-    end = _next_month(start) if file.kind == "monthly" else start + timedelta(days=1)
+    end = next_month(start) if file.kind == "monthly" else start + timedelta(days=1)
     return start, end
 
 

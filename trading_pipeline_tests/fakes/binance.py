@@ -1,6 +1,6 @@
 """A local HTTP server that speaks Binance spot REST the way ccxt 4.5 reads it.
 
-Tests (and demos) point ccxt at it with :func:`trading_pipeline.venues.exchange.make_exchange`
+Tests point ccxt at it with :func:`trading_pipeline.venues.exchange.make_exchange`
 (``base_url=srv.url``), so the live path runs real HTTP, real signing and ccxt's own parsing and
 error mapping, with no internet. Klines come from polars frames in the canonical kline schema;
 market orders fill at the last close (or a price set with :meth:`FakeBinance.set_price`) with a
