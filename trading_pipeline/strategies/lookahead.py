@@ -76,6 +76,7 @@ class AuditReport:
     recursive: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
     shock_runs: int = 0  # runs of the shock scan, over all parameter sets
+    shock_partial: int = 0  # parameter sets whose shock scan could not cover every bar
 
     @property
     def verdict(self) -> Verdict:
@@ -103,6 +104,12 @@ class AuditReport:
         lines = [head]
         if self.verdict == "inconclusive":
             lines.append("  no parameter set produced an entry on this data: nothing was proven")
+        if self.shock_partial and not self.findings:
+            lines.append(
+                f"  the shock scan covered every bar for {self.param_sets - self.shock_partial} "
+                f"of {self.param_sets} parameter sets (memory longer than declared or than the "
+                "data allows): rare one-bar leaks rest on the truncation points there"
+            )
         lines += [f"  {f.describe()}" for f in self.findings[:5]]
         if self.recursive:
             lines.append(
@@ -341,16 +348,19 @@ def _shock_scan(
     bars: pl.DataFrame,
     params: dict[str, ParamValue],
     fields: Mapping[str, np.ndarray],
-) -> tuple[Finding | None, int]:
+) -> tuple[Finding | None, int, bool]:
     """Catch one-bar leaks on any bar, also entries a future bar *suppresses* (no change point
     marks them): shock every ``period``-th bar up and down, ``period`` = warm-up + 3, at every
     offset. Where no shocked bar lies within the warm-up before bar ``b``, an honest signal at
-    ``b`` cannot move; one that moves is confirmed by cutting the shocked bars at ``b``."""
+    ``b`` cannot move; one that moves is confirmed by cutting the shocked bars at ``b`` (so a
+    family whose memory is longer than it declares costs confirmations, never a false finding).
+    Returns (finding, runs, complete): not complete when the memory is too long for the data or
+    the confirmations ran out (at most two per run, ``2 × period`` in all)."""
     n = bars.height
     warm = fam.warmup(params)
     period = warm + 3
     if period > min(MAX_SHOCK_PERIOD, n // 2):
-        return None, 0  # memory too long for this data: truncation points only
+        return None, 0, False  # memory too long for this data: truncation points only
     idx = np.arange(n)
     series = {k: v for k, v in fields.items() if v.ndim == 1}
     runs = confirmations = 0
@@ -371,15 +381,15 @@ def _shock_scan(
                 if name in got and got[name].shape == arr.shape:
                     moved |= _differs(got[name], arr)
             for b in np.flatnonzero(moved & quiet)[:2]:
-                if confirmations >= MAX_SHOCK_CONFIRMATIONS:
-                    return None, runs
+                if confirmations >= max(MAX_SHOCK_CONFIRMATIONS, 2 * period):
+                    return None, runs, False
                 confirmations += 1
                 note = f" (bars {offset}+{period}k scaled by {factor:.3f})"
                 found = _truncated(fam, shocked, params, got, int(b), note=note)
                 runs += 1
                 if found is not None and found.kind == "lookahead":
-                    return found, runs
-    return None, runs
+                    return found, runs, True
+    return None, runs, True
 
 
 def _check_set(
@@ -389,34 +399,37 @@ def _check_set(
     *,
     seed: int,
     shock: bool = True,
-) -> tuple[list[Finding], int, int, bool]:
-    """(findings, truncation points checked, shock-scan runs, exercised) for one parameter set."""
+) -> tuple[list[Finding], int, int, bool, bool]:
+    """(findings, truncation points checked, shock-scan runs, shock scan partial, exercised) for
+    one parameter set."""
     try:
         full = _run(fam, bars, params)
     except OutsideInput as exc:
-        return [Finding("outside-input", params, "signals", detail=str(exc))], 0, 0, False
+        return [Finding("outside-input", params, "signals", detail=str(exc))], 0, 0, False, False
     except Exception as exc:
         detail = f"{type(exc).__name__}: {exc}"
-        return [Finding("error", params, "signals", detail=detail)], 0, 0, False
+        return [Finding("error", params, "signals", detail=detail)], 0, 0, False, False
     n = bars.height
     fields = _fields(full, n)
     exercised = bool((full.entries.any()) or (np.asarray(full.flags) & 4).any())
     points = truncation_points(fields, warmup=fam.warmup(params), seed=seed)
     checked = runs = 0
+    partial = False
     try:
         for t in points:
             checked += 1
             found = _truncated(fam, bars, params, fields, t)
             if found is not None:
-                return [found], checked, 0, exercised
+                return [found], checked, 0, False, exercised
         if shock:
-            found, runs = _shock_scan(fam, bars, params, fields)
+            found, runs, complete = _shock_scan(fam, bars, params, fields)
             if found is not None:
-                return [found], checked, runs, exercised
+                return [found], checked, runs, False, exercised
+            partial = not complete
     except OutsideInput as exc:
         finding = Finding("outside-input", params, "signals", detail=str(exc))
-        return [finding], checked, runs, exercised
-    return [], checked, runs, exercised
+        return [finding], checked, runs, False, exercised
+    return [], checked, runs, partial, exercised
 
 
 def recursive_check(
@@ -473,9 +486,12 @@ def audit_family(
     report = AuditReport(fam.name, int(fam.version), data, bars.height, len(sets), 0, 0)
     with no_outside_input():  # one block for the whole audit: the nested ones per call are cheap
         for i, p in enumerate(sets):
-            found, points, runs, exercised = _check_set(fam, bars, p, seed=seed + i, shock=shock)
+            found, points, runs, partial, exercised = _check_set(
+                fam, bars, p, seed=seed + i, shock=shock
+            )
             report.points = max(report.points, points)
             report.shock_runs += runs
+            report.shock_partial += int(partial)
             report.exercised += int(exercised)
             report.findings += found
             if found and found[0].kind in ("outside-input", "error"):
