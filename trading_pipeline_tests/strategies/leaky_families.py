@@ -673,6 +673,9 @@ class RollingQuantile(_Family):
         q = r.rolling_quantile(0.9, window_size=200).shift(1)
         return from_state(above(col(bars, r), col(bars, q)))
 
+    def warmup(self, params: Params) -> int:
+        return 202
+
 
 class ShortSideHonest(_Family):
     """Honest long side; the short entry after this close fell below the previous one."""
