@@ -39,6 +39,9 @@ Verdict = Literal["clean", "leaky", "inconclusive"]
 MAX_CHANGE_POINTS = 120
 RANDOM_POINTS = 24
 WARMUP_POINTS = 8
+SHOCK = 1.2  # the shock scan's price factor (and its inverse)
+MAX_SHOCK_PERIOD = 1024  # longest warm-up (+3) the shock scan covers at every offset
+MAX_SHOCK_CONFIRMATIONS = 24  # truncations spent confirming moved bars, per parameter set
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class AuditReport:
     findings: list[Finding] = field(default_factory=list)
     recursive: list[Finding] = field(default_factory=list)
     seconds: float = 0.0
+    shock_runs: int = 0  # runs of the shock scan, over all parameter sets
+    shock_partial: int = 0  # parameter sets whose shock scan could not cover every bar
 
     @property
     def verdict(self) -> Verdict:
@@ -95,12 +100,19 @@ class AuditReport:
     def describe(self) -> str:
         head = (
             f"{self.family} v{self.version}: {self.verdict.upper()} — {self.param_sets} parameter "
-            f"sets ({self.exercised} with signals) × {self.points} truncation points on "
-            f"{self.bars:,} bars of {self.data} in {self.seconds:.1f} s"
+            f"sets ({self.exercised} with signals) × {self.points} truncation points "
+            f"(+ {self.shock_runs} shock-scan runs) on {self.bars:,} bars of {self.data} in "
+            f"{self.seconds:.1f} s"
         )
         lines = [head]
         if self.verdict == "inconclusive":
             lines.append("  no parameter set produced an entry on this data: nothing was proven")
+        if self.shock_partial and not self.findings:
+            lines.append(
+                f"  the shock scan covered every bar for {self.param_sets - self.shock_partial} "
+                f"of {self.param_sets} parameter sets (memory longer than declared or than the "
+                "data allows): rare one-bar leaks rest on the truncation points there"
+            )
         lines += [f"  {f.describe()}" for f in self.findings[:5]]
         if self.recursive:
             lines.append(
@@ -165,27 +177,48 @@ def _pick(values: Sequence[ParamValue], rng: np.random.Generator) -> ParamValue:
 
 # ---- comparing signals -----------------------------------------------------------------------
 def _fields(sig: Signals, n: int) -> dict[str, np.ndarray]:
-    """Every per-bar series of a run: flags, stop distance, and each ``meta`` series of length n."""
+    """Every series of a run: flags, stop distance, each per-bar ``meta`` series of length n
+    (nested dicts and plain lists included) and each scalar ``meta`` value (as a 0-d array: a
+    take-profit computed from the whole sample changes when the bars are truncated)."""
     out = {"flags": np.asarray(sig.flags)}
     if sig.stop_distance is not None:
         out["stop_distance"] = np.asarray(sig.stop_distance, dtype=np.float64)
-    for name, value in (sig.meta or {}).items():
-        arr = _as_array(value)
-        if arr is not None and arr.ndim == 1 and arr.shape[0] == n:
-            out[f"meta.{name}"] = arr
+    _meta_fields(sig.meta or {}, "meta", n, out)
     return out
 
 
+def _meta_fields(meta: Mapping[str, Any], prefix: str, n: int, out: dict[str, np.ndarray]) -> None:
+    for name, value in meta.items():
+        key = f"{prefix}.{name}"
+        if isinstance(value, Mapping):
+            _meta_fields(value, key, n, out)
+            continue
+        arr = _as_array(value)
+        if arr is not None and (arr.ndim == 0 or (arr.ndim == 1 and arr.shape[0] == n)):
+            out[key] = arr
+
+
 def _as_array(value: Any) -> np.ndarray | None:
+    if value is None:
+        return np.asarray(np.nan)
+    if isinstance(value, str | bool | int | float | np.generic):
+        return np.asarray(value)
     if isinstance(value, pl.Series):
         value = value.to_numpy()
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biufcmM":
+    elif isinstance(value, list | tuple):
+        try:
+            value = np.asarray([np.nan if v is None else v for v in value])
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufcmMU":
         return value
     return None
 
 
 def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+    if a.shape != b.shape:
+        return np.ones(max(a.size, b.size, 1), dtype=bool)
+    if a.dtype.kind in "biufc" and b.dtype.kind in "biufc" and "f" in a.dtype.kind + b.dtype.kind:
         a64, b64 = a.astype(np.float64), b.astype(np.float64)
         both_nan = np.isnan(a64) & np.isnan(b64)
         close = np.isclose(a64, b64, rtol=1e-9, atol=1e-12)
@@ -194,12 +227,20 @@ def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _run(fam: StrategyFamily, bars: pl.DataFrame, params: Params) -> Signals:
-    with no_outside_input():
+    with no_outside_input() as refused:
         sig = fam.signals(bars, params)
+    if refused:  # refused even if the strategy caught the error and carried on
+        raise OutsideInput(refused[0])
     if not isinstance(sig, Signals):
         raise TypeError(f"signals() returned {type(sig).__name__}, not Signals")
-    if len(sig) != bars.height:
-        raise ValueError(f"signals() returned {len(sig)} rows for {bars.height} bars")
+    flags = np.asarray(sig.flags)
+    if flags.ndim != 1 or len(flags) != bars.height:
+        raise ValueError(f"signals() returned {flags.shape} flags for {bars.height} bars")
+    if sig.stop_distance is not None and np.shape(sig.stop_distance) != (bars.height,):
+        raise ValueError(
+            f"signals() returned a stop distance of shape {np.shape(sig.stop_distance)} "
+            f"for {bars.height} bars"
+        )
     return sig
 
 
@@ -207,6 +248,8 @@ def _change_points(fields: Mapping[str, np.ndarray]) -> np.ndarray:
     n = len(fields["flags"])
     changed = np.zeros(n, dtype=bool)
     for arr in fields.values():
+        if arr.ndim == 0:
+            continue
         if arr.dtype.kind in "fc":
             a = np.nan_to_num(arr.astype(np.float64), nan=np.inf)
             changed[1:] |= a[1:] != a[:-1]
@@ -238,55 +281,158 @@ def _time(bars: pl.DataFrame, bar: int) -> str | None:
     return None
 
 
+def _compare(
+    fields: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], t: int
+) -> tuple[str, int | None, str] | None:
+    """(field, first differing bar, detail) between a run and a run on the bars cut at ``t``."""
+    for name, arr in fields.items():
+        if name not in got:
+            return name, None, "missing on truncated bars"
+        if arr.ndim == 0:
+            if _differs(got[name], arr).any():
+                return name, None, f"full run {arr.item()!r}, truncated {got[name].item()!r}"
+            continue
+        diff = _differs(got[name], arr[: t + 1])
+        if diff.any():
+            bar = int(np.argmax(diff))
+            return name, bar, f"full run {arr[bar]!r}, truncated {got[name][bar]!r}"
+    return None
+
+
+def _truncated(
+    fam: StrategyFamily,
+    bars: pl.DataFrame,
+    params: dict[str, ParamValue],
+    fields: Mapping[str, np.ndarray],
+    t: int,
+    *,
+    note: str = "",
+) -> Finding | None:
+    """The finding (if any) of cutting ``bars`` after bar ``t``; OutsideInput propagates."""
+    try:
+        part = _run(fam, bars.head(t + 1), params)
+    except OutsideInput:
+        raise
+    except Exception as exc:
+        if t <= fam.warmup(params):
+            return None  # too few bars for this family: not a leak
+        detail = f"signals() failed on bars ending at {t}: {type(exc).__name__}: {exc}"
+        return Finding("error", params, "signals", None, None, t, detail)
+    diff = _compare(fields, _fields(part, t + 1), t)
+    if diff is None:
+        return None
+    name, bar, detail = diff
+    return Finding(
+        "lookahead",
+        params,
+        name,
+        bar,
+        _time(bars, bar) if bar is not None else None,
+        t,
+        detail + note,
+    )
+
+
+def _shocked(bars: pl.DataFrame, period: int, offset: int, factor: float) -> pl.DataFrame:
+    """``bars`` with every bar ``j ≡ offset (mod period)``, ``j >= 1``, scaled by ``factor``
+    (prices) and ``factor**4`` (volume): a large move the bars before ``j`` must not see."""
+    idx = pl.int_range(pl.len())
+    hit = (idx % period == offset) & (idx > 0)
+    scale = {c: factor for c in ("open", "high", "low", "close")} | {"volume": factor**4}
+    return bars.with_columns(
+        pl.when(hit).then(pl.col(c) * f).otherwise(pl.col(c)).alias(c)
+        for c, f in scale.items()
+        if c in bars.columns
+    )
+
+
+def _shock_scan(
+    fam: StrategyFamily,
+    bars: pl.DataFrame,
+    params: dict[str, ParamValue],
+    fields: Mapping[str, np.ndarray],
+) -> tuple[Finding | None, int, bool]:
+    """Catch one-bar leaks on any bar, also entries a future bar *suppresses* (no change point
+    marks them): shock every ``period``-th bar up and down, ``period`` = warm-up + 3, at every
+    offset. Where no shocked bar lies within the warm-up before bar ``b``, an honest signal at
+    ``b`` cannot move; one that moves is confirmed by cutting the shocked bars at ``b`` (so a
+    family whose memory is longer than it declares costs confirmations, never a false finding).
+    Returns (finding, runs, complete): not complete when the memory is too long for the data or
+    the confirmations ran out (at most two per run, ``2 × period`` in all)."""
+    n = bars.height
+    warm = fam.warmup(params)
+    period = warm + 3
+    if period > min(MAX_SHOCK_PERIOD, n // 2):
+        return None, 0, False  # memory too long for this data: truncation points only
+    idx = np.arange(n)
+    series = {k: v for k, v in fields.items() if v.ndim == 1}
+    runs = confirmations = 0
+    for offset in range(period):
+        since = (idx - offset) % period
+        quiet = (idx - since < 1) | (since >= warm + 2)  # no shocked bar in [b - warm - 1, b]
+        for factor in (SHOCK, 1 / SHOCK):
+            shocked = _shocked(bars, period, offset, factor)
+            runs += 1
+            try:
+                got = _fields(_run(fam, shocked, params), n)
+            except OutsideInput:
+                raise
+            except Exception:
+                continue
+            moved = np.zeros(n, dtype=bool)
+            for name, arr in series.items():
+                if name in got and got[name].shape == arr.shape:
+                    moved |= _differs(got[name], arr)
+            for b in np.flatnonzero(moved & quiet)[:2]:
+                if confirmations >= max(MAX_SHOCK_CONFIRMATIONS, 2 * period):
+                    return None, runs, False
+                confirmations += 1
+                note = f" (bars {offset}+{period}k scaled by {factor:.3f})"
+                found = _truncated(fam, shocked, params, got, int(b), note=note)
+                runs += 1
+                if found is not None and found.kind == "lookahead":
+                    return found, runs, True
+    return None, runs, True
+
+
 def _check_set(
-    fam: StrategyFamily, bars: pl.DataFrame, params: dict[str, ParamValue], *, seed: int
-) -> tuple[list[Finding], int, bool]:
-    """(findings, points checked, exercised) for one parameter set."""
+    fam: StrategyFamily,
+    bars: pl.DataFrame,
+    params: dict[str, ParamValue],
+    *,
+    seed: int,
+    shock: bool = True,
+) -> tuple[list[Finding], int, int, bool, bool]:
+    """(findings, truncation points checked, shock-scan runs, shock scan partial, exercised) for
+    one parameter set."""
     try:
         full = _run(fam, bars, params)
     except OutsideInput as exc:
-        return [Finding("outside-input", params, "signals", detail=str(exc))], 0, False
+        return [Finding("outside-input", params, "signals", detail=str(exc))], 0, 0, False, False
     except Exception as exc:
-        return (
-            [Finding("error", params, "signals", detail=f"{type(exc).__name__}: {exc}")],
-            0,
-            False,
-        )
+        detail = f"{type(exc).__name__}: {exc}"
+        return [Finding("error", params, "signals", detail=detail)], 0, 0, False, False
     n = bars.height
     fields = _fields(full, n)
     exercised = bool((full.entries.any()) or (np.asarray(full.flags) & 4).any())
     points = truncation_points(fields, warmup=fam.warmup(params), seed=seed)
-    for t in points:
-        part_bars = bars.head(t + 1)
-        try:
-            part = _run(fam, part_bars, params)
-        except OutsideInput as exc:
-            return (
-                [Finding("outside-input", params, "signals", detail=str(exc))],
-                len(points),
-                exercised,
-            )
-        except Exception:
-            continue  # too few bars for this family: not a leak
-        got = _fields(part, t + 1)
-        for name, arr in fields.items():
-            if name not in got:
-                return (
-                    [
-                        Finding(
-                            "lookahead", params, name, None, None, t, "missing on truncated bars"
-                        )
-                    ],
-                    len(points),
-                    exercised,
-                )
-            diff = _differs(got[name], arr[: t + 1])
-            if diff.any():
-                bar = int(np.argmax(diff))
-                detail = f"full run {arr[bar]!r}, truncated {got[name][bar]!r}"
-                finding = Finding("lookahead", params, name, bar, _time(bars, bar), t, detail)
-                return [finding], len(points), exercised
-    return [], len(points), exercised
+    checked = runs = 0
+    partial = False
+    try:
+        for t in points:
+            checked += 1
+            found = _truncated(fam, bars, params, fields, t)
+            if found is not None:
+                return [found], checked, 0, False, exercised
+        if shock:
+            found, runs, complete = _shock_scan(fam, bars, params, fields)
+            if found is not None:
+                return [found], checked, runs, False, exercised
+            partial = not complete
+    except OutsideInput as exc:
+        finding = Finding("outside-input", params, "signals", detail=str(exc))
+        return [finding], checked, runs, False, exercised
+    return [], checked, runs, partial, exercised
 
 
 def recursive_check(
@@ -332,23 +478,30 @@ def audit_family(
     seed: int = 0,
     params: Sequence[Mapping[str, Any]] | None = None,
     recursive: bool = True,
+    shock: bool = True,
 ) -> AuditReport:
-    """Run the lookahead audit (and the recursive check) of ``fam`` on ``bars``."""
+    """Run the lookahead audit (and the recursive check) of ``fam`` on ``bars``; ``shock=False``
+    skips the shock scan (truncation points only)."""
     t0 = time.perf_counter()
     sets = (
         [fam.validate(p) for p in params] if params else param_sets(fam, samples=samples, seed=seed)
     )
     report = AuditReport(fam.name, int(fam.version), data, bars.height, len(sets), 0, 0)
-    for i, p in enumerate(sets):
-        found, points, exercised = _check_set(fam, bars, p, seed=seed + i)
-        report.points = max(report.points, points)
-        report.exercised += int(exercised)
-        report.findings += found
-        if found and found[0].kind in ("outside-input", "error"):
-            break
-    if recursive and not report.findings:
-        for p in sets[:3]:
-            report.recursive += recursive_check(fam, bars, p)
+    with no_outside_input():  # one block for the whole audit: the nested ones per call are cheap
+        for i, p in enumerate(sets):
+            found, points, runs, partial, exercised = _check_set(
+                fam, bars, p, seed=seed + i, shock=shock
+            )
+            report.points = max(report.points, points)
+            report.shock_runs += runs
+            report.shock_partial += int(partial)
+            report.exercised += int(exercised)
+            report.findings += found
+            if found and found[0].kind in ("outside-input", "error"):
+                break
+        if recursive and not report.findings:
+            for p in sets[:3]:
+                report.recursive += recursive_check(fam, bars, p)
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -1,7 +1,9 @@
 """The explicit registry of strategy families, and loading of user families from a file.
 
 A user file is any Python module defining :class:`StrategyFamily` subclasses with a ``name``;
-it goes through the same contract (validated search space, ``signals``) as the built-ins.
+it goes through the same contract (validated search space, ``signals``) as the built-ins. It is
+imported with outside input blocked (data read at import time would escape the lookahead audit),
+may not reuse a built-in family's name, and an exit at import is an error, not a silent exit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from trading_pipeline.strategies.hedging import Hedging
 from trading_pipeline.strategies.macd import Macd
 from trading_pipeline.strategies.momentum import Momentum
 from trading_pipeline.strategies.rsi_reversion import RsiReversion
+from trading_pipeline.strategies.sandbox import no_outside_input
 from trading_pipeline.strategies.sma_cross import SmaCross
 
 FAMILIES: dict[str, StrategyFamily] = {
@@ -61,11 +64,24 @@ def load_strategy_file(path: str | Path) -> dict[str, StrategyFamily]:
         raise UserInputError(f"cannot import strategy file {p}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
+    refused: list[str] = []
+    failure: Exception | None = None
     try:
-        spec.loader.exec_module(module)
+        with no_outside_input() as refused:
+            spec.loader.exec_module(module)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        sys.modules.pop(mod_name, None)
+        raise UserInputError(
+            f"strategy file {p} stopped the import ({type(exc).__name__}"
+            f"{': ' + str(exc) if str(exc) else ''})"
+        ) from None
     except Exception as exc:
-        del sys.modules[mod_name]
-        raise UserInputError(f"strategy file {p} failed to import: {exc}") from exc
+        failure = exc
+    if refused or failure is not None:
+        sys.modules.pop(mod_name, None)
+        if refused:  # also when the file caught the refusal and went on
+            raise UserInputError(f"strategy file {p} reads outside input at import: {refused[0]}")
+        raise UserInputError(f"strategy file {p} failed to import: {failure}") from failure
     found: dict[str, StrategyFamily] = {}
     for obj in vars(module).values():
         if (
@@ -79,4 +95,9 @@ def load_strategy_file(path: str | Path) -> dict[str, StrategyFamily]:
             found[obj.name] = obj()
     if not found:
         raise UserInputError(f"strategy file {p} defines no StrategyFamily subclass with a name")
+    shadowing = sorted(set(found) & (set(FAMILIES) | set(MULTI_FAMILIES)))
+    if shadowing:
+        raise UserInputError(
+            f"strategy file {p} defines {shadowing[0]!r}, the name of a built-in family; rename it"
+        )
     return found

@@ -5,7 +5,8 @@ Inside :func:`no_outside_input` a Python audit hook refuses file opens (except t
 own modules, compiled caches and shared libraries), sockets and subprocesses, and the readers of
 polars, pyarrow, DuckDB and numpy that open files natively are replaced by ones that refuse. A
 strategy that needs other data declares it as columns of its bars (``StrategyFamily.columns``),
-so the caller joins it and truncation reaches it.
+so the caller joins it and truncation reaches it. Every refusal is also written to the log the
+block yields, so a strategy that swallows the error (``try: ... except Exception``) is still seen.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _NETWORK_EVENTS = frozenset(
         "os.posix_spawn",
         "os.spawn",
         "os.fork",
+        "_thread.start_new_thread",  # a thread would run outside the block's thread-local state
     }
 )
 # Native readers that bypass Python's open(): (module, attribute prefixes or names).
@@ -61,6 +63,10 @@ def _allowed_roots() -> tuple[str, ...]:
             roots.add(sysconfig.get_paths()[key])
     if cache := os.environ.get("NUMBA_CACHE_DIR"):
         roots.add(cache)
+    import zoneinfo  # time-zone data is read lazily by datetime/polars: not strategy input
+
+    roots.update(zoneinfo.TZPATH)
+    roots.add("/etc/localtime")
     return tuple(os.path.realpath(r) for r in roots if r)
 
 
@@ -75,6 +81,14 @@ def _allowed_path(path: Any) -> bool:
 
 
 _ALLOWED: tuple[str, ...] = ()
+_reader_attrs: dict[str, list[str]] = {}  # module -> attributes replaced (computed once)
+
+
+def _refusal(message: str) -> OutsideInput:
+    """Record ``message`` in every active block's log and return the error to raise."""
+    for log in getattr(_state, "logs", ()):
+        log.append(message)
+    return OutsideInput(message)
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
@@ -83,9 +97,9 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event == "open":
         path = args[0] if args else None
         if path is not None and not _allowed_path(path):
-            raise OutsideInput(f"strategy code opened {os.fsdecode(path)!r}")  # type: ignore[arg-type]
+            raise _refusal(f"strategy code opened {os.fsdecode(path)!r}")  # type: ignore[arg-type]
     elif event in _NETWORK_EVENTS:
-        raise OutsideInput(f"strategy code used {event}")
+        raise _refusal(f"strategy code used {event}")
 
 
 def _install() -> None:
@@ -99,7 +113,7 @@ def _install() -> None:
 
 def _refuser(name: str) -> Any:
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise OutsideInput(f"strategy code called {name}")
+        raise _refusal(f"strategy code called {name}")
 
     return refuse
 
@@ -114,8 +128,14 @@ def _patched_readers() -> Iterator[None]:
                 module = importlib.import_module(module_name)
             if module is None:  # not loaded yet: patched if a later block finds it loaded
                 continue
-            for attr in dir(module):
-                if attr in names or any(attr.startswith(n) and n.endswith("_") for n in names):
+            if module_name not in _reader_attrs:
+                _reader_attrs[module_name] = [
+                    attr
+                    for attr in dir(module)
+                    if attr in names or any(attr.startswith(n) and n.endswith("_") for n in names)
+                ]
+            for attr in _reader_attrs[module_name]:
+                if hasattr(module, attr):
                     saved.append((module, attr, getattr(module, attr)))
                     setattr(module, attr, _refuser(f"{module_name}.{attr}"))
         yield
@@ -125,16 +145,22 @@ def _patched_readers() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def no_outside_input() -> Iterator[None]:
-    """Within the block, file/network/subprocess access raises :class:`OutsideInput`."""
+def no_outside_input() -> Iterator[list[str]]:
+    """Within the block, file/network/subprocess access raises :class:`OutsideInput`; the block
+    yields a list that collects every refusal (also those the code inside caught). Nested blocks
+    are cheap: only the outermost one replaces the native readers."""
     _install()
     depth = getattr(_state, "active", 0)
+    log: list[str] = []
+    logs = getattr(_state, "logs", [])
+    _state.logs = [*logs, log]
     _state.active = depth + 1
     try:
         if depth:
-            yield
+            yield log
         else:
             with _patched_readers():
-                yield
+                yield log
     finally:
         _state.active = depth
+        _state.logs = logs
