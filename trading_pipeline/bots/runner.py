@@ -289,7 +289,7 @@ class BotRunner:
             family = params = None
             try:
                 if isinstance(new, Assignment):  # the deploy gate's validator, on every load
-                    new = validate_assignment(new, others={}, fleet=current_fleet())
+                    validate_assignment(new, others={}, fleet=current_fleet())
                 if new.family != CASH:
                     family = get_family(new.family)
                     params = family.validate(new.params or {})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,3 +38,27 @@ def luna_frames(real_data: Path) -> dict[str, pl.DataFrame]:
             )
         )
     return out
+
+
+@pytest.fixture
+def permissive_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The runner validates every assignment against the fleet: tests that run a bot on
+    buy_and_hold, bot2's families on hourly bars or bot4 on Binance × Coinbase install a fleet
+    allowing it (the packaged fleet otherwise)."""
+    from importlib.resources import files
+
+    from trading_pipeline.bots.fleet_file import load_fleet
+    from trading_pipeline.bots.spec import use_fleet
+
+    text = files("trading_pipeline.bots").joinpath("fleet.toml").read_text()
+    text = text.replace('families = [', 'families = ["buy_and_hold", ')
+    text = text.replace('interval = "5m"', 'interval = "1h"')
+    text = text.replace(  # bot4 on the real overlap: Binance (not Binance US) × Coinbase
+        'symbols = ["binanceus:BTCUSDT", "coinbase:BTCUSD"]',
+        'symbols = ["binance:BTCUSDT", "coinbase:BTCUSD"]',
+    ).replace('venues = ["binanceus", "coinbase"]', 'venues = ["binance", "coinbase"]')
+    path = tmp_path_factory.mktemp("fleet") / "fleet.toml"
+    path.write_text(text)
+    use_fleet(load_fleet(path))
+    yield
+    use_fleet(None)

@@ -216,6 +216,7 @@ BINANCE = "Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
 COINBASE = "saijayanth888-trading-bot/freqtrade_coinbase_spot_1h/BTC_USD-1h.feather"
 
 
+@pytest.mark.usefixtures("permissive_fleet")  # Binance (not Binance US) × Coinbase
 def test_real_overlap_default_costs_no_trade(real_data: Path, tmp_path: Path) -> None:
     """Binance BTC/USDT (standing in for Binance US: no Binance US history in the real data)
     against Coinbase BTC-USD, May–June 2024, default venue costs (10 + 60 bps + slippage +

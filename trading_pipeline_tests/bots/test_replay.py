@@ -18,7 +18,10 @@ from trading_pipeline_tests.fakes.bars import make_bars
 
 from .conftest import START
 
-pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
+pytestmark = [  # whole-fleet and multi-bot replays over thousands of bars
+    pytest.mark.slow,
+    pytest.mark.usefixtures("permissive_fleet"),  # bot5 on buy_and_hold
+]
 
 FROM, TO = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 2, 20, tzinfo=UTC)
 

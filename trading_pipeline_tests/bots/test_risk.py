@@ -24,6 +24,8 @@ from trading_pipeline.bots.runner import BotRunner
 DAY0 = 19_000 * DAY_MS
 H = 3_600_000
 
+pytestmark = pytest.mark.usefixtures("permissive_fleet")
+
 
 def _eval(
     close_ms: int,

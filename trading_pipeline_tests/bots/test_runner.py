@@ -4,7 +4,6 @@ between sending an order and booking it."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,23 +28,7 @@ START, END = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 3, 1, tzinfo=UTC)
 NO_LIMITS = RiskLimits(daily_loss=1.0, max_drawdown=1.0)  # the backtester has no daily limit
 
 
-@pytest.fixture(autouse=True)
-def _test_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The runner validates every assignment against the fleet (issue 16): these tests run
-    bot1 on buy_and_hold and bot2's families on hourly bars, so they install a fleet allowing it."""
-    from importlib.resources import files
-
-    from trading_pipeline.bots.fleet_file import load_fleet
-    from trading_pipeline.bots.spec import use_fleet
-
-    text = files("trading_pipeline.bots").joinpath("fleet.toml").read_text()
-    text = text.replace('families = ["sma_cross"]', 'families = ["sma_cross", "buy_and_hold"]')
-    text = text.replace('interval = "5m"', 'interval = "1h"')
-    path = tmp_path_factory.mktemp("fleet") / "fleet.toml"
-    path.write_text(text)
-    use_fleet(load_fleet(path))
-    yield
-    use_fleet(None)
+pytestmark = pytest.mark.usefixtures("permissive_fleet")
 
 
 def sma(
