@@ -50,7 +50,9 @@ def load_bars() -> tuple[pl.DataFrame, str]:
     sys.path.insert(0, str(ROOT))
     from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
-    return make_bars(BARS, seed=1, trend="walk_traded", start=START_2021), f"synthetic random walk ({BARS} bars)"
+    return make_bars(
+        BARS, seed=1, trend="walk_traded", start=START_2021
+    ), f"synthetic random walk ({BARS} bars)"
 
 
 def pg_available() -> bool:

@@ -16,7 +16,12 @@ from trading_pipeline.settings import resolve_layout
         ({}, {}, "data/history", "data/bots"),
         ({"TP_DATA_DIR": "/d"}, {}, "/d/history", "/d/bots"),
         ({"TP_DATA_DIR": "/d", "TP_HISTORY_DIR": "/h"}, {}, "/h", "/d/bots"),
-        ({"TP_HISTORY_DIR": "/h", "TP_BOTS_DIR": "/b"}, {"data_dir": "/f"}, "/f/history", "/f/bots"),
+        (
+            {"TP_HISTORY_DIR": "/h", "TP_BOTS_DIR": "/b"},
+            {"data_dir": "/f"},
+            "/f/history",
+            "/f/bots",
+        ),
         ({"TP_HISTORY_DIR": "/h"}, {"data_dir": "/f", "history_dir": "/fh"}, "/fh", "/f/bots"),
         ({"TP_DATA_DIR": "/d"}, {"bots_dir": "/fb"}, "/d/history", "/fb"),
     ],

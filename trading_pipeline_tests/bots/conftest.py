@@ -51,7 +51,7 @@ def permissive_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     from trading_pipeline.bots.spec import use_fleet
 
     text = files("trading_pipeline.bots").joinpath("fleet.toml").read_text()
-    text = text.replace('families = [', 'families = ["buy_and_hold", ')
+    text = text.replace("families = [", 'families = ["buy_and_hold", ')
     text = text.replace('interval = "5m"', 'interval = "1h"')
     text = text.replace(  # bot4 on the real overlap: Binance (not Binance US) × Coinbase
         'symbols = ["binanceus:BTCUSDT", "coinbase:BTCUSD"]',

@@ -87,7 +87,9 @@ def month(d: date) -> str:
 def data_dir(tmp_path: Path) -> Path:
     """A data dir whose store holds 2,500 generated BTC hours (discovery and selector assets)."""
     root = tmp_path / "data"
-    write_store(root / "history", BTC, make_bars(2500, seed=7, trend="walk_traded", start=START_2021))
+    write_store(
+        root / "history", BTC, make_bars(2500, seed=7, trend="walk_traded", start=START_2021)
+    )
     return root
 
 

@@ -62,7 +62,9 @@ RESOURCES = [
     "venues",
 ]
 
-pytestmark = pytest.mark.slow  # loads the whole Dagster code location (imports dagster, mlflow, ccxt, …)
+pytestmark = (
+    pytest.mark.slow
+)  # loads the whole Dagster code location (imports dagster, mlflow, ccxt, …)
 
 
 @pytest.fixture(scope="module")

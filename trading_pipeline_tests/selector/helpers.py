@@ -22,7 +22,10 @@ BARS_PER_YEAR = 24 * 365.0
 
 def market(n_bars: int = 24 * 160, seed: int = 1) -> dict[str, pl.DataFrame]:
     """Three hourly random walks of ``n_bars`` bars from 2021-01-01 UTC."""
-    return {s: make_bars(n_bars, seed=seed + i, vol=0.008, trend="walk_traded", start=START_2021) for i, s in enumerate(SERIES)}
+    return {
+        s: make_bars(n_bars, seed=seed + i, vol=0.008, trend="walk_traded", start=START_2021)
+        for i, s in enumerate(SERIES)
+    }
 
 
 def study_result(
