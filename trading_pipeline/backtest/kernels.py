@@ -510,21 +510,3 @@ def cross_grid(
         flags = np.empty(n, np.int8)
         cross_flags(lines[ia[k]], lines[ib[k]], start, stop, flags)
         simulate(o, h, lo, c, flags, none, start, stop, cfg, out[k], none, no_tr)
-
-
-@njit(cache=True, error_model="numpy")
-def sma_lines(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Rolling means of ``close`` for each window, from one prefix sum (rows × bars)."""
-    n = close.shape[0]
-    csum = np.empty(n + 1)
-    csum[0] = 0.0
-    acc = 0.0
-    for i in range(n):
-        acc += close[i]
-        csum[i + 1] = acc
-    out = np.full((windows.shape[0], n), np.nan)
-    for w in range(windows.shape[0]):
-        win = windows[w]
-        for i in range(win - 1, n):
-            out[w, i] = (csum[i + 1] - csum[i + 1 - win]) / win
-    return out

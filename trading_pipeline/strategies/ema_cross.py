@@ -17,7 +17,8 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
-from trading_pipeline.strategies.sma_cross import close_of, line_index
+from trading_pipeline.strategies.lines import line_index
+from trading_pipeline.strategies.sma_cross import close_of
 
 
 class EmaCross(StrategyFamily):

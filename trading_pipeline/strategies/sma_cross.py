@@ -13,7 +13,6 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 
-from trading_pipeline.backtest.kernels import sma_lines
 from trading_pipeline.strategies import indicators as ind
 from trading_pipeline.strategies.base import (
     LessThan,
@@ -23,6 +22,7 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
+from trading_pipeline.strategies.lines import line_index, sma_lines
 
 
 def close_of(bars: pl.DataFrame) -> np.ndarray:
@@ -33,17 +33,6 @@ def close_of(bars: pl.DataFrame) -> np.ndarray:
 def column(bars: pl.DataFrame, name: str) -> np.ndarray:
     """Any numeric column as contiguous float64 (nulls become 0)."""
     return np.ascontiguousarray(bars[name].fill_null(0.0).to_numpy(), dtype=np.float64)
-
-
-def line_index(
-    combos: Sequence[Params], a: str, b: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct windows of parameters ``a`` and ``b`` and each combination's row in them."""
-    windows = sorted({int(p[a]) for p in combos} | {int(p[b]) for p in combos})  # type: ignore[arg-type]
-    row = {w: i for i, w in enumerate(windows)}
-    ia = np.array([row[int(p[a])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
-    ib = np.array([row[int(p[b])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
-    return np.array(windows, dtype=np.int64), ia, ib
 
 
 class SmaCross(StrategyFamily):
