@@ -1,39 +1,72 @@
-"""Indicator lines shared across a grid: each distinct window computed once (rows × bars)."""
+"""Indicator lines shared across a grid: each distinct (kind, window, slice) computed once."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
 
-from trading_pipeline.strategies.base import Params
+from trading_pipeline.strategies import indicators as ind
+
+# Line kinds of a family's compiled form. "Local" kinds depend only on the last ``window`` bars
+# (or ``window + 1``), so their value at a bar is the same whatever slice they are computed on;
+# the others (prefix-sum means, exponential and Wilder smoothing) depend on where the slice
+# starts, so a walk-forward evaluation computes them on the same slice as ``signals()`` does.
+SMA, EMA, RSI, ATR, VOL_SMA, STD, ROC, HIGH_MAX_PREV, LOW_MIN_PREV = range(9)
+LOCAL_KINDS = frozenset({STD, ROC, HIGH_MAX_PREV, LOW_MIN_PREV})
+KIND_NAMES = ("sma", "ema", "rsi", "atr", "vol_sma", "std", "roc", "high_max_prev", "low_min_prev")
 
 
 @njit(cache=True, error_model="numpy")
-def sma_lines(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Rolling means of ``close`` for each window, from one prefix sum (rows × bars)."""
-    n = close.shape[0]
-    csum = np.empty(n + 1)
-    csum[0] = 0.0
-    acc = 0.0
-    for i in range(n):
-        acc += close[i]
-        csum[i + 1] = acc
-    out = np.full((windows.shape[0], n), np.nan)
-    for w in range(windows.shape[0]):
-        win = windows[w]
-        for i in range(win - 1, n):
-            out[w, i] = (csum[i + 1] - csum[i + 1 - win]) / win
+def line_values(
+    kind: int, window: int, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray
+) -> np.ndarray:
+    """One line over the given (sliced) arrays, with exactly the arithmetic of
+    :mod:`~trading_pipeline.strategies.indicators` that the families' ``signals()`` use."""
+    n = c.shape[0]
+    if kind == SMA:
+        return ind.sma_from_prefix(ind.prefix_sum(c), window)
+    if kind == VOL_SMA:
+        return ind.sma_from_prefix(ind.prefix_sum(v), window)
+    if kind == EMA:
+        return ind.ema(c, window)
+    if kind == RSI:
+        return ind.rsi_of(c, window)
+    if kind == ATR:
+        return ind.atr_of(h, lo, c, window)
+    if kind == STD:
+        return ind.rolling_std(c, window)
+    out = np.full(n, np.nan)
+    if kind == ROC:
+        for i in range(window, n):
+            out[i] = c[i] / c[i - window] - 1.0
+    elif kind == HIGH_MAX_PREV:
+        m = ind.rolling_max(h, window)
+        out[1:] = m[:-1]
+    elif kind == LOW_MIN_PREV:
+        m = ind.rolling_min(lo, window)
+        out[1:] = m[:-1]
     return out
 
 
-def line_index(
-    combos: Sequence[Params], a: str, b: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct windows of parameters ``a`` and ``b`` and each combination's row in them."""
-    windows = sorted({int(p[a]) for p in combos} | {int(p[b]) for p in combos})  # type: ignore[arg-type]
-    row = {w: i for i, w in enumerate(windows)}
-    ia = np.array([row[int(p[a])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
-    ib = np.array([row[int(p[b])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
-    return np.array(windows, dtype=np.int64), ia, ib
+@njit(cache=True, error_model="numpy")
+def fill_lines(
+    rows: np.ndarray,
+    kinds: np.ndarray,
+    windows: np.ndarray,
+    ctxs: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    base: int,
+    stop: int,
+    out: np.ndarray,
+) -> None:
+    """Row ``rows[j]`` of ``out`` (bars ``[base, stop)``) gets line ``(kinds[j], windows[j])``
+    computed on the slice ``[ctxs[j], stop)`` (NaN before it)."""
+    for j in range(rows.shape[0]):
+        a = ctxs[j]
+        r = rows[j]
+        vals = line_values(kinds[j], windows[j], h[a:stop], lo[a:stop], c[a:stop], v[a:stop])
+        out[r, : a - base] = np.nan
+        out[r, a - base : stop - base] = vals
