@@ -103,6 +103,7 @@ def build_plan(
         else:
             todo.append((r, kind, window, ctx))
     if todo:
+        todo.sort(key=lambda x: (x[3], x[1]))  # rows sharing a prefix sum next to each other
         t = np.array(todo, dtype=np.int64)
         fill_lines(
             t[:, 0], t[:, 1], t[:, 2], t[:, 3], s.high, s.low, s.close, s.volume, base, stop, table

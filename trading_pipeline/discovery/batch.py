@@ -104,14 +104,15 @@ def tell_replayed(study: optuna.Study, trial: optuna.Trial, sharpes: Sequence[fl
     running mean Sharpe after each segment, a pruning check after every segment but the last,
     and the mean over all segments as the value."""
     import optuna
+    from optuna.study._tell import _tell_with_warning  # Optuna's own loop's tell: no deep copy
 
     values = [float(s) for s in sharpes]
     for j in range(len(values)):
         trial.report(float(np.mean(values[: j + 1])), j)
         if j < len(values) - 1 and trial.should_prune():
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            _tell_with_warning(study, trial, None, optuna.trial.TrialState.PRUNED)
             return
-    study.tell(trial, float(np.mean(values)))
+    _tell_with_warning(study, trial, float(np.mean(values)), optuna.trial.TrialState.COMPLETE)
 
 
 def run_asked(

@@ -63,10 +63,30 @@ def fill_lines(
     out: np.ndarray,
 ) -> None:
     """Row ``rows[j]`` of ``out`` (bars ``[base, stop)``) gets line ``(kinds[j], windows[j])``
-    computed on the slice ``[ctxs[j], stop)`` (NaN before it)."""
+    computed on the slice ``[ctxs[j], stop)`` (NaN before it).
+
+    Moving averages are written straight into their row from one prefix sum per source and
+    slice start (consecutive rows share it: order rows by slice start), with the arithmetic of
+    :func:`~.indicators.sma_from_prefix`."""
+    csum = np.empty(0)
+    sum_kind = -1
+    sum_ctx = -1
     for j in range(rows.shape[0]):
         a = ctxs[j]
         r = rows[j]
-        vals = line_values(kinds[j], windows[j], h[a:stop], lo[a:stop], c[a:stop], v[a:stop])
+        kind = kinds[j]
         out[r, : a - base] = np.nan
+        if kind == SMA or kind == VOL_SMA:  # noqa: SIM109 - plain compares in numba
+            if kind != sum_kind or a != sum_ctx:
+                csum = ind.prefix_sum(c[a:stop] if kind == SMA else v[a:stop])
+                sum_kind = kind
+                sum_ctx = a
+            w = windows[j]
+            m = stop - a
+            row = out[r, a - base : stop - base]
+            row[: min(w - 1, m)] = np.nan
+            for i in range(w - 1, m):
+                row[i] = (csum[i + 1] - csum[i + 1 - w]) / w
+            continue
+        vals = line_values(kind, windows[j], h[a:stop], lo[a:stop], c[a:stop], v[a:stop])
         out[r, a - base : stop - base] = vals
