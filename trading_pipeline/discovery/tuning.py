@@ -46,6 +46,7 @@ from trading_pipeline.backtest.costs import CostModel, RiskRules
 from trading_pipeline.discovery.batch import (
     BatchEvaluator,
     default_ask,
+    direct_runner,
     make_sampler,
     run_asked,
     segment_bounds,
@@ -201,7 +202,12 @@ def make_objective(
 
 
 def batch_runner(
-    evaluator: Evaluator, segments: int, sampler: str, ask: int | None
+    evaluator: Evaluator,
+    segments: int,
+    sampler: str,
+    ask: int | None,
+    seed: int | None = None,
+    write: int = DEFAULT_BATCH,
 ) -> Callable[[Fold], Callable[[optuna.Study, int], None]] | None:
     """Per fold, the batched ask/tell loop of :mod:`.batch` (``None`` when the family has no
     compiled form or ``ask == 0``: Optuna's own loop, one ``signals()`` per trial, then)."""
@@ -209,11 +215,13 @@ def batch_runner(
     if k < 0:
         raise UserInputError("--ask must be >= 0")
     batch_eval = BatchEvaluator(evaluator)
-    if k == 0 or not batch_eval.fused:
+    if sampler != "fast-random" and (k == 0 or not batch_eval.fused):
         return None
 
     def for_fold(fold: Fold) -> Callable[[optuna.Study, int], None]:
         bounds = segment_bounds(fold.train_start, fold.train_stop, segments)
+        if sampler == "fast-random":
+            return direct_runner(batch_eval, bounds, k, seed, fold.index, write)
         return lambda study, n: run_asked(study, batch_eval, bounds, n, k)
 
     return for_fold
@@ -245,11 +253,15 @@ def optimize_buffered(
     the finished trials to the storage in one go, which numbers them (also when the batch is
     interrupted by Ctrl-C or an error). A killed process loses at most one unwritten batch.
     ``batch=1`` writes every trial as it finishes. ``run(mem, k)``, when given, runs the
-    ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of :mod:`.batch`). The
+    ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of :mod:`.batch`; a ``run``
+    with ``direct = True`` gets the study itself and writes ``batch`` at a time). The
     study's system attributes (a QMC sampler's position) travel through the in-memory copy.
     """
     import optuna
 
+    if run is not None and getattr(run, "direct", False):  # writes to the storage itself
+        run(study, n_trials)
+        return n_trials
     done = 0
     while done < n_trials:
         k = min(batch, n_trials - done)
@@ -348,7 +360,7 @@ def tune(
     )
     folds = spec.walk.split(bars.height)
     evaluator.warm_up(folds[0].train_start, folds[0].train_stop)
-    runner = batch_runner(evaluator, spec.walk.segments, sampler, ask)
+    runner = batch_runner(evaluator, spec.walk.segments, sampler, ask, seed, batch)
     ran = 0
     t0 = time.perf_counter()
     for fold in folds:
@@ -416,7 +428,7 @@ def work(
     )
     folds = spec.walk.split(bars.height)
     evaluator.warm_up(folds[0].train_start, folds[0].train_stop)
-    runner = batch_runner(evaluator, spec.walk.segments, sampler, ask)
+    runner = batch_runner(evaluator, spec.walk.segments, sampler, ask, seed, batch)
     t0 = time.perf_counter()
     for fold in folds:
         study = open_fold_study(

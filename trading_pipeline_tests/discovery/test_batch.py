@@ -12,7 +12,13 @@ import pytest
 
 from trading_pipeline.backtest.costs import RiskRules
 from trading_pipeline.backtest.metrics import METRICS
-from trading_pipeline.discovery.batch import BatchEvaluator, make_sampler, segment_bounds
+from trading_pipeline.discovery.batch import (
+    BatchEvaluator,
+    make_sampler,
+    run_direct,
+    segment_bounds,
+    tell_replayed,
+)
 from trading_pipeline.discovery.evaluate import Evaluator
 from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.storage import open_storage
@@ -76,3 +82,36 @@ def test_batched_walk_forward_identical_to_one_at_a_time(
 def test_unknown_sampler_is_a_user_error() -> None:
     with pytest.raises(UserInputError, match="unknown sampler"):
         make_sampler("grid", 0)
+
+
+@pytest.mark.parametrize("family", ["sma_cross", "bollinger_reversion"])
+def test_fast_random_batched_identical_to_one_at_a_time(
+    bars: pl.DataFrame, tmp_path: Path, family: str
+) -> None:
+    one = _tune(bars, tmp_path, "one", family=family, sampler="fast-random", ask=0)
+    batched = _tune(bars, tmp_path, "batched", family=family, sampler="fast-random", ask=32)
+    assert repr(batched) == repr(one)
+    states = [s for fold in one[:3] for (_, s, _, _) in fold]
+    assert len(states) == 120 and optuna.trial.TrialState.PRUNED in states
+
+
+def test_fast_random_prunes_as_optunas_median_pruner(bars: pl.DataFrame, tmp_path: Path) -> None:
+    """The same parameter sets told through Optuna's own trials and MedianPruner end in the
+    same states, values and intermediate values as the direct loop's replica."""
+    fam = get_family("sma_cross")
+    ev = Evaluator(bars, fam, interval="1h")
+    bounds = segment_bounds(600, 2400, 3)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=10, n_warmup_steps=1)
+    direct = optuna.create_study(direction="maximize", pruner=pruner)
+    score = BatchEvaluator(ev).sharpes
+    run_direct(direct, lambda sets: score(sets, bounds), fam.space, 9, 60, 16, 25)
+    ref = optuna.create_study(direction="maximize", pruner=pruner)
+    for t in direct.trials:
+        ref.enqueue_trial(t.params)
+        trial = ref.ask()
+        p = fam.suggest(trial)
+        tell_replayed(ref, trial, score([p], bounds)[0])
+    got = [(t.params, t.state, t.value, t.intermediate_values) for t in direct.trials]
+    want = [(t.params, t.state, t.value, t.intermediate_values) for t in ref.trials]
+    assert got == want
+    assert optuna.trial.TrialState.PRUNED in {t.state for t in ref.trials}
