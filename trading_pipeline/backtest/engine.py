@@ -22,6 +22,7 @@ from trading_pipeline.backtest.fused import (
     Series,
     build_plan,
     cfgs_for,
+    reads_volume,
     run_one,
     run_plan,
     same_rule,
@@ -83,9 +84,12 @@ class Prices:
 _OHLC = ("open", "high", "low", "close")
 
 
-def series_of(bars: pl.DataFrame, p: Prices) -> Series:
-    """The arrays a compiled form reads (volume as ``signals()`` reads it; zeros if absent)."""
-    if "volume" in bars.columns:
+def series_of(bars: pl.DataFrame, p: Prices, *, volume: bool = True) -> Series:
+    """The arrays a compiled form reads (volume as ``signals()`` reads it, zeros if absent;
+    empty when ``volume`` is false: no form reads it)."""
+    if not volume:
+        vol = np.empty(0)
+    elif "volume" in bars.columns:
         vol = np.ascontiguousarray(bars["volume"].fill_null(0.0).to_numpy(), dtype=np.float64)
     else:
         vol = np.zeros(p.close.shape[0])
@@ -262,7 +266,9 @@ def run_compiled(
     out = np.empty(N_METRICS)
     eq = np.empty(stop - start if detail else 0)
     tr = np.empty(((stop - start) // 2 + 2 if detail else 0, len(TRADE_FIELDS)))
-    n_tr = run_one(series_of(bars, p), form, cfg, start, stop, out, eq, tr)
+    n_tr = run_one(
+        series_of(bars, p, volume=reads_volume([form])), form, cfg, start, stop, out, eq, tr
+    )
     if not detail:
         return row_to_dict(out), None, None
     return row_to_dict(out), eq, trades_frame(bars, tr, n_tr)
@@ -374,7 +380,7 @@ def run_grid(
         cfg = make_cfg(cash=cash, costs=costs, risk=risk, interval=interval)
         ok = [f for f in forms if f is not None]
         cfgs = cfgs_for(ok, cfg, risk.stop_loss, risk.take_profit)
-        series = series_of(bars, p)
+        series = series_of(bars, p, volume=reads_volume(ok))
         plan = build_plan(series, ok, [0] * len(ok), p.close.shape[0], cfgs)
         out = run_plan(series, plan, [(start, stop)])[:, 0, :]
     else:

@@ -19,10 +19,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trading_pipeline.backtest.kernels import C_SL, C_TP, rule_batch, rule_one
+from trading_pipeline.backtest.kernels import C_SL, C_TP, rule_batch, rule_one, simulate
 from trading_pipeline.backtest.metrics import N_METRICS
-from trading_pipeline.strategies.compiled import MAX_ARGS, MAX_SLOTS, Compiled
-from trading_pipeline.strategies.lines import LOCAL_KINDS, fill_lines, line_values
+from trading_pipeline.strategies.compiled import (
+    CROSS,
+    MAX_ARGS,
+    MAX_SLOTS,
+    Compiled,
+    stream_cross_flags,
+)
+from trading_pipeline.strategies.lines import (
+    EMA,
+    LOCAL_KINDS,
+    SMA,
+    VOL_SMA,
+    fill_lines,
+    line_values,
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,11 @@ def same_rule(forms: Sequence[Compiled | None]) -> bool:
     return (
         bool(forms) and all(f is not None for f in forms) and len({f.rule for f in forms if f}) == 1
     )
+
+
+def reads_volume(forms: Sequence[Compiled]) -> bool:
+    """Whether any form reads the volume column (a volume filter)."""
+    return any(kind == VOL_SMA for f in forms for kind, _ in f.lines)
 
 
 def cfgs_for(
@@ -157,6 +175,17 @@ def run_one(
     """One backtest of ``form`` over ``[start, stop)`` (lines on the whole frame); returns the
     number of trades written into ``tr``."""
     n = s.close.shape[0]
+    kinds = [k for k, _ in form.lines]
+    if form.rule == CROSS and kinds[2:] == [-1, -1, -1] and set(kinds[:2]) <= {SMA, EMA}:
+        # two moving averages: flags streamed bar by bar, no line table (the memory floor)
+        flags = np.zeros(n, np.int8)
+        (ka, wa), (kb, wb) = form.lines[0], form.lines[1]
+        stream_cross_flags(int(ka != SMA), wa, int(kb != SMA), wb, s.close, stop, flags)
+        return int(
+            simulate(
+                s.open, s.high, s.low, s.close, flags, np.empty(0), start, stop, cfg, out, eq, tr
+            )
+        )
     plan = build_plan(s, [form], [0], n, cfg[None, :])
     return int(
         rule_one(

@@ -152,3 +152,55 @@ def rule_flags(  # noqa: C901 - one dispatch over the rules on purpose
             if before and not now:
                 f |= LONG_EXIT
         flags[i] = f
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ma_step(
+    kind: int, w: int, x: float, i: int, ring: np.ndarray, p: int, acc: float, prev: float
+) -> tuple[float, int, float, float]:
+    """One bar of an SMA (``kind`` 0) or EMA (1) fed bar by bar, with the sums and the
+    arithmetic of the array forms (so the same bits): returns ``(value, ring slot, running
+    sum, previous EMA)``; an SMA keeps only the last ``w + 1`` prefix sums in ``ring``."""
+    acc += x
+    if kind == 0:
+        p = p + 1 if p < w else 0
+        ring[p] = acc
+        q = p + 1 if p < w else 0  # the slot of the prefix sum w bars back
+        v = (acc - ring[q]) / w if i >= w - 1 else np.nan
+        return v, p, acc, prev
+    if i < w - 1:
+        return np.nan, p, acc, prev
+    if i == w - 1:
+        prev = acc / w
+    else:
+        alpha = 2.0 / (w + 1.0)
+        prev = alpha * x + (1.0 - alpha) * prev
+    return prev, p, acc, prev
+
+
+@njit(cache=True, error_model="numpy")
+def stream_cross_flags(
+    kind_a: int, wa: int, kind_b: int, wb: int, c: np.ndarray, stop: int, flags: np.ndarray
+) -> None:
+    """The CROSS rule's flags of two SMA/EMA lines of the close on bars ``[0, stop)`` without
+    materialising the lines (a long single backtest near the memory floor); equal to
+    :func:`rule_flags` over the line table."""
+    ra = np.zeros(wa + 1)
+    rb = np.zeros(wb + 1)
+    pa = pb = 0
+    acc_a = acc_b = 0.0
+    prev_a = prev_b = np.nan
+    a1 = np.nan
+    b1 = np.nan
+    for i in range(stop):
+        x = c[i]
+        a0, pa, acc_a, prev_a = _ma_step(kind_a, wa, x, i, ra, pa, acc_a, prev_a)
+        b0, pb, acc_b, prev_b = _ma_step(kind_b, wb, x, i, rb, pb, acc_b, prev_b)
+        f = 0
+        if a0 > b0 and a1 <= b1:
+            f |= LONG_ENTRY
+        if a0 < b0 and a1 >= b1:
+            f |= LONG_EXIT
+        flags[i] = f
+        a1 = a0
+        b1 = b0

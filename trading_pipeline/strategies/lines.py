@@ -49,6 +49,22 @@ def line_values(
 
 
 @njit(cache=True, error_model="numpy")
+def _sma_stream(x: np.ndarray, w: int, row: np.ndarray) -> None:
+    """:func:`~.indicators.sma` of ``x`` into ``row`` keeping only the last ``w`` prefix sums
+    (a ring), with the same sums and the same arithmetic, so the same bits."""
+    m = x.shape[0]
+    ring = np.zeros(w + 1)  # prefix sums csum[i+1-w .. i+1]
+    acc = 0.0
+    for i in range(m):
+        acc += x[i]
+        ring[(i + 1) % (w + 1)] = acc
+        if i >= w - 1:
+            row[i] = (acc - ring[(i + 1 - w) % (w + 1)]) / w
+        else:
+            row[i] = np.nan
+
+
+@njit(cache=True, error_model="numpy")
 def fill_lines(
     rows: np.ndarray,
     kinds: np.ndarray,
@@ -77,13 +93,16 @@ def fill_lines(
         kind = kinds[j]
         out[r, : a - base] = np.nan
         if kind == SMA or kind == VOL_SMA:  # noqa: SIM109 - plain compares in numba
+            w = windows[j]
+            m = stop - a
+            row = out[r, a - base : stop - base]
+            if rows.shape[0] <= 4:  # a few lines (a long backtest): no prefix array
+                _sma_stream(c[a:stop] if kind == SMA else v[a:stop], w, row)
+                continue
             if kind != sum_kind or a != sum_ctx:
                 csum = ind.prefix_sum(c[a:stop] if kind == SMA else v[a:stop])
                 sum_kind = kind
                 sum_ctx = a
-            w = windows[j]
-            m = stop - a
-            row = out[r, a - base : stop - base]
             row[: min(w - 1, m)] = np.nan
             for i in range(w - 1, m):
                 row[i] = (csum[i + 1] - csum[i + 1 - w]) / w
