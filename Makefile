@@ -54,13 +54,13 @@ bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change 
 	$(PY) benchmarks/bench_history.py
 	$(PY) benchmarks/bench_fetch_rerun.py
 
-bench-backtest: setup ## sma_cross 1,515-combo grid vs vectorbt
+bench-backtest: setup ## every family's fused grid vs vectorbt (combos/s, ratio, peak memory); 2.6 M-bar backtest
 	$(PY) benchmarks/bench_backtest.py
 
 bench-features: setup ## all indicators, 5 y hourly × 3 symbols, vs TA-Lib column by column
 	$(PY) benchmarks/bench_features.py
 
-bench-tuning: setup ## walk-forward trials/s, sma_cross 5 y hourly: journal file, PostgreSQL 1 and 2 workers
+bench-tuning: setup ## walk-forward trials/s per family and core, 5 y hourly, 4 folds: batched vs one at a time
 	$(PY) benchmarks/bench_tuning.py
 
 bench-decision: setup ## selector decision latency, candles in memory → choice: p50/p99 over 1,000

@@ -18,6 +18,15 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.backtest.costs import CostModel, RiskRules
+from trading_pipeline.backtest.fused import (
+    Series,
+    build_plan,
+    cfgs_for,
+    reads_volume,
+    run_one,
+    run_plan,
+    same_rule,
+)
 from trading_pipeline.backtest.kernels import (
     C_BPY,
     C_CASH,
@@ -32,13 +41,13 @@ from trading_pipeline.backtest.kernels import (
     C_TP,
     C_TRAIL,
     N_CFG,
-    cross_grid,
     simulate,
 )
 from trading_pipeline.backtest.metrics import METRICS, N_METRICS, TRADE_FIELDS, row_to_dict
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.schema import INTERVAL_MS, bars_per_year
 from trading_pipeline.strategies.base import LONG_ENTRY, Signals, StrategyFamily
+from trading_pipeline.strategies.compiled import Compiled
 
 __all__ = [
     "BacktestResult",
@@ -73,6 +82,18 @@ class Prices:
 
 
 _OHLC = ("open", "high", "low", "close")
+
+
+def series_of(bars: pl.DataFrame, p: Prices, *, volume: bool = True) -> Series:
+    """The arrays a compiled form reads (volume as ``signals()`` reads it, zeros if absent;
+    empty when ``volume`` is false: no form reads it)."""
+    if not volume:
+        vol = np.empty(0)
+    elif "volume" in bars.columns:
+        vol = np.ascontiguousarray(bars["volume"].fill_null(0.0).to_numpy(), dtype=np.float64)
+    else:
+        vol = np.zeros(p.close.shape[0])
+    return Series(p.open, p.high, p.low, p.close, vol)
 
 
 def check_bars(bars: pl.DataFrame) -> None:
@@ -204,6 +225,11 @@ def run_signals(
     )
     if not detail:
         return row_to_dict(out), None, None
+    return row_to_dict(out), eq, trades_frame(bars, tr, n_tr)
+
+
+def trades_frame(bars: pl.DataFrame, tr: np.ndarray, n_tr: int) -> pl.DataFrame:
+    """The kernel's trade rows as a frame (with entry/exit times when the bars have them)."""
     trades = pl.DataFrame(tr[:n_tr], schema=list(TRADE_FIELDS), orient="row").with_columns(
         pl.col("entry_bar", "exit_bar", "direction").cast(pl.Int64)
     )
@@ -213,7 +239,39 @@ def run_signals(
             entry_time=pl.Series([times[int(i)] for i in trades["entry_bar"]]),
             exit_time=pl.Series([times[int(i)] if i >= 0 else None for i in trades["exit_bar"]]),
         )
-    return row_to_dict(out), eq, trades
+    return trades
+
+
+def run_compiled(
+    bars: pl.DataFrame,
+    form: Compiled,
+    *,
+    cash: float = 1000.0,
+    costs: CostModel | None = None,
+    risk: RiskRules | None = None,
+    interval: str,
+    detail: bool = False,
+    start: int = 0,
+    stop: int | None = None,
+    prices: Prices | None = None,
+) -> tuple[dict[str, float], np.ndarray | None, pl.DataFrame | None]:
+    """:func:`run_signals` of a family's compiled form: lines, flags and the simulation in one
+    compiled call, no per-bar Python and no intermediate frame (equal to ``signals()`` +
+    :func:`run_signals`; the parity test checks it)."""
+    p = prices or Prices.of(bars)
+    start, stop = _range(p.close.shape[0], start, stop)
+    risk = risk or RiskRules()
+    cfg = make_cfg(cash=cash, costs=costs or CostModel(), risk=risk, interval=interval)
+    cfg = cfgs_for([form], cfg, risk.stop_loss, risk.take_profit)[0]
+    out = np.empty(N_METRICS)
+    eq = np.empty(stop - start if detail else 0)
+    tr = np.empty(((stop - start) // 2 + 2 if detail else 0, len(TRADE_FIELDS)))
+    n_tr = run_one(
+        series_of(bars, p, volume=reads_volume([form])), form, cfg, start, stop, out, eq, tr
+    )
+    if not detail:
+        return row_to_dict(out), None, None
+    return row_to_dict(out), eq, trades_frame(bars, tr, n_tr)
 
 
 def backtest(
@@ -229,14 +287,16 @@ def backtest(
     start: int = 0,
     stop: int | None = None,
 ) -> BacktestResult:
-    """Backtest one parameter set of ``family`` over bars ``[start, stop)``."""
+    """Backtest one parameter set of ``family`` over bars ``[start, stop)`` (through the
+    family's compiled form when it has one, else its ``signals()``)."""
     fam = resolve_family(family)
     p = Prices.of(bars)
     valid = fam.validate(params)
-    signals = fam.signals(bars, valid)
-    metrics, eq, trades = run_signals(
+    form = fam.compiled(valid)
+    run = run_signals if form is None else run_compiled
+    metrics, eq, trades = run(
         bars,
-        signals,
+        fam.signals(bars, valid) if form is None else form,  # type: ignore[arg-type]
         cash=cash,
         costs=costs,
         risk=risk,
@@ -299,9 +359,10 @@ def run_grid(
 ) -> GridResult:
     """Metrics of every combination in ``grid`` over bars ``[start, stop)``.
 
-    Families with a fused kernel (crossover families without filters) run the whole grid in one
-    compiled call sharing each window's line; the others loop over combinations in Python with
-    the same compiled simulation. ``seconds`` measures the grid evaluation alone.
+    Families with a compiled form (every built-in) run the whole grid in one compiled call,
+    each distinct indicator line computed once and shared; the others (user families) loop
+    over combinations in Python with the same compiled simulation. ``seconds`` measures the
+    grid evaluation alone.
     """
     fam = resolve_family(family)
     costs = costs or CostModel()
@@ -313,11 +374,15 @@ def run_grid(
         raise UserInputError("the grid is empty (no combination satisfies the constraints)")
     out = np.empty((len(combos), N_METRICS))
     t0 = time.perf_counter()
-    fused = fam.cross_lines(bars, combos)
-    if fused is not None:
-        lines, ia, ib = fused
+    forms = [fam.compiled(c) for c in combos]
+    fused = same_rule(forms)
+    if fused:
         cfg = make_cfg(cash=cash, costs=costs, risk=risk, interval=interval)
-        cross_grid(p.open, p.high, p.low, p.close, lines, ia, ib, start, stop, cfg, out)
+        ok = [f for f in forms if f is not None]
+        cfgs = cfgs_for(ok, cfg, risk.stop_loss, risk.take_profit)
+        series = series_of(bars, p, volume=reads_volume(ok))
+        plan = build_plan(series, ok, [0] * len(ok), p.close.shape[0], cfgs)
+        out = run_plan(series, plan, [(start, stop)])[:, 0, :]
     else:
         no_eq = np.empty(0)
         no_tr = np.empty((0, len(TRADE_FIELDS)))
@@ -341,9 +406,7 @@ def run_grid(
             )
     seconds = time.perf_counter() - t0
     metrics = {name: out[:, j].copy() for j, name in enumerate(METRICS)}
-    return GridResult(
-        fam.name, fam.version, combos, metrics, stop - start, seconds, fused is not None
-    )
+    return GridResult(fam.name, fam.version, combos, metrics, stop - start, seconds, fused)
 
 
 def buy_and_hold(

@@ -2,10 +2,11 @@
 
 :func:`simulate` walks bars ``[start, stop)`` once, holding cash, position, equity and the
 running metric sums in local variables, and writes O(1) metrics (plus, on request, the equity
-curve and the trade list). :func:`cross_grid` evaluates a whole grid of two-line crossover
-combinations (SMA or EMA cross) in parallel over combinations: each distinct window's line is
-computed once by the caller and shared, signals are derived per combination into one small
-per-combination buffer, and only metrics come back — never a bars × combos matrix.
+curve and the trade list). :func:`rule_batch` evaluates a whole grid (or a batch of tuning
+trials) of one family's compiled form in parallel over combinations: each distinct indicator
+line is computed once by the caller and shared, flags are derived per combination into one
+small per-combination buffer by the strategies' own compiled rule, and only metrics come
+back — never a bars × combos matrix. :func:`rule_one` is one long backtest in one call.
 
 Fill model (see ``fills`` in the docs of :mod:`trading_pipeline.backtest.engine`): signals are
 read at each bar's close; with ``fill_open`` they execute at the next bar's open, otherwise at
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from trading_pipeline.strategies.compiled import rule_flags
 
 # cfg vector layout
 C_CASH, C_FEE, C_SLIP, C_FILL_OPEN, C_SIZE, C_SL, C_TP, C_TRAIL = 0, 1, 2, 3, 4, 5, 6, 7
@@ -463,68 +466,69 @@ def _finish(
     out[14] = st[S_FEES]
 
 
-@njit(cache=True, error_model="numpy")
-def cross_flags(a: np.ndarray, b: np.ndarray, start: int, stop: int, flags: np.ndarray) -> None:
-    """Crossover events of line ``a`` over line ``b`` on bars ``[start, stop)`` into ``flags``:
-    entry where ``a[i] > b[i]`` and ``a[i-1] <= b[i-1]``, exit where ``a[i] < b[i]`` and
-    ``a[i-1] >= b[i-1]`` (NaN compares false), as :func:`indicators.cross_above`/``below``.
-
-    The lines may be NaN only in a warm-up prefix (true of moving averages of valid prices);
-    after it the previous bar's comparison is carried in registers, one pass, no branches.
-    """
-    i = start
-    while i < stop and (i == 0 or np.isnan(a[i - 1]) or np.isnan(b[i - 1])):
-        flags[i] = 0
-        i += 1
-    if i >= stop:
-        return
-    gp = a[i - 1] > b[i - 1]
-    lp = a[i - 1] < b[i - 1]
-    for j in range(i, stop):
-        g = a[j] > b[j]
-        lt = a[j] < b[j]
-        flags[j] = np.int8(g > gp) * np.int8(LONG_ENTRY) + np.int8(lt > lp) * np.int8(LONG_EXIT)
-        gp = g
-        lp = lt
-
-
 @njit(cache=True, parallel=True, error_model="numpy")
-def cross_grid(
+def rule_batch(
     o: np.ndarray,
     h: np.ndarray,
     lo: np.ndarray,
     c: np.ndarray,
+    v: np.ndarray,
     lines: np.ndarray,
-    ia: np.ndarray,
-    ib: np.ndarray,
+    base: int,
+    rule: int,
+    slots: np.ndarray,
+    args: np.ndarray,
+    ctxs: np.ndarray,
+    has_sd: np.ndarray,
+    cfgs: np.ndarray,
+    bounds: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Metrics of every combination ``k`` on every window ``bounds[s]`` into ``out[k, s]``.
+
+    Combination ``k``'s flags come from :func:`~trading_pipeline.strategies.compiled.rule_flags`
+    over the shared line table (``slots[k]``, ``args[k]``, slice start ``ctxs[k]``), once for
+    all windows; each window is simulated from cash with ``cfgs[k]``. Parallel over
+    combinations; only metrics come back.
+    """
+    n = c.shape[0]
+    first = bounds[0, 0]
+    last = bounds[bounds.shape[0] - 1, 1]
+    none = np.empty(0)
+    no_tr = np.empty((0, 8))
+    for k in prange(slots.shape[0]):
+        flags = np.zeros(n, np.int8)
+        sd = np.empty(n if has_sd[k] else 0)
+        rule_flags(rule, lines, base, slots[k], args[k], c, v, ctxs[k], first, last, flags, sd)
+        for s in range(bounds.shape[0]):
+            simulate(
+                o, h, lo, c, flags, sd, bounds[s, 0], bounds[s, 1], cfgs[k], out[k, s], none, no_tr
+            )
+
+
+@njit(cache=True, error_model="numpy")
+def rule_one(
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    v: np.ndarray,
+    lines: np.ndarray,
+    rule: int,
+    slots: np.ndarray,
+    args: np.ndarray,
+    has_sd: bool,
     start: int,
     stop: int,
     cfg: np.ndarray,
     out: np.ndarray,
-) -> None:
-    """Metrics of every crossover combination ``(lines[ia[k]], lines[ib[k]])`` into ``out[k]``."""
+    eq_out: np.ndarray,
+    tr_out: np.ndarray,
+) -> int:
+    """One backtest of a compiled form over bars ``[start, stop)`` (lines over all bars):
+    flags and simulation in one call, with the equity curve and trades on request."""
     n = c.shape[0]
-    none = np.empty(0)
-    no_tr = np.empty((0, 8))
-    for k in prange(ia.shape[0]):
-        flags = np.empty(n, np.int8)
-        cross_flags(lines[ia[k]], lines[ib[k]], start, stop, flags)
-        simulate(o, h, lo, c, flags, none, start, stop, cfg, out[k], none, no_tr)
-
-
-@njit(cache=True, error_model="numpy")
-def sma_lines(close: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Rolling means of ``close`` for each window, from one prefix sum (rows × bars)."""
-    n = close.shape[0]
-    csum = np.empty(n + 1)
-    csum[0] = 0.0
-    acc = 0.0
-    for i in range(n):
-        acc += close[i]
-        csum[i + 1] = acc
-    out = np.full((windows.shape[0], n), np.nan)
-    for w in range(windows.shape[0]):
-        win = windows[w]
-        for i in range(win - 1, n):
-            out[w, i] = (csum[i + 1] - csum[i + 1 - win]) / win
-    return out
+    flags = np.zeros(n, np.int8)
+    sd = np.empty(n if has_sd else 0)
+    rule_flags(rule, lines, 0, slots, args, c, v, 0, start, stop, flags, sd)
+    return simulate(o, h, lo, c, flags, sd, start, stop, cfg, out, eq_out, tr_out)

@@ -43,6 +43,14 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.backtest.costs import CostModel, RiskRules
+from trading_pipeline.discovery.batch import (
+    BatchEvaluator,
+    default_ask,
+    direct_runner,
+    make_sampler,
+    run_asked,
+    segment_bounds,
+)
 from trading_pipeline.discovery.evaluate import Evaluator
 from trading_pipeline.discovery.splits import Fold, walk_forward
 from trading_pipeline.errors import UserInputError
@@ -200,6 +208,32 @@ def make_objective(
     return objective
 
 
+def batch_runner(
+    evaluator: Evaluator,
+    segments: int,
+    sampler: str,
+    ask: int | None,
+    seed: int | None = None,
+    write: int = DEFAULT_BATCH,
+) -> Callable[[Fold], Callable[[optuna.Study, int], None]] | None:
+    """Per fold, the batched ask/tell loop of :mod:`.batch` (``None`` when the family has no
+    compiled form or ``ask == 0``: Optuna's own loop, one ``signals()`` per trial, then)."""
+    k = default_ask(sampler) if ask is None else ask
+    if k < 0:
+        raise UserInputError("--ask must be >= 0")
+    batch_eval = BatchEvaluator(evaluator)
+    if sampler != "fast-random" and (k == 0 or not batch_eval.fused):
+        return None
+
+    def for_fold(fold: Fold) -> Callable[[optuna.Study, int], None]:
+        bounds = segment_bounds(fold.train_start, fold.train_stop, segments)
+        if sampler == "fast-random":
+            return direct_runner(batch_eval, bounds, k, seed, fold.index, write)
+        return lambda study, n: run_asked(study, batch_eval, bounds, n, k)
+
+    return for_fold
+
+
 def _finished_states() -> tuple[optuna.trial.TrialState, ...]:
     import optuna
 
@@ -216,6 +250,7 @@ def optimize_buffered(
     n_trials: int,
     *,
     batch: int = DEFAULT_BATCH,
+    run: Callable[[optuna.Study, int], None] | None = None,
 ) -> int:
     """Run ``n_trials`` trials of ``study`` in memory, writing them to its storage in batches.
 
@@ -224,32 +259,54 @@ def optimize_buffered(
     (the same objects across batches, so a seeded sampler stays reproducible), then appends
     the finished trials to the storage in one go, which numbers them (also when the batch is
     interrupted by Ctrl-C or an error). A killed process loses at most one unwritten batch.
-    ``batch=1`` writes every trial as it finishes.
+    ``batch=1`` writes every trial as it finishes. ``run(mem, k)``, when given, runs the
+    ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of :mod:`.batch`; a ``run``
+    with ``direct = True`` gets the study itself and writes ``batch`` at a time). The
+    study's system attributes (a QMC sampler's position) travel through the in-memory copy.
     """
     import optuna
 
+    if run is not None and getattr(run, "direct", False):  # writes to the storage itself
+        run(study, n_trials)
+        return n_trials
     done = 0
     while done < n_trials:
         k = min(batch, n_trials - done)
         mem = optuna.create_study(direction="maximize", sampler=study.sampler, pruner=study.pruner)
         mem.add_trials(study.get_trials(deepcopy=False, states=_finished_states()))
+        carried = study._storage.get_study_system_attrs(study._study_id)
+        for key, value in carried.items():
+            mem._storage.set_study_system_attr(mem._study_id, key, value)
         base = len(mem.get_trials(deepcopy=False))
         try:
-            mem.optimize(objective, n_trials=k)
+            if run is None:
+                mem.optimize(objective, n_trials=k)
+            else:
+                run(mem, k)
         finally:  # Ctrl-C or an error: keep the trials that did finish
             fresh = mem.get_trials(deepcopy=False)[base:]
             study.add_trials([t for t in fresh if t.state in _finished_states()])
+            for key, value in mem._storage.get_study_system_attrs(mem._study_id).items():
+                if carried.get(key) != value:
+                    study._storage.set_study_system_attr(study._study_id, key, value)
         done += k
     return done
 
 
 def open_fold_study(
-    spec: TuneSpec, fold: int, storage: BaseStorage, *, seed: int | None, create: bool
+    spec: TuneSpec,
+    fold: int,
+    storage: BaseStorage,
+    *,
+    seed: int | None,
+    create: bool,
+    sampler_name: str = "tpe",
 ) -> optuna.Study:
-    """Create (or load) fold ``fold``'s study with a seeded TPE sampler and a median pruner."""
+    """Create (or load) fold ``fold``'s study with a seeded sampler (TPE by default, see
+    :func:`.batch.make_sampler`) and a median pruner."""
     import optuna
 
-    sampler = optuna.samplers.TPESampler(seed=None if seed is None else seed + fold)
+    sampler = make_sampler(sampler_name, None if seed is None else seed + fold)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=10, n_warmup_steps=1)
     name = spec.fold_study(fold)
     if create:
@@ -298,8 +355,13 @@ def tune(
     seed: int | None = 0,
     risk: RiskRules | None = None,
     batch: int = DEFAULT_BATCH,
+    sampler: str = "tpe",
+    ask: int | None = None,
 ) -> TuneRun:
-    """Top every fold study of ``spec`` up to ``n_trials`` finished trials (resumable)."""
+    """Top every fold study of ``spec`` up to ``n_trials`` finished trials (resumable).
+
+    Families with a compiled form are evaluated ``ask`` trials per fused call (default:
+    :func:`.batch.default_ask`), identical to one-at-a-time evaluation (see :mod:`.batch`)."""
     if n_trials < 0:
         raise UserInputError("--trials must be >= 0")
     _quiet()
@@ -308,14 +370,18 @@ def tune(
     )
     folds = spec.walk.split(bars.height)
     evaluator.warm_up(folds[0].train_start, folds[0].train_stop)
+    runner = batch_runner(evaluator, spec.walk.segments, sampler, ask, seed, batch)
     ran = 0
     t0 = time.perf_counter()
     for fold in folds:
-        study = open_fold_study(spec, fold.index, storage, seed=seed, create=True)
+        study = open_fold_study(
+            spec, fold.index, storage, seed=seed, create=True, sampler_name=sampler
+        )
         todo = n_trials - _finished(study)
         if todo > 0:
             objective = make_objective(evaluator, fold, spec.walk.segments)
-            ran += optimize_buffered(study, objective, todo, batch=batch)
+            run = runner(fold) if runner else None
+            ran += optimize_buffered(study, objective, todo, batch=batch, run=run)
     return TuneRun(spec.study_group, ran, time.perf_counter() - t0)
 
 
@@ -349,6 +415,8 @@ def work(
     seed: int | None = None,
     risk: RiskRules | None = None,
     batch: int = DEFAULT_BATCH,
+    sampler: str = "tpe",
+    ask: int | None = None,
 ) -> TuneRun:
     """Join an existing study group and add ``n_trials`` trials to each of its fold studies."""
     if n_trials < 1:
@@ -370,9 +438,13 @@ def work(
     )
     folds = spec.walk.split(bars.height)
     evaluator.warm_up(folds[0].train_start, folds[0].train_stop)
+    runner = batch_runner(evaluator, spec.walk.segments, sampler, ask, seed, batch)
     t0 = time.perf_counter()
     for fold in folds:
-        study = open_fold_study(spec, fold.index, storage, seed=seed, create=False)
+        study = open_fold_study(
+            spec, fold.index, storage, seed=seed, create=False, sampler_name=sampler
+        )
         objective = make_objective(evaluator, fold, spec.walk.segments)
-        optimize_buffered(study, objective, n_trials, batch=batch)
+        run = runner(fold) if runner else None
+        optimize_buffered(study, objective, n_trials, batch=batch, run=run)
     return TuneRun(study_group, n_trials * spec.walk.folds, time.perf_counter() - t0)

@@ -23,6 +23,8 @@ from trading_pipeline.errors import UserInputError
 if TYPE_CHECKING:  # optuna is imported only by the tuner
     import optuna
 
+    from trading_pipeline.strategies.compiled import Compiled
+
 ParamValue = int | float | str | bool
 Params = Mapping[str, ParamValue]
 
@@ -319,12 +321,10 @@ class StrategyFamily:
     def signals(self, bars: pl.DataFrame, params: Params) -> Signals:
         raise NotImplementedError
 
-    def cross_lines(
-        self, bars: pl.DataFrame, combos: Sequence[Params]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """For crossover families: ``(lines, ia, ib)`` so that combination ``k`` enters when
-        ``lines[ia[k]]`` crosses above ``lines[ib[k]]`` and exits when it crosses below, each
-        distinct line computed once. ``None`` (the default) means "no fused kernel"."""
+    def compiled(self, params: Params) -> Compiled | None:
+        """The compiled form of ``params`` (lines + rule, see :mod:`.compiled`) that grids,
+        long backtests and batched tuning run in one compiled call; ``None`` (the default, e.g.
+        for user families) means only :meth:`signals` exists and callers loop over it."""
         return None
 
     def signals_multi(self, series: Mapping[str, pl.DataFrame], params: Params) -> Signals:

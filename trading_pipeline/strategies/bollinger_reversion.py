@@ -9,7 +9,9 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import Param, Params, SearchSpace, Signals, StrategyFamily
+from trading_pipeline.strategies.compiled import BAND, Compiled
 from trading_pipeline.strategies.rsi_reversion import STOP_LOSS, TAKE_PROFIT, with_exits
 from trading_pipeline.strategies.sma_cross import close_of
 
@@ -38,3 +40,13 @@ class BollingerReversion(StrategyFamily):
             entries = close < lower
             exits = close > mid
         return with_exits(Signals.from_arrays(entries, exits), params)
+
+    def compiled(self, params: Params) -> Compiled:
+        w = int(params["window"])  # type: ignore[arg-type]
+        return Compiled(
+            BAND,
+            ((lines.SMA, w), (lines.STD, w)),
+            args=(float(params["k"]),),  # type: ignore[arg-type]
+            stop_loss=float(params["stop_loss"]) or None,  # type: ignore[arg-type]
+            take_profit=float(params["take_profit"]) or None,  # type: ignore[arg-type]
+        )

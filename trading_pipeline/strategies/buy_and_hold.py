@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies.base import Params, SearchSpace, Signals, StrategyFamily
+from trading_pipeline.strategies.compiled import ALWAYS, Compiled
 
 
 class BuyAndHold(StrategyFamily):
@@ -22,3 +23,6 @@ class BuyAndHold(StrategyFamily):
     def signals(self, bars: pl.DataFrame, params: Params) -> Signals:
         n = bars.height
         return Signals.from_arrays(np.ones(n, dtype=bool), np.zeros(n, dtype=bool))
+
+    def compiled(self, params: Params) -> Compiled:
+        return Compiled(ALWAYS, ())

@@ -9,7 +9,9 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import Param, Params, SearchSpace, Signals, StrategyFamily
+from trading_pipeline.strategies.compiled import BREAKOUT, Compiled
 from trading_pipeline.strategies.sma_cross import close_of, column
 
 
@@ -35,3 +37,9 @@ class DonchianBreakout(StrategyFamily):
         lower = ind.shift(ind.rolling_min(column(bars, "low"), int(params["exit_window"])))  # type: ignore[arg-type]
         with np.errstate(invalid="ignore"):
             return Signals.from_arrays(close > upper, close < lower)
+
+    def compiled(self, params: Params) -> Compiled:
+        window, exit_window = int(params["window"]), int(params["exit_window"])  # type: ignore[arg-type]
+        return Compiled(
+            BREAKOUT, ((lines.HIGH_MAX_PREV, window), (lines.LOW_MIN_PREV, exit_window))
+        )

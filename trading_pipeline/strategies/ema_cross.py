@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
-import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import (
     LessThan,
     Param,
@@ -17,7 +16,8 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
-from trading_pipeline.strategies.sma_cross import close_of, line_index
+from trading_pipeline.strategies.compiled import CROSS, NO_LINE, Compiled
+from trading_pipeline.strategies.sma_cross import close_of
 
 
 class EmaCross(StrategyFamily):
@@ -40,12 +40,15 @@ class EmaCross(StrategyFamily):
         slow = ind.ema(close, int(params["slow"]))  # type: ignore[arg-type]
         return Signals.from_arrays(ind.cross_above(fast, slow), ind.cross_below(fast, slow))
 
-    def cross_lines(
-        self, bars: pl.DataFrame, combos: Sequence[Params]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        windows, ia, ib = line_index(combos, "fast", "slow")
-        close = close_of(bars)
-        lines = np.empty((windows.shape[0], close.shape[0]))
-        for r, w in enumerate(windows):
-            lines[r] = ind.ema(close, int(w))
-        return lines, ia, ib
+    def compiled(self, params: Params) -> Compiled:
+        return Compiled(
+            CROSS,
+            (
+                (lines.EMA, int(params["fast"])),  # type: ignore[arg-type]
+                (lines.EMA, int(params["slow"])),  # type: ignore[arg-type]
+                NO_LINE,
+                NO_LINE,
+                NO_LINE,
+            ),
+            args=(1.0, 0.0),
+        )

@@ -74,15 +74,30 @@ def wilder(x: np.ndarray, window: int, start: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True)
+def rsi_of(c: np.ndarray, window: int) -> np.ndarray:
+    """:func:`rsi` on contiguous float64 closes (compiled; the arithmetic of the NumPy form)."""
+    n = c.shape[0]
+    gain = np.empty(n)
+    loss = np.empty(n)
+    for i in range(n):
+        d = c[i] - c[i - 1] if i > 0 else 0.0
+        gain[i] = d if d > 0.0 else 0.0
+        loss[i] = -d if d < 0.0 else 0.0
+    g = wilder(gain, window, 1)
+    lo = wilder(loss, window, 1)
+    out = np.empty(n)
+    for i in range(n):
+        if lo[i] == 0.0:
+            out[i] = 50.0 if g[i] == 0.0 else 100.0
+        else:
+            out[i] = 100.0 - 100.0 / (1.0 + g[i] / lo[i])
+    return out
+
+
 def rsi(close: np.ndarray, window: int) -> np.ndarray:
     """Relative strength index with Wilder smoothing (0..100)."""
-    c = np.ascontiguousarray(close, dtype=np.float64)
-    diff = np.diff(c, prepend=c[0])
-    gain = wilder(np.maximum(diff, 0.0), window, 1)
-    loss = wilder(np.maximum(-diff, 0.0), window, 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = 100.0 - 100.0 / (1.0 + gain / loss)
-    return np.where(loss == 0.0, np.where(gain == 0.0, 50.0, 100.0), out)
+    return rsi_of(np.ascontiguousarray(close, dtype=np.float64), int(window))
 
 
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
@@ -91,38 +106,72 @@ def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarr
     return np.maximum(high - low, np.maximum(np.abs(high - prev), np.abs(low - prev)))
 
 
+@njit(cache=True)
+def atr_of(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    """:func:`atr` on contiguous float64 arrays (compiled)."""
+    n = close.shape[0]
+    tr = np.empty(n)
+    for i in range(n):
+        prev = close[i - 1] if i > 0 else close[0]
+        tr[i] = max(high[i] - low[i], max(abs(high[i] - prev), abs(low[i] - prev)))
+    return wilder(tr, window, 1)
+
+
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
     """Average true range (Wilder, seeded from bar 1 like TA-Lib)."""
-    tr = true_range(*(np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close)))
-    return wilder(tr, window, 1)
+    h, lo, c = (np.ascontiguousarray(a, dtype=np.float64) for a in (high, low, close))
+    return atr_of(h, lo, c, int(window))
+
+
+@njit(cache=True)
+def _rolling_extreme(x: np.ndarray, window: int, sign: float) -> np.ndarray:
+    """Rolling max (``sign`` 1) or min (-1) in O(n) with a monotonic queue of indices; on
+    NaN-free input it equals the naive scan exactly (an extreme is one of the inputs)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    q = np.empty(n, np.int64)
+    head = 0
+    tail = 0
+    for i in range(n):
+        while tail > head and sign * x[q[tail - 1]] <= sign * x[i]:
+            tail -= 1
+        q[tail] = i
+        tail += 1
+        if q[head] <= i - window:
+            head += 1
+        if i >= window - 1:
+            out[i] = x[q[head]]
+    return out
+
+
+@njit(cache=True)
+def _rolling_scan(x: np.ndarray, window: int, sign: float) -> np.ndarray:
+    """The naive scan (kept for inputs with NaN, whose semantics it defines)."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(window - 1, n):
+        m = x[i]
+        for j in range(i - window + 1, i):
+            if sign * x[j] > sign * m:
+                m = x[j]
+        out[i] = m
+    return out
 
 
 @njit(cache=True)
 def rolling_max(x: np.ndarray, window: int) -> np.ndarray:
     """Highest value of the last ``window`` bars (including the current one)."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    for i in range(window - 1, n):
-        m = x[i]
-        for j in range(i - window + 1, i):
-            if x[j] > m:
-                m = x[j]
-        out[i] = m
-    return out
+    if np.isnan(x).any():
+        return _rolling_scan(x, window, 1.0)
+    return _rolling_extreme(x, window, 1.0)
 
 
 @njit(cache=True)
 def rolling_min(x: np.ndarray, window: int) -> np.ndarray:
     """Lowest value of the last ``window`` bars (including the current one)."""
-    n = x.shape[0]
-    out = np.full(n, np.nan)
-    for i in range(window - 1, n):
-        m = x[i]
-        for j in range(i - window + 1, i):
-            if x[j] < m:
-                m = x[j]
-        out[i] = m
-    return out
+    if np.isnan(x).any():
+        return _rolling_scan(x, window, -1.0)
+    return _rolling_extreme(x, window, -1.0)
 
 
 @njit(cache=True)

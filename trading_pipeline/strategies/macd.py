@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import (
     LessThan,
     Param,
@@ -16,6 +17,7 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
+from trading_pipeline.strategies.compiled import MACD, Compiled
 from trading_pipeline.strategies.sma_cross import close_of
 
 
@@ -51,3 +53,11 @@ class Macd(StrategyFamily):
         line = ind.ema(close, int(params["fast"])) - ind.ema(close, int(params["slow"]))  # type: ignore[arg-type]
         sig = ema_after_nan(line, int(params["signal"]))  # type: ignore[arg-type]
         return Signals.from_arrays(ind.cross_above(line, sig), ind.cross_below(line, sig))
+
+    def compiled(self, params: Params) -> Compiled:
+        fast, slow = int(params["fast"]), int(params["slow"])  # type: ignore[arg-type]
+        return Compiled(
+            MACD,
+            ((lines.EMA, fast), (lines.EMA, slow)),
+            args=(float(params["signal"]),),  # type: ignore[arg-type]
+        )

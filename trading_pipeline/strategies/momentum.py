@@ -9,7 +9,9 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import Param, Params, SearchSpace, Signals, StrategyFamily
+from trading_pipeline.strategies.compiled import ABOVE, Compiled
 from trading_pipeline.strategies.sma_cross import close_of
 
 
@@ -31,3 +33,7 @@ class Momentum(StrategyFamily):
         with np.errstate(invalid="ignore"):
             target = np.where(np.isnan(r), 0, r > float(params["threshold"]))  # type: ignore[arg-type]
         return Signals.from_positions(target)
+
+    def compiled(self, params: Params) -> Compiled:
+        window = int(params["window"])  # type: ignore[arg-type]
+        return Compiled(ABOVE, ((lines.ROC, window),), args=(float(params["threshold"]),))  # type: ignore[arg-type]

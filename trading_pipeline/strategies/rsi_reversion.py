@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import (
     LessThan,
     Param,
@@ -17,6 +18,7 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
+from trading_pipeline.strategies.compiled import OSC, Compiled
 from trading_pipeline.strategies.sma_cross import close_of
 
 STOP_LOSS = Param(
@@ -74,3 +76,12 @@ class RsiReversion(StrategyFamily):
             entries = r < float(params["lower"])  # type: ignore[arg-type]
             exits = r > float(params["upper"])  # type: ignore[arg-type]
         return with_exits(Signals.from_arrays(entries, exits), params)
+
+    def compiled(self, params: Params) -> Compiled:
+        return Compiled(
+            OSC,
+            ((lines.RSI, int(params["window"])),),  # type: ignore[arg-type]
+            args=(float(params["lower"]), float(params["upper"])),  # type: ignore[arg-type]
+            stop_loss=float(params["stop_loss"]) or None,  # type: ignore[arg-type]
+            take_profit=float(params["take_profit"]) or None,  # type: ignore[arg-type]
+        )

@@ -2,19 +2,18 @@
 
 Optional, off by default: a trend filter (enter only above a long SMA), a volume filter (enter
 only when volume exceeds ``vol_mult`` × its mean) and an ATR stop (``atr_mult`` × ATR below the
-entry). Without them the grid runs in the fused kernel.
+entry). Grids run fused with or without them (see :meth:`SmaCross.compiled`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 import polars as pl
 
-from trading_pipeline.backtest.kernels import sma_lines
 from trading_pipeline.strategies import indicators as ind
+from trading_pipeline.strategies import lines
 from trading_pipeline.strategies.base import (
     LessThan,
     Param,
@@ -23,6 +22,7 @@ from trading_pipeline.strategies.base import (
     Signals,
     StrategyFamily,
 )
+from trading_pipeline.strategies.compiled import CROSS, NO_LINE, Compiled
 
 
 def close_of(bars: pl.DataFrame) -> np.ndarray:
@@ -33,17 +33,6 @@ def close_of(bars: pl.DataFrame) -> np.ndarray:
 def column(bars: pl.DataFrame, name: str) -> np.ndarray:
     """Any numeric column as contiguous float64 (nulls become 0)."""
     return np.ascontiguousarray(bars[name].fill_null(0.0).to_numpy(), dtype=np.float64)
-
-
-def line_index(
-    combos: Sequence[Params], a: str, b: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct windows of parameters ``a`` and ``b`` and each combination's row in them."""
-    windows = sorted({int(p[a]) for p in combos} | {int(p[b]) for p in combos})  # type: ignore[arg-type]
-    row = {w: i for i, w in enumerate(windows)}
-    ia = np.array([row[int(p[a])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
-    ib = np.array([row[int(p[b])] for p in combos], dtype=np.int64)  # type: ignore[arg-type]
-    return np.array(windows, dtype=np.int64), ia, ib
 
 
 class SmaCross(StrategyFamily):
@@ -131,10 +120,18 @@ class SmaCross(StrategyFamily):
             stop = float(params["atr_mult"]) * a  # type: ignore[arg-type]
         return Signals.from_arrays(entries, exits, stop_distance=stop)
 
-    def cross_lines(
-        self, bars: pl.DataFrame, combos: Sequence[Params]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        if any(int(p["trend"]) or int(p["vol_window"]) or float(p["atr_mult"]) for p in combos):  # type: ignore[arg-type]
-            return None
-        windows, ia, ib = line_index(combos, "fast", "slow")
-        return sma_lines(close_of(bars), windows), ia, ib
+    def compiled(self, params: Params) -> Compiled:
+        trend, vw = int(params["trend"]), int(params["vol_window"])  # type: ignore[arg-type]
+        atr_mult = float(params["atr_mult"])  # type: ignore[arg-type]
+        return Compiled(
+            CROSS,
+            (
+                (lines.SMA, int(params["fast"])),  # type: ignore[arg-type]
+                (lines.SMA, int(params["slow"])),  # type: ignore[arg-type]
+                (lines.SMA, trend) if trend else NO_LINE,
+                (lines.VOL_SMA, vw) if vw else NO_LINE,
+                (lines.ATR, int(params["atr_window"])) if atr_mult > 0 else NO_LINE,  # type: ignore[arg-type]
+            ),
+            args=(float(params["vol_mult"]), atr_mult),  # type: ignore[arg-type]
+            stop_distance=atr_mult > 0,
+        )

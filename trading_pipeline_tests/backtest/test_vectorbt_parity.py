@@ -10,9 +10,11 @@ import polars as pl
 import pytest
 
 from trading_pipeline.backtest.costs import CostModel
-from trading_pipeline.backtest.engine import backtest, run_grid
+from trading_pipeline.backtest.engine import backtest, run_grid, run_signals
 from trading_pipeline.market.candles import read_candle_file
+from trading_pipeline.strategies.base import Params
 from trading_pipeline.strategies.registry import get_family
+from trading_pipeline.strategies.sma_cross import SmaCross
 from trading_pipeline_tests.fakes.bars import make_bars
 
 pytestmark = pytest.mark.slow  # real BTC through vectorbt (imports and compiles for ~1 min)
@@ -80,11 +82,30 @@ def test_ema_cross_fused_equals_per_combination_path() -> None:
         assert fused.metrics["final_equity"][k] == one.metrics["final_equity"]
 
 
-def test_filtered_sma_cross_grid_takes_the_generic_path() -> None:
+def test_filtered_sma_cross_grid_runs_fused() -> None:
     bars = make_bars(2000, seed=23)
     fam = get_family("sma_cross")
     grid = fam.grid(fast=[5, 9], slow=[30], trend=[100], atr_mult=[2.0])
     res = run_grid(bars, fam, grid, interval="1h")
+    assert res.fused and len(res) == 2
+    one = run_signals(bars, fam.signals(bars, grid[1]), interval="1h")[0]
+    assert res.metrics["final_equity"][1] == one["final_equity"]
+
+
+class _NoForm(SmaCross):
+    """A user-style family without a compiled form."""
+
+    name = "sma_cross_uncompiled"
+
+    def compiled(self, params: Params) -> None:  # type: ignore[override]
+        return None
+
+
+def test_family_without_compiled_form_takes_the_generic_path() -> None:
+    bars = make_bars(2000, seed=23)
+    fam = _NoForm()
+    grid = fam.grid(fast=[5, 9], slow=[30])
+    res = run_grid(bars, fam, grid, interval="1h")
     assert not res.fused and len(res) == 2
-    one = backtest(bars, fam, grid[1], interval="1h")
+    one = backtest(bars, get_family("sma_cross"), grid[1], interval="1h")
     assert res.metrics["final_equity"][1] == one.metrics["final_equity"]
