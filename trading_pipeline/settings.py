@@ -197,6 +197,11 @@ class DataLayout:
         return self.data_dir / "discovery"
 
     @property
+    def audits_dir(self) -> Path:
+        """Lookahead audits, one file per family and code fingerprint (the tuning gate's cache)."""
+        return self.discovery_dir / "audits"
+
+    @property
     def top_strategies_path(self) -> Path:
         return self.discovery_dir / "top_strategies.json"
 

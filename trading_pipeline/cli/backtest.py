@@ -259,6 +259,7 @@ def sweep(
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest import engine
     from trading_pipeline.backtest.metrics import json_safe
+    from trading_pipeline.discovery.gate import require_no_lookahead
 
     fam = family_from_options(strategy, strategy_file)
     axes = parse_grid(fam, grid or [])
@@ -278,6 +279,10 @@ def sweep(
         data=data,
         data_dir=data_dir,
         history_dir=history_dir,
+    )
+    # a leaky family is not swept (its audit is cached by the code fingerprint)
+    require_no_lookahead(
+        fam, bars, cache_dir=settings_from(data_dir, history_dir).layout.audits_dir, data=iv
     )
     # compile outside the timed evaluation (numba caches to disk; this is a tiny warm-up)
     engine.run_grid(

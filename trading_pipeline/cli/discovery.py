@@ -174,6 +174,7 @@ def tune(
     """Tune a strategy walk-forward; report out-of-sample results only, tracked in MLflow."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import CostModel
+    from trading_pipeline.discovery.gate import require_no_lookahead
     from trading_pipeline.discovery.results import collect
     from trading_pipeline.discovery.storage import open_storage
     from trading_pipeline.discovery.tuning import WalkForward, make_spec
@@ -198,6 +199,8 @@ def tune(
     walk = WalkForward(folds=folds, train_bars=train_bars, anchored=anchored, embargo=embargo)
     costs = CostModel(fee=fee, slippage_bps=slippage_bps)
     spec = make_spec(bars, family, series=key, interval=interval, walk=walk, costs=costs)
+    # a leaky family is never tuned (its audit is cached by the code fingerprint)
+    require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=key)
     url = storage or layout.optuna_storage_url
     _quiet()
     study_storage = open_storage(url, data_dir=settings.data_dir)
@@ -255,6 +258,7 @@ def tune_worker(
 ) -> None:
     """Join an existing study and add --trials trials to each of its folds."""
     # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.discovery.gate import require_no_lookahead
     from trading_pipeline.discovery.storage import open_storage, redact
     from trading_pipeline.discovery.tuning import load_spec, work
 
@@ -277,6 +281,7 @@ def tune_worker(
     if spec.interval != interval:
         raise UserInputError(f"study {study} is on {spec.interval} bars, not {interval}")
     family = family_from_options(spec.family, strategy_file)
+    require_no_lookahead(family, bars, cache_dir=settings.layout.audits_dir, data=study)
     run = work(bars, family, study_group=study, storage=study_storage, n_trials=trials, seed=seed)
     rate = run.trials_run / run.seconds if run.seconds > 0 else 0.0
     out = {

@@ -21,7 +21,7 @@ import polars as pl
 from trading_pipeline.discovery.matrix import ALL, BENCHMARK
 from trading_pipeline.discovery.results import StudyResult, collect
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline.discovery.tuning import TuneSpec, fingerprint, load_spec
+from trading_pipeline.discovery.tuning import TuneSpec, code_fingerprint, fingerprint, load_spec
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_write_text
 from trading_pipeline.history.layout import Series
@@ -127,6 +127,8 @@ class StudyCatalog:
                 f"tuned {spec.family} v{spec.family_version}, the family is now v{family.version}",
                 None,
             )
+        if spec.code_fingerprint and spec.code_fingerprint != code_fingerprint(family):
+            return f"tuned {spec.family} with other code (its source changed since); re-tune", None
         if spec.series not in bars:
             bars[spec.series] = self._load_bars(spec.series)
         series_bars = bars[spec.series]

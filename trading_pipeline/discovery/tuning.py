@@ -33,10 +33,12 @@ processes (possibly on other hosts, on PostgreSQL) can join with nothing but the
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -109,10 +111,14 @@ class TuneSpec:
     cash: float
     n_bars: int
     data_fingerprint: str
+    code_fingerprint: str = ""  # the family's source (``code_fingerprint``); "" before it existed
 
     @property
     def study_group(self) -> str:
-        return study_name(self.family, self.family_version, self.series)
+        """``{family}-v{version}-{series}``, plus ``-c{8 hex}`` naming the strategy's code: a
+        change to its source starts a new study instead of resuming the old trials."""
+        base = study_name(self.family, self.family_version, self.series)
+        return f"{base}-c{self.code_fingerprint[:8]}" if self.code_fingerprint else base
 
     def fold_study(self, fold: int) -> str:
         return f"{self.study_group}-wf{fold + 1}of{self.walk.folds}"
@@ -138,6 +144,7 @@ class TuneSpec:
             cash=float(d["cash"]),
             n_bars=int(d["n_bars"]),
             data_fingerprint=d["data_fingerprint"],
+            code_fingerprint=str(d.get("code_fingerprint", "")),
         )
 
 
@@ -152,6 +159,22 @@ def fingerprint(bars: pl.DataFrame) -> str:
     for col in ("open_time", "open", "high", "low", "close"):
         if col in bars.columns:
             h.update(bars[col].to_physical().to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def code_fingerprint(family: StrategyFamily) -> str:
+    """A hash of the source file that defines ``family`` (its class, indicators and anything
+    else in that module), its name and version: what the study's trials were computed with."""
+    cls = type(family)
+    h = hashlib.sha256(
+        f"{cls.__module__}.{cls.__qualname__}:{family.name}:v{family.version}".encode()
+    )
+    try:
+        path = inspect.getsourcefile(cls)
+        if path:
+            h.update(Path(path).read_bytes())
+    except (OSError, TypeError):
+        h.update(repr(sorted(vars(cls))).encode())
     return h.hexdigest()[:16]
 
 
@@ -177,6 +200,7 @@ def make_spec(
         cash=cash,
         n_bars=bars.height,
         data_fingerprint=fingerprint(bars),
+        code_fingerprint=code_fingerprint(family),
     )
 
 

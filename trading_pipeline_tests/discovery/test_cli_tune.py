@@ -13,7 +13,7 @@ from trading_pipeline.discovery.matrix import BENCHMARK, performance_matrix
 from trading_pipeline.discovery.ranking import rank, top
 from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline.discovery.tuning import load_spec
+from trading_pipeline.discovery.tuning import code_fingerprint, load_spec
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.candles import load_store
 from trading_pipeline.regimes.rules import RulesLabeller
@@ -49,7 +49,8 @@ def test_klines_to_top_strategies(store: Path, capsys: pytest.CaptureFixture[str
 
     docs = {s: _tune(store, s, capsys) for s in ("sma_cross", "momentum")}
     doc = docs["sma_cross"]
-    assert doc["study"] == "sma_cross-v1-spot-SYNUSDT-1h"
+    fp = code_fingerprint(get_family("sma_cross"))[:8]
+    assert doc["study"] == f"sma_cross-v1-spot-SYNUSDT-1h-c{fp}"  # the code is part of its name
     assert set(doc["best_params"]) >= {"fast", "slow"}
     assert doc["best_params"]["fast"] < doc["best_params"]["slow"]
     for key in ("sharpe", "total_return", "max_drawdown", "trades"):
@@ -111,7 +112,9 @@ def test_human_output_and_rerun_adds_nothing(
     assert "deflated Sharpe probability" in out and "buy&hold" in out
     assert cli_main(argv) == 0  # same command again: the studies are already complete
     storage = open_storage(None, data_dir=store)
-    study = optuna.load_study(study_name="sma_cross-v1-spot-SYNUSDT-1h-wf1of2", storage=storage)
+    fp = code_fingerprint(get_family("sma_cross"))[:8]
+    name = f"sma_cross-v1-spot-SYNUSDT-1h-c{fp}-wf1of2"
+    study = optuna.load_study(study_name=name, storage=storage)
     assert len(study.trials) == 6
 
 
@@ -185,3 +188,34 @@ def test_provenance_prefers_the_manifest_checksums(store: Path) -> None:
     assert list(provenance_from_file(one).checksums.values()) == [
         plain.checksums[str(one.relative_to(history))]
     ]
+
+
+LEAKY = Path(__file__).parents[1] / "strategies" / "leaky_strategy.py"
+
+
+def test_a_leaky_strategy_is_not_tuned_or_swept(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lookahead gate: tune and sweep refuse a leaky family with one line (exit 2) before
+    any trial; the verdict is cached per code fingerprint, and the same family fixed is tuned."""
+    args = ["--strategy", "peek_next_close", "--strategy-file", str(LEAKY)]
+    args += ["--symbol", "SYNUSDT", "--interval", "1h", "--data-dir", str(store)]
+    assert cli_main(["tune", *args, "--trials", "3", "--folds", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "peek_next_close v1 is not tuned: its lookahead audit failed" in err[0]
+    assert "lookahead in flags at bar" in err[0]
+    assert not (store / "optuna").exists()  # no study was created
+    audits = list((store / "discovery" / "audits").glob("peek_next_close-*.json"))
+    assert len(audits) == 1 and '"verdict": "leaky"' in audits[0].read_text()
+    assert cli_main(["sweep", *args, "--grid", "lag=1:3"]) == 2
+    assert "is not tuned" in capsys.readouterr().err
+    fixed = store / "fixed.py"
+    fixed.write_text(
+        LEAKY.read_text().replace('shift(-int(params["lag"]))', 'shift(int(params["lag"]))')
+    )
+    ok = ["--strategy", "peek_next_close", "--strategy-file", str(fixed)]
+    ok += ["--symbol", "SYNUSDT", "--interval", "1h", "--data-dir", str(store)]
+    assert cli_main(["tune", *ok, "--trials", "3", "--folds", "2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert doc["study"].startswith("peek_next_close-v1-spot-SYNUSDT-1h-c")  # a new study
+    assert len(list((store / "discovery" / "audits").glob("peek_next_close-*.json"))) == 2

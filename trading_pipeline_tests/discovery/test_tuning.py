@@ -159,3 +159,42 @@ def test_interrupted_batch_keeps_its_finished_trials(tmp_path: Path) -> None:
     kept = optuna.load_study(study_name="x", storage=storage).get_trials(deepcopy=False)
     assert [t.number for t in kept] == [0, 1, 2, 3, 4]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in kept)
+
+
+STRATEGY = """
+from trading_pipeline.strategies.base import Param, SearchSpace, Signals, StrategyFamily
+import numpy as np
+
+
+class Flip(StrategyFamily):
+    name = "flip_cross"
+    version = 1
+    space = SearchSpace((Param("fast", "int", 5, low=3, high=20),
+                         Param("slow", "int", 30, low=21, high=60)))
+
+    def signals(self, bars, params):
+        c = bars["close"].to_numpy()
+        f = bars["close"].rolling_mean(int(params["fast"])).to_numpy()
+        s = bars["close"].rolling_mean(int(params["slow"])).to_numpy()
+        up = np.nan_to_num(f > s)
+        return Signals.from_positions(SIGN * up)
+"""
+
+
+def test_a_changed_strategy_starts_a_new_study_not_the_old_trials(tmp_path: Path) -> None:
+    """The signal is inverted without bumping ``version``: the code fingerprint is part of the
+    study's name, so tuning starts a fresh study; the old trials stay where they were."""
+    from trading_pipeline.strategies.registry import load_strategy_file
+
+    bars = make_bars(1500, seed=4, trend="walk_traded", start=START_2021)
+    storage = open_storage(None, data_dir=tmp_path)
+    path = tmp_path / "flip.py"
+    names = []
+    for sign in ("1", "-1"):
+        path.write_text(STRATEGY.replace("SIGN", sign))
+        fam = load_strategy_file(path)["flip_cross"]
+        spec = make_spec(bars, fam, series="spot-RW-1h", interval="1h", walk=WalkForward(folds=2))
+        tune(bars, fam, spec=spec, storage=storage, n_trials=4, seed=1)
+        names.append(spec.study_group)
+        assert len(_trials(storage, spec.fold_study(0))) == 4  # fresh trials, not the old ones
+    assert names[0] != names[1] and all(n.startswith("flip_cross-v1-spot-RW-1h-c") for n in names)

@@ -26,6 +26,7 @@ from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.discovery.catalog import best_per_regime
+from trading_pipeline.discovery.gate import require_no_lookahead
 from trading_pipeline.discovery.matrix import BENCHMARK, pivot
 from trading_pipeline.discovery.matrix import performance_matrix as build_matrix
 from trading_pipeline.discovery.ranking import RankingRule, rank, top
@@ -121,6 +122,8 @@ def strategy_results(
             walk=WalkForward(folds=config.folds),
             costs=CostModel(fee=config.fee, slippage_bps=config.slippage_bps),
         )
+        # the lookahead gate: a leaky family fails here, before any trial (cached per code)
+        audit = require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=series.key)
         storage = lake.storage()
         run = tune(
             bars, family, spec=spec, storage=storage, n_trials=config.trials, seed=config.seed
@@ -129,6 +132,7 @@ def strategy_results(
     except UserInputError as exc:
         raise dg.Failure(description=f"{context.partition_key}: {exc}") from exc
     context.log.info(f"{spec.study_group}: {run.trials_run} new trials in {run.seconds:.1f} s")
+    context.log.info(f"lookahead audit: {audit['summary']}")
     provenance = provenance_from_store(
         layout.history_dir, market=series.market, symbol=series.symbol, interval=series.interval
     )
