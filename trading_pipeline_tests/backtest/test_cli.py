@@ -146,6 +146,11 @@ def test_sweep_json(data_file: Path, capsys: pytest.CaptureFixture[str]) -> None
     )
     # fast 5,10,15,20 × slow 10,20,30,40 with fast < slow: 4 + 3 + 3 + 2 = 12
     assert doc["combos"] == 12 and len(doc["results"]) == 12 and len(doc["top"]) == 3
+    # in-sample, and the best row's Sharpe deflated for the 12 combinations tried
+    assert doc["in_sample"] is True and doc["deflated_sharpe"]["n_trials"] == 12
+    assert 0.0 <= doc["deflated_sharpe"]["probability"] <= 1.0
+    best = max(r["sharpe"] for r in doc["results"])
+    assert doc["deflated_sharpe"]["sharpe_per_bar"] * (24 * 365) ** 0.5 == pytest.approx(best, rel=1e-3)
     assert doc["bars"] == 2500 and doc["seconds"] > 0
     pairs = {(r["params"]["fast"], r["params"]["slow"]) for r in doc["results"]}
     assert pairs == {
