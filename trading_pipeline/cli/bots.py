@@ -35,13 +35,10 @@ APPS = [(bot_app, "bot"), (paper_app, "paper")]
 
 
 def parse_day(value: str | None, flag: str) -> date | None:
-    """``YYYY-MM-DD`` as a date (a UTC day)."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+    """``YYYY-MM-DD`` as a date (a UTC day) in the range markets can have."""
+    from trading_pipeline.market.bars import parse_day as parse
+
+    return parse(value, flag)
 
 
 def check_range(first: date | None, last: date | None, *, flags: str) -> tuple[date, date]:
