@@ -58,6 +58,25 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     return start, end
 
 
+def bars_in_range(load: Any, first: date, last: date) -> Any:
+    """The frame loader ``load``, refusing (one line) a series with no bar in ``first`` …
+    ``last``: a replay over missing data would report "$1000 → $1000" as if it had run."""
+    start, end = day_bounds(first, last)
+
+    def checked(symbols: tuple[str, ...], interval: str, warmup: int) -> Any:
+        import polars as pl
+
+        frames = load(symbols, interval, warmup)
+        for symbol, df in frames.items():
+            if df.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end)).is_empty():
+                raise UserInputError(
+                    f"no {interval} bars of {symbol} from {first} to {last} in the history store"
+                )
+        return frames
+
+    return checked
+
+
 def _stop_flag() -> Any:
     """A callable that turns True after SIGTERM/SIGINT, so the runner ends between steps."""
     stopped = {"v": False}
@@ -139,9 +158,8 @@ def run(
 
         start, end = day_bounds(first, last)
         a = store.current(spec.name) or default_assignment(spec.name)
-        frames = store_loader(settings.history_dir, start=start, end=end, market=settings.market)(
-            tuple(a.symbols), a.interval, warmup_bars(a)
-        )
+        load = store_loader(settings.history_dir, start=start, end=end, market=settings.market)
+        frames = bars_in_range(load, first, last)(tuple(a.symbols), a.interval, warmup_bars(a))
         workdir = layout.bot_replay_dir(spec.name, first, last)
         r = replay_bot(
             a, frames, start=start, end=end, initial_cash=initial, workdir=workdir, durable=True
@@ -250,7 +268,11 @@ def replay_cmd(
         target,
         start=start,
         end=end,
-        load=store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+        load=bars_in_range(
+            store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+            first,
+            last,
+        ),
         assignments=assignments,
         capital=capital,
     )

@@ -75,12 +75,13 @@ def series_key(*, market: str, symbol: str | None, interval: str, data: Path | N
 
 
 def _quiet() -> None:
-    """Optuna's INFO lines and its experimental-feature warnings stay off the output."""
+    """Optuna's INFO lines, its experimental-feature warnings and its "trial failed" warning (the
+    failure itself is raised as one line) stay off the output."""
     import warnings
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is raised, not logged
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
@@ -197,6 +198,8 @@ def tune(
     costs = CostModel(fee=fee, slippage_bps=slippage_bps)
     spec = make_spec(bars, family, series=key, interval=interval, walk=walk, costs=costs)
     url = storage or layout.optuna_storage_url
+    if family.inputs == 1:  # a broken strategy fails here, before a study is stored
+        family.signals(bars, family.default_params())
     _quiet()
     study_storage = open_storage(url, data_dir=settings.data_dir)
     run_tune(bars, family, spec=spec, storage=study_storage, n_trials=trials, seed=seed)

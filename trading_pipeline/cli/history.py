@@ -143,6 +143,7 @@ def fetch(
         fill_daily=fill_daily,
         force=force,
     )
+    settings.layout.history.root.mkdir(parents=True, exist_ok=True)  # unwritable: one line, exit 1
     reporter = _Reporter()
     try:
         summary = run_fetch(

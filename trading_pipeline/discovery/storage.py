@@ -36,8 +36,7 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
     url = url or default_storage_url(data_dir)
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
-        if not create and not path.is_file():
-            raise UserInputError(f"no study storage at {path}; create a study with `tune`")
+        _check_file(path, url, create=create)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             backend = optuna.storages.journal.JournalFileBackend(str(path))
@@ -48,9 +47,7 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
         return optuna.storages.journal.JournalStorage(backend)
     if url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
         if url.startswith("sqlite:///") and not create:
-            path = Path(url.removeprefix("sqlite:///"))
-            if not path.is_file():
-                raise UserInputError(f"no study storage at {path}; create a study with `tune`")
+            _check_file(Path(url.removeprefix("sqlite:///")), url, create=False)
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2
         engine_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
         try:
@@ -61,6 +58,16 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
     raise UserInputError(
         f"unsupported study storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://…"
     )
+
+
+def _check_file(path: Path, url: str, *, create: bool) -> None:
+    """A file storage that cannot exist (its folder is missing) is unreachable; with
+    ``create=False`` one that does not exist yet holds no study (and is not created)."""
+    if create or path.is_file():
+        return
+    if not path.parent.is_dir():
+        raise EnvironmentFault(f"cannot open study storage {url}: no folder {path.parent}")
+    raise UserInputError(f"no study storage at {path}; create a study with `tune`")
 
 
 def redact(url: str) -> str:

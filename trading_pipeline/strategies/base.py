@@ -223,24 +223,27 @@ class SearchSpace:
         """Every valid combination: ``ranges`` gives the values per parameter (a scalar pins it,
         unnamed parameters keep their defaults); combinations breaking a constraint are dropped,
         values outside the space raise :class:`UserInputError`."""
-        axes: list[list[ParamValue]] = []
         names = list(ranges)
+        raws = {
+            name: list(raw) if isinstance(raw, list | tuple | range | np.ndarray) else [raw]
+            for name, raw in ranges.items()
+        }
+        size = math.prod(len(vals) for vals in raws.values())
+        if size > MAX_GRID_COMBOS:
+            raise UserInputError(
+                f"the grid has {size:,} combinations; the limit is {MAX_GRID_COMBOS:,} "
+                "(use fewer values or a larger step)"
+            )
+        axes: list[list[ParamValue]] = []
         for name in names:
             p = self.param(name)
-            raw = ranges[name]
-            vals = list(raw) if isinstance(raw, list | tuple | range | np.ndarray) else [raw]
+            vals = raws[name]
             if not vals:
                 raise UserInputError(f"no values for parameter {name}")
             coerced = [p.coerce(v) for v in vals]
             for v in coerced:
                 p.check(v)
             axes.append(coerced)
-        size = math.prod(len(axis) for axis in axes)
-        if size > MAX_GRID_COMBOS:
-            raise UserInputError(
-                f"the grid has {size:,} combinations; the limit is {MAX_GRID_COMBOS:,} "
-                "(use fewer values or a larger step)"
-            )
         base = self.defaults()
         out: list[dict[str, ParamValue]] = []
         for combo in itertools.product(*axes):
