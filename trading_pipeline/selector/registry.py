@@ -39,8 +39,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
 
 class UntrustedModel(RuntimeError):
     """A registered model that could run code when loaded (pickle, or untrusted skops types)."""
-
-
 DEFAULT_METRIC = "heldout_net_return"
 
 
