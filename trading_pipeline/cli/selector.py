@@ -145,6 +145,9 @@ def parse_at(value: str | None, *, now: datetime | None = None) -> datetime:
         raise UserInputError(
             f"--at must be an ISO time such as 2024-03-01T12:00Z, got {value!r}"
         ) from None
+    from trading_pipeline.market.bars import check_day
+
+    check_day(t.date(), "--at")
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 

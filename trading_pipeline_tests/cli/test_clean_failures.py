@@ -120,6 +120,7 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("base-url-ftp", [*FETCH, "--base-url", "ftp://x"], {}, 2, "--base-url"),
     ("listing-url-bad-port", [*FETCH, "--listing-url", "http://h:99999"], {}, 2, "--listing"),
     ("fetch-empty-symbol", ["fetch", "--symbol", "", *NOWHERE], {}, 2, "--symbol"),
+    ("fetch-empty-universe-env", ["fetch", *NOWHERE], {"TP_UNIVERSE": " , "}, 2, "TP_UNIVERSE"),
     (
         "fetch-from-year-1",
         [*FETCH[:2], "BTCUSDT", "--from", "0001-01-01", *NOWHERE],
@@ -319,6 +320,14 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("mirror-port-range", ["mirror", "serve", "{root}", "--port", "99999"], {}, 2, "--port"),
     ("mirror-port-busy", ["mirror", "serve", "{root}", "--port", "{busy}"], {}, 1, "cannot listen"),
     ("mirror-bad-host", ["mirror", "serve", "{root}", "--host", "bad host"], {}, 2, "--host"),
+    ("select-at-year-9999", ["select", "--at", "9999-12-31T23:59"], {}, 2, "--at"),
+    (
+        "selector-train-tracking-uri-bogus",
+        ["selector", "train", "--tracking-uri", "bogus://x"],
+        {},
+        2,
+        "tracking",
+    ),
     ("mlflow-ui-port-range", ["mlflow-ui", "--port", "70000"], {}, 2, "--port"),
 ]
 
