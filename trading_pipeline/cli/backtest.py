@@ -56,7 +56,6 @@ StopOpt = Annotated[
     float | None,
     typer.Option(
         "--stop-loss",
-        min=0.0,
         callback=finite,
         metavar="FRACTION",
         help="stop-loss, fraction below the entry",
@@ -66,7 +65,6 @@ TakeOpt = Annotated[
     float | None,
     typer.Option(
         "--take-profit",
-        min=0.0,
         callback=finite,
         metavar="FRACTION",
         help="take-profit, fraction above the entry",
@@ -76,7 +74,6 @@ TrailOpt = Annotated[
     float | None,
     typer.Option(
         "--trailing-stop",
-        min=0.0,
         callback=finite,
         metavar="FRACTION",
         help="fraction below the best price since entry",

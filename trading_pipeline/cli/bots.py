@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 from datetime import UTC, date, datetime, timedelta
@@ -138,8 +139,8 @@ def run(
             parse_day(replay_to, "--replay-to"),
             flags="--replay-from and --replay-to",
         )
-    if not (capital > 0):
-        raise UserInputError(f"--capital must be positive, got {capital}")
+    if not (math.isfinite(capital) and capital > 0):
+        raise UserInputError(f"--capital must be positive and finite, got {capital}")
     settings = settings_from(data_dir, history_dir, bots_dir)
     layout = settings.layout
     logging.basicConfig(
@@ -255,8 +256,8 @@ def replay_cmd(
     first, last = check_range(
         parse_day(from_, "--from"), parse_day(to, "--to"), flags="--from and --to"
     )
-    if not (capital > 0):
-        raise UserInputError(f"--capital must be positive, got {capital}")
+    if not (math.isfinite(capital) and capital > 0):
+        raise UserInputError(f"--capital must be positive and finite, got {capital}")
     settings = settings_from(data_dir, history_dir, bots_dir)
     start, end = day_bounds(first, last)
     from trading_pipeline.bots.deploy_store import DeploymentStore

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, settings_from
+from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, check_writable, settings_from
 from trading_pipeline.errors import EnvironmentFault, UserInputError
 from trading_pipeline.settings import DEFAULT_INTERVAL, DEFAULT_START
 
@@ -143,7 +143,7 @@ def fetch(
         fill_daily=fill_daily,
         force=force,
     )
-    settings.layout.history.root.mkdir(parents=True, exist_ok=True)  # unwritable: one line, exit 1
+    check_writable(settings.layout.history.root, "history dir")
     reporter = _Reporter()
     try:
         summary = run_fetch(

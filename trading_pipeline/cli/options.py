@@ -7,13 +7,14 @@ family), so every verb resolves them the same way.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from trading_pipeline.backtest.costs import DEFAULT_FEE, DEFAULT_SLIPPAGE_BPS
-from trading_pipeline.errors import UserInputError
+from trading_pipeline.errors import EnvironmentFault, UserInputError
 from trading_pipeline.settings import DEFAULT_INTERVAL, Settings, resolve_settings
 
 if TYPE_CHECKING:
@@ -104,8 +105,6 @@ FeeOpt = Annotated[
     float,
     typer.Option(
         "--fee",
-        min=0.0,
-        max=0.5,
         callback=finite,
         metavar="FRACTION",
         help="fee per side, e.g. 0.001 = 0.1 %",
@@ -115,8 +114,6 @@ SlippageOpt = Annotated[
     float,
     typer.Option(
         "--slippage-bps",
-        min=0.0,
-        max=10_000.0,
         callback=finite,
         metavar="BPS",
         help="slippage, basis points",
@@ -154,7 +151,6 @@ CapitalOpt = Annotated[
     float,
     typer.Option(
         "--capital",
-        callback=positive,
         metavar="USD",
         help="fleet capital, split by the fleet's fractions",
     ),
@@ -176,6 +172,21 @@ def settings_from(
         if path.exists() and not path.is_dir():
             raise UserInputError(f"the {what} {path} exists and is not a folder")
     return settings
+
+
+def check_writable(path: Path, what: str) -> None:
+    """An :class:`EnvironmentFault` (one line, exit 1) when ``path`` could not be created or
+    written: probed with an empty folder made and removed in its nearest existing ancestor,
+    so nothing is left behind either way (``os.access`` is no test for root)."""
+    import tempfile
+
+    base = path
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tp-probe-", dir=base))
+    except OSError as exc:
+        raise EnvironmentFault(f"the {what} {path} is not writable: {exc.strerror}") from None
 
 
 def family_from_options(name: str, strategy_file: Path | None) -> StrategyFamily:

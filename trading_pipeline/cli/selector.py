@@ -17,6 +17,7 @@ MLflow, Optuna and scikit-learn load inside the commands.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -232,6 +233,7 @@ def select(
     """The selector's decision per bot at a time, from stored bars only (audits, replays)."""
     when = parse_at(at)
     layout = settings_from(data_dir, history_dir).layout
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr: errors only
     result = select_at(layout, when, record=record, persist=persist, margin=margin)
     if as_json:
         ref = result.model

@@ -61,12 +61,10 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
 
 
 def _check_file(path: Path, url: str, *, create: bool) -> None:
-    """A file storage that cannot exist (its folder is missing) is unreachable; with
-    ``create=False`` one that does not exist yet holds no study (and is not created)."""
+    """With ``create=False`` a storage file that does not exist holds no study: a user error,
+    and the file is not created."""
     if create or path.is_file():
         return
-    if not path.parent.is_dir():
-        raise EnvironmentFault(f"cannot open study storage {url}: no folder {path.parent}")
     raise UserInputError(f"no study storage at {path}; create a study with `tune`")
 
 

@@ -213,10 +213,9 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
         (f"tune-storage-{url.split(':')[0]}", [*TUNE, "--storage", url], {}, 1, "storage")
         for url in UNREACHABLE
     ],
-    *[
-        (f"worker-storage-{url.split(':')[0]}", [*WORKER, "--storage", url], {}, 1, "storage")
-        for url in UNREACHABLE
-    ],
+    ("worker-storage-postgresql", [*WORKER, "--storage", UNREACHABLE[0]], {}, 1, "storage"),
+    # a storage file that does not exist holds no study: input, and it is not created
+    ("worker-storage-sqlite", [*WORKER, "--storage", UNREACHABLE[1]], {}, 2, "no study storage"),
     ("worker-no-journal", [*WORKER, "--storage", "journal:{root}/cwd/j.log"], {}, 2, "no study"),
     (
         "worker-no-trials",
