@@ -26,6 +26,7 @@ from trading_pipeline.cli.options import (
     DataDirOpt,
     HistoryDirOpt,
     JsonOpt,
+    check_writable,
     settings_from,
 )
 from trading_pipeline.errors import UserInputError
@@ -265,6 +266,9 @@ def replay_cmd(
 
     assignments = DeploymentStore(settings.bots_dir).all_current()
     target = out or settings.layout.replay_dir(first, last)
+    if target.exists() and not target.is_dir():
+        raise UserInputError(f"--out {target} exists and is not a folder")
+    check_writable(target, "report folder")
     data = replay_report(
         target,
         start=start,

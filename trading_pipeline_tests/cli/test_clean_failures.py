@@ -251,7 +251,9 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("replay-capital-negative", [*REPLAY, "--capital", "-5"], {}, 2, "--capital"),
     ("bot-capital-inf", [*BOT, "--capital", "inf"], {}, 2, "--capital"),
     ("bot-capital-nan", [*BOT, "--capital", "nan"], {}, 2, "--capital"),
-    ("replay-out-unwritable", [*REPLAY, "--out", UNWRITABLE], {}, 1, "/sys/"),
+    ("replay-out-unwritable", [*REPLAY, "--out", UNWRITABLE], {}, 1, UNWRITABLE),
+    ("replay-out-a-file", [*REPLAY, "--out", "{root}/afile"], {}, 2, "not a folder"),
+    ("replay-out-under-a-file", [*REPLAY, "--out", "{root}/afile/report"], {}, 1, "not writable"),
     (
         "replay-from-year-1",
         ["paper", "replay", "--from", "0001-01-01", "--to", "2024-01-12"],
