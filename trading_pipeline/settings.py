@@ -99,6 +99,9 @@ class Settings:
             ) from exc
         if concurrency < 1:
             raise SettingsError(f"TP_CONCURRENCY must be at least 1, got {concurrency}")
+        universe = _split(env.get("TP_UNIVERSE", ""))
+        if env.get("TP_UNIVERSE", "").strip() and not universe:
+            raise SettingsError(f"TP_UNIVERSE names no symbol: {env['TP_UNIVERSE']!r}")
         return cls(
             data_dir=data_dir,
             history_dir_override=Path(history) if history else None,
@@ -106,7 +109,7 @@ class Settings:
             vision_url=(env.get("TP_VISION_URL") or DEFAULT_VISION_URL).rstrip("/"),
             listing_url=(env.get("TP_VISION_LISTING_URL") or DEFAULT_LISTING_URL).rstrip("/"),
             fng_url=(env.get("TP_FNG_URL") or DEFAULT_FNG_URL).rstrip("/"),
-            universe=_split(env.get("TP_UNIVERSE", "")) or DEFAULT_SYMBOLS,
+            universe=universe or DEFAULT_SYMBOLS,
             market=env.get("TP_MARKET") or "spot",
             interval=env.get("TP_INTERVAL") or DEFAULT_INTERVAL,
             start=env.get("TP_START") or DEFAULT_START,

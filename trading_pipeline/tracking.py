@@ -18,6 +18,35 @@ from typing import Any, Protocol
 
 from trading_pipeline.settings import DataLayout
 
+# URI schemes MLflow can track to (a plain path is a file store).
+TRACKING_SCHEMES = (
+    "file",
+    "sqlite",
+    "http",
+    "https",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+)
+
+
+def check_tracking_uri(uri: str) -> str:
+    """``uri`` if MLflow can track to it, else a one-line :class:`UserInputError` (checked
+    before any work, so a typo does not surface after a whole study has run)."""
+    from urllib.parse import urlsplit
+
+    from trading_pipeline.errors import UserInputError
+
+    scheme = urlsplit(uri).scheme.split("+")[0].lower()
+    if len(scheme) > 1 and scheme not in TRACKING_SCHEMES:  # one letter: a Windows drive
+        raise UserInputError(
+            f"unsupported MLflow tracking URI {uri!r}: use sqlite:///PATH, http(s)://HOST, "
+            "file:PATH or a database URL"
+        )
+    return uri
+
 
 class Tracker(Protocol):
     """Records one run: parameters, metrics, tags and artifact files."""

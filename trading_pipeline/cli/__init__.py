@@ -22,7 +22,7 @@ from trading_pipeline.cli import (
     selector,
     venues,
 )
-from trading_pipeline.errors import UserInputError
+from trading_pipeline.errors import EnvironmentFault, UserInputError
 from trading_pipeline.settings import SettingsError
 
 app = typer.Typer(
@@ -46,12 +46,19 @@ def _root() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command; bad input prints one ``error:`` line and returns 2."""
+    """Run the command; bad input prints one ``error:`` line and returns 2, an environment that
+    cannot do it (:class:`EnvironmentFault`, a permission denied) one line and returns 1."""
     try:
         result = app(args=argv, prog_name="trading-pipeline", standalone_mode=False)
     except (UserInputError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except EnvironmentFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:  # a folder or file this user may not write (or read)
+        print(f"error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 1
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -26,6 +26,8 @@ from trading_pipeline.cli.options import (
     ToOpt,
     bars_from_options,
     family_from_options,
+    finite,
+    positive,
     settings_from,
 )
 from trading_pipeline.errors import UserInputError
@@ -39,29 +41,47 @@ APPS = [(verbs, None)]
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", metavar="NAME=VALUE", help="a parameter, repeatable")
 ]
-CashOpt = Annotated[float, typer.Option("--cash", metavar="USD", help="starting cash")]
+CashOpt = Annotated[
+    float, typer.Option("--cash", callback=positive, metavar="USD", help="starting cash")
+]
 FillOpt = Annotated[
     str, typer.Option("--fill", metavar="WHEN", help="open (next bar) or close (signal bar)")
 ]
 SizeOpt = Annotated[
-    float, typer.Option("--size", metavar="FRACTION", help="position size, fraction of equity")
+    float,
+    typer.Option(
+        "--size", callback=positive, metavar="FRACTION", help="position size, fraction of equity"
+    ),
 ]
 StopOpt = Annotated[
     float | None,
-    typer.Option("--stop-loss", metavar="FRACTION", help="stop-loss, fraction below the entry"),
+    typer.Option(
+        "--stop-loss",
+        callback=finite,
+        metavar="FRACTION",
+        help="stop-loss, fraction below the entry",
+    ),
 ]
 TakeOpt = Annotated[
     float | None,
-    typer.Option("--take-profit", metavar="FRACTION", help="take-profit, fraction above the entry"),
+    typer.Option(
+        "--take-profit",
+        callback=finite,
+        metavar="FRACTION",
+        help="take-profit, fraction above the entry",
+    ),
 ]
 TrailOpt = Annotated[
     float | None,
     typer.Option(
-        "--trailing-stop", metavar="FRACTION", help="fraction below the best price since entry"
+        "--trailing-stop",
+        callback=finite,
+        metavar="FRACTION",
+        help="fraction below the best price since entry",
     ),
 ]
 HoldOpt = Annotated[
-    int | None, typer.Option("--max-holding-bars", metavar="N", help="exit after N bars")
+    int | None, typer.Option("--max-holding-bars", min=1, metavar="N", help="exit after N bars")
 ]
 ShortOpt = Annotated[
     bool, typer.Option("--allow-short", help="take short entries (markets that allow shorting)")
@@ -246,7 +266,7 @@ def sweep(
     fee: FeeOpt = FEE,
     slippage_bps: SlippageOpt = SLIPPAGE_BPS,
     fill: FillOpt = "open",
-    top: Annotated[int, typer.Option("--top", help="rows to show, best Sharpe first")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, help="rows to show, best Sharpe first")] = 10,
     size: SizeOpt = 1.0,
     stop_loss: StopOpt = None,
     take_profit: TakeOpt = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +26,7 @@ from trading_pipeline.cli.options import (
     DataDirOpt,
     HistoryDirOpt,
     JsonOpt,
+    check_writable,
     settings_from,
 )
 from trading_pipeline.errors import UserInputError
@@ -35,13 +37,10 @@ APPS = [(bot_app, "bot"), (paper_app, "paper")]
 
 
 def parse_day(value: str | None, flag: str) -> date | None:
-    """``YYYY-MM-DD`` as a date (a UTC day)."""
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+    """``YYYY-MM-DD`` as a date (a UTC day) in the range markets can have."""
+    from trading_pipeline.market.bars import parse_day as parse
+
+    return parse(value, flag)
 
 
 def check_range(first: date | None, last: date | None, *, flags: str) -> tuple[date, date]:
@@ -59,6 +58,25 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
     return start, end
+
+
+def bars_in_range(load: Any, first: date, last: date) -> Any:
+    """The frame loader ``load``, refusing (one line) a series with no bar in ``first`` …
+    ``last``: a replay over missing data would report "$1000 → $1000" as if it had run."""
+    start, end = day_bounds(first, last)
+
+    def checked(symbols: tuple[str, ...], interval: str, warmup: int) -> Any:
+        import polars as pl
+
+        frames = load(symbols, interval, warmup)
+        for symbol, df in frames.items():
+            if df.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end)).is_empty():
+                raise UserInputError(
+                    f"no {interval} bars of {symbol} from {first} to {last} in the history store"
+                )
+        return frames
+
+    return checked
 
 
 def _stop_flag() -> Any:
@@ -123,8 +141,8 @@ def run(
             parse_day(replay_to, "--replay-to"),
             flags="--replay-from and --replay-to",
         )
-    if not (capital > 0):
-        raise UserInputError(f"--capital must be positive, got {capital}")
+    if not (math.isfinite(capital) and capital > 0):
+        raise UserInputError(f"--capital must be positive and finite, got {capital}")
     settings = settings_from(data_dir, history_dir, bots_dir)
     layout = settings.layout
     logging.basicConfig(
@@ -145,9 +163,8 @@ def run(
 
         start, end = day_bounds(first, last)
         a = store.current(spec.name) or default_assignment(spec.name)
-        frames = store_loader(settings.history_dir, start=start, end=end, market=settings.market)(
-            tuple(a.symbols), a.interval, warmup_bars(a)
-        )
+        load = store_loader(settings.history_dir, start=start, end=end, market=settings.market)
+        frames = bars_in_range(load, first, last)(tuple(a.symbols), a.interval, warmup_bars(a))
         workdir = layout.bot_replay_dir(spec.name, first, last)
         r = replay_bot(
             a, frames, start=start, end=end, initial_cash=initial, workdir=workdir, durable=True
@@ -243,8 +260,8 @@ def replay_cmd(
     first, last = check_range(
         parse_day(from_, "--from"), parse_day(to, "--to"), flags="--from and --to"
     )
-    if not (capital > 0):
-        raise UserInputError(f"--capital must be positive, got {capital}")
+    if not (math.isfinite(capital) and capital > 0):
+        raise UserInputError(f"--capital must be positive and finite, got {capital}")
     settings = settings_from(data_dir, history_dir, bots_dir)
     start, end = day_bounds(first, last)
     # lazy: loaded with this verb only, so the command line starts fast
@@ -253,11 +270,18 @@ def replay_cmd(
 
     assignments = DeploymentStore(settings.bots_dir).all_current()
     target = out or settings.layout.replay_dir(first, last)
+    if target.exists() and not target.is_dir():
+        raise UserInputError(f"--out {target} exists and is not a folder")
+    check_writable(target, "report folder")
     data = replay_report(
         target,
         start=start,
         end=end,
-        load=store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+        load=bars_in_range(
+            store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+            first,
+            last,
+        ),
         assignments=assignments,
         capital=capital,
     )

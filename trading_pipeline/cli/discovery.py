@@ -47,19 +47,19 @@ verbs = typer.Typer()
 APPS = [(verbs, None)]
 
 TrialsOpt = Annotated[
-    int, typer.Option("--trials", metavar="N", help="finished trials per fold (target)")
+    int, typer.Option("--trials", min=0, metavar="N", help="finished trials per fold (target)")
 ]
-FoldsOpt = Annotated[int, typer.Option("--folds", metavar="N", help="walk-forward folds")]
+FoldsOpt = Annotated[int, typer.Option("--folds", min=2, metavar="N", help="walk-forward folds")]
 SeedOpt = Annotated[
     int, typer.Option("--seed", metavar="N", help="sampler seed (fold k uses seed + k)")
 ]
 AnchoredOpt = Annotated[bool, typer.Option("--anchored", help="train windows start at bar 0")]
 TrainBarsOpt = Annotated[
     int | None,
-    typer.Option("--train-bars", metavar="N", help="rolling train window length (bars)"),
+    typer.Option("--train-bars", min=1, metavar="N", help="rolling train window length (bars)"),
 ]
 EmbargoOpt = Annotated[
-    int, typer.Option("--embargo", metavar="N", help="bars skipped between train and test")
+    int, typer.Option("--embargo", min=0, metavar="N", help="bars skipped between train and test")
 ]
 
 
@@ -76,12 +76,13 @@ def series_key(*, market: str, symbol: str | None, interval: str, data: Path | N
 
 
 def _quiet() -> None:
-    """Optuna's INFO lines and its experimental-feature warnings stay off the output."""
+    """Optuna's INFO lines, its experimental-feature warnings and its "trial failed" warning (the
+    failure itself is raised as one line) stay off the output."""
     import warnings
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is raised, not logged
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
@@ -182,8 +183,11 @@ def tune(
 
     if trials < 0:
         raise UserInputError("--trials must be >= 0")
+    from trading_pipeline.tracking import check_tracking_uri
+
     settings = settings_from(data_dir, history_dir)
     layout = settings.layout
+    check_tracking_uri(tracking_uri or layout.mlflow_tracking_uri)
     family = family_from_options(strategy, strategy_file)
     bars, interval = bars_from_options(
         symbol=symbol,
@@ -202,6 +206,8 @@ def tune(
     # a leaky family is never tuned (its audit is cached by the code fingerprint)
     require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=key)
     url = storage or layout.optuna_storage_url
+    if family.inputs == 1:  # a broken strategy fails here, before a study is stored
+        family.signals(bars, family.default_params())
     _quiet()
     study_storage = open_storage(url, data_dir=settings.data_dir)
     run_tune(bars, family, spec=spec, storage=study_storage, n_trials=trials, seed=seed)
@@ -276,7 +282,7 @@ def tune_worker(
         history_dir=history_dir,
     )
     _quiet()
-    study_storage = open_storage(storage, data_dir=settings.data_dir)
+    study_storage = open_storage(storage, data_dir=settings.data_dir, create=False)
     spec = load_spec(study, study_storage)
     if spec.interval != interval:
         raise UserInputError(f"study {study} is on {spec.interval} bars, not {interval}")

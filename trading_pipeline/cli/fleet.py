@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from trading_pipeline.cli.options import BotsDirOpt, DataDirOpt, JsonOpt, settings_from
-from trading_pipeline.errors import UserInputError
+from trading_pipeline.cli.options import BotsDirOpt, DataDirOpt, JsonOpt, finite, settings_from
+from trading_pipeline.errors import EnvironmentFault, UserInputError
 
 fleet_app = typer.Typer(
     help="The fleet of bots as one: status, allocation, kill switch.", no_args_is_help=True
@@ -32,6 +32,24 @@ AsJson = JsonOpt
 
 def _bots_dir(data_dir: Path | None, bots_dir: Path | None) -> Path:
     return settings_from(data_dir, bots_dir=bots_dir).bots_dir
+
+
+def open_ledgers(root: Path, mode: str) -> dict[str, Any]:
+    """Every bot's ledger for ``mode``; one that is not a SQLite ledger is a one-line error
+    naming it (exit 1), and none stays open."""
+    import sqlite3
+
+    from trading_pipeline.bots.fleet import close_all, ledger_paths
+    from trading_pipeline.bots.ledger import Ledger
+
+    ledgers: dict[str, Any] = {}
+    for bot, path in ledger_paths(root, mode).items():
+        try:
+            ledgers[bot] = Ledger(path)
+        except sqlite3.DatabaseError as exc:
+            close_all(list(ledgers.values()))
+            raise EnvironmentFault(f"{bot}'s ledger {path} is unreadable: {exc}") from exc
+    return ledgers
 
 
 def _now_ms() -> int:
@@ -101,7 +119,7 @@ def status(
     """Positions, exposure per symbol and in total, PnL per bot and for the fleet."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
-    from trading_pipeline.bots.fleet import close_all, fleet_view, open_ledgers
+    from trading_pipeline.bots.fleet import close_all, fleet_view
 
     root = _bots_dir(data_dir, bots_dir)
     store = DeploymentStore(root)
@@ -132,13 +150,14 @@ def status(
 
 def _print_status(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 160)  # pipes: never truncate
     halt = data["halt"]
     console.print(
-        f"fleet ({data['mode']}) in {data['bots_dir']}: "
-        + (f"[bold red]HALTED[/]: {halt.get('reason')}" if halt else "running")
+        f"fleet ({data['mode']}) in {escape(str(data['bots_dir']))}: "
+        + (f"[bold red]HALTED[/]: {escape(str(halt.get('reason')))}" if halt else "running")
     )
     table = Table(
         "bot", "strategy", "v", "fraction", "equity", "PnL", "PnL %", "day PnL", "positions"
@@ -168,7 +187,7 @@ def _print_status(data: dict[str, Any]) -> None:
     for symbol, value in data["exposure_by_symbol"].items():
         console.print(f"  {symbol}: {value:.2f}")
     for c in data["conflicts"]:
-        console.print(f"[bold red]opposite positions[/] {c}")
+        console.print(f"[bold red]opposite positions[/] {escape(str(c))}")
 
 
 @fleet_app.command("allocate")
@@ -176,13 +195,17 @@ def allocate_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="show, deploy nothing")] = False,
     as_json: AsJson = False,
     days: Annotated[
-        int, typer.Option(metavar="N", help="look-back of recent performance, days")
+        int, typer.Option(min=1, metavar="N", help="look-back of recent performance, days")
     ] = 30,
     band: Annotated[
-        float, typer.Option(metavar="FRACTION", help="each bot within plan × (1 ± band)")
+        float,
+        typer.Option(
+            min=0.0, callback=finite, metavar="FRACTION", help="each bot within plan × (1 ± band)"
+        ),
     ] = 0.5,
     tilt: Annotated[
-        float, typer.Option(metavar="X", help="how hard returns pull the fractions")
+        float,
+        typer.Option(callback=finite, metavar="X", help="how hard returns pull the fractions"),
     ] = 2.0,
     mode: Mode = "paper",
     bots_dir: BotsDir = None,
@@ -191,7 +214,7 @@ def allocate_cmd(
     """Re-allocate capital by recent performance within bounds and deploy it."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
-    from trading_pipeline.bots.fleet import AllocationRules, close_all, open_ledgers, run_allocation
+    from trading_pipeline.bots.fleet import AllocationRules, close_all, run_allocation
 
     rules = AllocationRules(band=band, tilt=tilt, days=days)
     root = _bots_dir(data_dir, bots_dir)
@@ -259,7 +282,11 @@ def risk_check(
     limit: Annotated[
         float | None,
         typer.Option(
-            metavar="FRACTION", help="fleet daily-loss limit, fraction (default: the fleet file's)"
+            min=0.0,
+            max=1.0,
+            callback=finite,
+            metavar="FRACTION",
+            help="fleet daily-loss limit, fraction (default: the fleet file's)",
         ),
     ] = None,
     as_json: AsJson = False,

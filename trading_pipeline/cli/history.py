@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, settings_from
+from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, check_writable, settings_from
+from trading_pipeline.errors import EnvironmentFault, UserInputError
 from trading_pipeline.settings import DEFAULT_INTERVAL, DEFAULT_START
 
 verbs = typer.Typer()
@@ -20,6 +23,20 @@ import_app = typer.Typer(
     help="Import candles from other tools into the history store.", no_args_is_help=True
 )
 APPS = [(verbs, None), (mirror_app, "mirror"), (import_app, "import")]
+
+
+def http_url(url: str, flag: str) -> str:
+    """``url`` if it is ``http(s)://host[…]``, else a one-line error naming ``flag``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise UserInputError(f"{flag} {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserInputError(f"{flag} must be an http(s)://host URL, got {url!r}")
+    return url.rstrip("/")
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:
@@ -112,23 +129,29 @@ def fetch(
     from trading_pipeline.history.vision import parse_date
 
     settings = settings_from(data_dir, history_dir)
+    symbols = _split(symbol)
+    if symbol is not None and not symbols:
+        raise UserInputError("--symbol is empty: name at least one symbol, e.g. BTCUSDT")
+    vision_url = http_url(base_url or settings.vision_url, "--base-url (TP_VISION_URL)")
+    listing = http_url(listing_url or settings.listing_url, "--listing-url (TP_VISION_LISTING_URL)")
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     request = FetchRequest(
         market=market or settings.market,
-        symbols=_split(symbol) or settings.universe,
+        symbols=symbols or settings.universe,
         interval=interval or settings.interval,
         start=parse_date(start or settings.start, "--from"),
         end=parse_date(end, "--to") if end else yesterday,
         fill_daily=fill_daily,
         force=force,
     )
+    check_writable(settings.layout.history.root, "history dir")
     reporter = _Reporter()
     try:
         summary = run_fetch(
             request,
             layout=settings.layout.history,
-            vision_url=base_url or settings.vision_url,
-            listing_url=listing_url or settings.listing_url,
+            vision_url=vision_url,
+            listing_url=listing,
             concurrency=concurrency or settings.concurrency,
             progress=reporter,
         )
@@ -142,7 +165,7 @@ def fetch(
 @mirror_app.command("serve")
 def mirror_serve(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="folder holding data/spot/…")],
-    port: Annotated[int, typer.Option(metavar="PORT", help="TCP port")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="TCP port")] = 8765,
     host: Annotated[str, typer.Option(metavar="HOST", help="address to bind")] = "127.0.0.1",
     page_size: Annotated[
         int, typer.Option(min=1, metavar="N", help="listing entries per page")
@@ -150,12 +173,18 @@ def mirror_serve(
 ) -> None:
     """Serve DIR like data.binance.vision, with its S3 listing at the same base URL."""
     # lazy: loaded with this verb only, so the command line starts fast
-    from trading_pipeline.errors import UserInputError
     from trading_pipeline.history.mirror import serve
 
     if not directory.is_dir():
         raise UserInputError(f"mirror folder {directory} does not exist")
-    serve(directory, host=host, port=port, page_size=page_size)
+    try:
+        serve(directory, host=host, port=port, page_size=page_size)
+    except socket.gaierror as exc:
+        raise UserInputError(f"--host {host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        raise EnvironmentFault(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 @import_app.command("freqtrade")

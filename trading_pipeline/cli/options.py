@@ -6,19 +6,37 @@ family), so every verb resolves them the same way.
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from trading_pipeline.backtest.costs import DEFAULT_FEE, DEFAULT_SLIPPAGE_BPS
-from trading_pipeline.errors import UserInputError
+from trading_pipeline.errors import EnvironmentFault, UserInputError
 from trading_pipeline.settings import DEFAULT_INTERVAL, Settings, resolve_settings
 
 if TYPE_CHECKING:
     import polars as pl
 
     from trading_pipeline.strategies.base import StrategyFamily
+
+
+def finite(value: float | None) -> float | None:
+    """Option callback: a float option must be a finite number (typer's ``min``/``max`` let NaN
+    through, since every comparison with NaN is false)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
+def positive(value: float | None) -> float | None:
+    """Option callback: a finite number above zero (money, sizes)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a finite number above 0, got {value}")
+    return value
+
 
 # where things are: flag > env > default, the same for every verb (settings.resolve_settings)
 DataDirOpt = Annotated[
@@ -84,10 +102,22 @@ StrategyFileOpt = Annotated[
     ),
 ]
 FeeOpt = Annotated[
-    float, typer.Option("--fee", metavar="FRACTION", help="fee per side, e.g. 0.001 = 0.1 %")
+    float,
+    typer.Option(
+        "--fee",
+        callback=finite,
+        metavar="FRACTION",
+        help="fee per side, e.g. 0.001 = 0.1 %",
+    ),
 ]
 SlippageOpt = Annotated[
-    float, typer.Option("--slippage-bps", metavar="BPS", help="slippage, basis points")
+    float,
+    typer.Option(
+        "--slippage-bps",
+        callback=finite,
+        metavar="BPS",
+        help="slippage, basis points",
+    ),
 ]
 FEE = DEFAULT_FEE
 SLIPPAGE_BPS = DEFAULT_SLIPPAGE_BPS
@@ -114,10 +144,16 @@ TrackingUriOpt = Annotated[
 
 # output and servers
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
-PortOpt = Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="port on 127.0.0.1")]
+PortOpt = Annotated[
+    int, typer.Option("--port", "-p", min=0, max=65535, metavar="PORT", help="port on 127.0.0.1")
+]
 CapitalOpt = Annotated[
     float,
-    typer.Option("--capital", metavar="USD", help="fleet capital, split by the fleet's fractions"),
+    typer.Option(
+        "--capital",
+        metavar="USD",
+        help="fleet capital, split by the fleet's fractions",
+    ),
 ]
 CAPITAL = 1000.0
 
@@ -125,8 +161,32 @@ CAPITAL = 1000.0
 def settings_from(
     data_dir: Path | None = None, history_dir: Path | None = None, bots_dir: Path | None = None
 ) -> Settings:
-    """The settings for these flags: flag > env > default (see :func:`resolve_settings`)."""
-    return resolve_settings(data_dir=data_dir, history_dir=history_dir, bots_dir=bots_dir)
+    """The settings for these flags: flag > env > default (see :func:`resolve_settings`); a
+    folder that exists as something else (a regular file) is a one-line error."""
+    settings = resolve_settings(data_dir=data_dir, history_dir=history_dir, bots_dir=bots_dir)
+    for what, path in (
+        ("data dir", settings.data_dir),
+        ("history dir", settings.history_dir),
+        ("bots dir", settings.bots_dir),
+    ):
+        if path.exists() and not path.is_dir():
+            raise UserInputError(f"the {what} {path} exists and is not a folder")
+    return settings
+
+
+def check_writable(path: Path, what: str) -> None:
+    """An :class:`EnvironmentFault` (one line, exit 1) when ``path`` could not be created or
+    written: probed with an empty folder made and removed in its nearest existing ancestor,
+    so nothing is left behind either way (``os.access`` is no test for root)."""
+    import tempfile
+
+    base = path
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tp-probe-", dir=base))
+    except OSError as exc:
+        raise EnvironmentFault(f"the {what} {path} is not writable: {exc.strerror}") from None
 
 
 def family_from_options(name: str, strategy_file: Path | None) -> StrategyFamily:

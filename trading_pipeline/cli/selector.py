@@ -17,6 +17,7 @@ MLflow, Optuna and scikit-learn load inside the commands.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,6 +29,7 @@ from trading_pipeline.cli.options import (
     JsonOpt,
     PortOpt,
     TrackingUriOpt,
+    finite,
     settings_from,
 )
 from trading_pipeline.errors import UserInputError
@@ -38,13 +40,18 @@ if TYPE_CHECKING:
 HoldoutOpt = Annotated[
     float,
     typer.Option(
-        "--holdout", metavar="FRACTION", help="share of the decision rows held out (the end)"
+        "--holdout",
+        min=0.0,
+        max=1.0,
+        callback=finite,
+        metavar="FRACTION",
+        help="share of the decision rows held out (the end)",
     ),
 ]
 MaxCandOpt = Annotated[
     int,
     typer.Option(
-        "--max-candidates", metavar="N", help="candidate strategies at most (cash is extra)"
+        "--max-candidates", min=1, metavar="N", help="candidate strategies at most (cash is extra)"
     ),
 ]
 EXPERIMENT = "strategy-selector"
@@ -75,7 +82,10 @@ def train_cmd(
     import os
     import warnings
 
+    from trading_pipeline.tracking import check_tracking_uri
+
     layout = settings_from(data_dir, history_dir).layout
+    check_tracking_uri(tracking_uri or layout.mlflow_tracking_uri)
     if not 0.0 < holdout < 1.0:
         raise UserInputError("--holdout must be between 0 and 1")
     if max_candidates < 1:
@@ -138,6 +148,9 @@ def parse_at(value: str | None, *, now: datetime | None = None) -> datetime:
         raise UserInputError(
             f"--at must be an ISO time such as 2024-03-01T12:00Z, got {value!r}"
         ) from None
+    from trading_pipeline.market.bars import check_day
+
+    check_day(t.date(), "--at")
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 
@@ -205,12 +218,19 @@ def select(
     persist: Annotated[
         int | None,
         typer.Option(
-            "--persist", metavar="N", help="ticks with new inputs a new pick must lead (3)"
+            "--persist", min=0, metavar="N", help="ticks with new inputs a new pick must lead (3)"
         ),
     ] = None,
     margin: Annotated[
         float | None,
-        typer.Option("--margin", metavar="P", help="probability lead that switches at once (0.15)"),
+        typer.Option(
+            "--margin",
+            min=0.0,
+            max=1.0,
+            callback=finite,
+            metavar="P",
+            help="probability lead that switches at once (0.15)",
+        ),
     ] = None,
     data_dir: DataDirOpt = None,
     history_dir: HistoryDirOpt = None,
@@ -218,6 +238,7 @@ def select(
     """The selector's decision per bot at a time, from stored bars only (audits, replays)."""
     when = parse_at(at)
     layout = settings_from(data_dir, history_dir).layout
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr: errors only
     result = select_at(layout, when, record=record, persist=persist, margin=margin)
     if as_json:
         ref = result.model

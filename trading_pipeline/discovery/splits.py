@@ -33,6 +33,8 @@ def walk_forward(
     """
     if folds < 1:
         raise ValueError("folds must be at least 1")
+    if embargo < 0:  # a negative embargo would train on the first bars of each test window
+        raise ValueError(f"embargo must be at least 0 bars, got {embargo}")
     if n_bars < 2 * (folds + 1):
         raise ValueError(f"{n_bars} bars are too few for {folds} walk-forward folds")
     test_len = n_bars // (folds + 1)

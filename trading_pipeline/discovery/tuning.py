@@ -207,7 +207,9 @@ def make_spec(
 def _quiet() -> None:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR, not WARNING: a failed trial's exception is raised to the caller (one line in the
+    # CLI); optuna's "Trial failed" warning would print its traceback first
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def make_objective(

@@ -19,14 +19,16 @@ from typing import Any
 
 from filelock import FileLock
 
+from trading_pipeline.errors import EnvironmentFault
 from trading_pipeline.fsutil import atomic_write_text
 
 MANIFEST_VERSION = 1
 _TIME_FIELDS = ("first_open_time", "last_open_time", "last_modified", "written_at")
 
 
-class ManifestError(ValueError):
-    """The manifest file exists but cannot be read (not JSON, or an unknown version)."""
+class ManifestError(EnvironmentFault, ValueError):
+    """The manifest file exists but cannot be read (not JSON, or an unknown version): the store
+    is damaged, so the CLI prints one line and exits 1."""
 
 
 def iso(value: datetime | str | None) -> str | None:

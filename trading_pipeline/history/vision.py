@@ -21,6 +21,8 @@ MARKET_ROOTS: dict[str, str] = {
     "cm": "data/futures/cm",
 }
 KINDS = ("monthly", "daily")
+# Binance opened in July 2017: Binance Vision has nothing before it.
+VISION_FIRST_DAY = date(2017, 1, 1)
 _SYMBOL = re.compile(r"^[A-Z0-9_]{2,40}$")
 _KEY = re.compile(
     r"^data/(?:spot|futures/(?:um|cm))/(?P<kind>monthly|daily)/klines/(?P<symbol>[A-Z0-9_]+)/"
@@ -139,6 +141,9 @@ def validate_range(start: date, end: date) -> None:
 def parse_date(text: str, flag: str) -> date:
     """``YYYY-MM-DD`` → date, or a one-line ``UserInputError`` naming the flag."""
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {text!r}") from None
+    if not VISION_FIRST_DAY <= day <= date(2099, 12, 31):
+        raise UserInputError(f"{flag} {day} is outside {VISION_FIRST_DAY} … 2099-12-31")
+    return day

@@ -12,15 +12,28 @@ from trading_pipeline.market.candles import CandleError, load_store, read_candle
 from trading_pipeline.market.candles import infer_interval as candles_infer_interval
 from trading_pipeline.market.schema import INTERVAL_MS, MARKETS
 
+# Days a market can have: from Bitcoin's first block to well after any data (ranges built from
+# them, with warm-up before and a day after, stay inside what datetime can hold).
+FIRST_DAY = date(2009, 1, 3)
+LAST_DAY = date(2099, 12, 31)
+
+
+def check_day(day: date, flag: str) -> date:
+    """``day`` if it lies in :data:`FIRST_DAY` … :data:`LAST_DAY`, else a one-line error."""
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise UserInputError(f"{flag} {day} is outside {FIRST_DAY} … {LAST_DAY}")
+    return day
+
 
 def parse_day(value: str | None, flag: str) -> date | None:
     """``YYYY-MM-DD`` as a date (``None`` stays ``None``); anything else is a user error."""
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise UserInputError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+    return check_day(day, flag)
 
 
 def infer_interval(bars: pl.DataFrame) -> str:

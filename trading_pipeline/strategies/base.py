@@ -9,9 +9,10 @@ set ``inputs > 1`` and implement :meth:`StrategyFamily.signals_multi`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -110,13 +111,27 @@ def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+# The most combinations a grid may expand to (checked before anything is expanded).
+MAX_GRID_COMBOS = 1_000_000
+
+
 def stepped(start: float, stop: float, step: float, *, integer: bool) -> list[ParamValue]:
     """``start, start+step, ... <= stop`` (inclusive, tolerant to float error)."""
+    if not all(math.isfinite(x) for x in (start, stop, step)):
+        raise UserInputError(f"range {start}:{stop}:{step} must be finite numbers")
     if step <= 0:
         raise UserInputError(f"step must be positive, got {step}")
+    if integer and not all(float(x).is_integer() for x in (start, stop, step)):
+        raise UserInputError(
+            f"an integer parameter needs whole numbers for start:stop:step, got {start}:{stop}:{step}"
+        )
     count = math.floor((stop - start) / step + 1e-9) + 1
     if count <= 0:
         raise UserInputError(f"empty range {start}:{stop}:{step}")
+    if count > MAX_GRID_COMBOS:
+        raise UserInputError(
+            f"range {start}:{stop}:{step} has {count:,} values; the limit is {MAX_GRID_COMBOS:,}"
+        )
     out = [start + i * step for i in range(count)]
     return [round(v) for v in out] if integer else [round(v, 12) for v in out]
 
@@ -210,12 +225,21 @@ class SearchSpace:
         """Every valid combination: ``ranges`` gives the values per parameter (a scalar pins it,
         unnamed parameters keep their defaults); combinations breaking a constraint are dropped,
         values outside the space raise :class:`UserInputError`."""
-        axes: list[list[ParamValue]] = []
         names = list(ranges)
+        raws = {
+            name: list(raw) if isinstance(raw, list | tuple | range | np.ndarray) else [raw]
+            for name, raw in ranges.items()
+        }
+        size = math.prod(len(vals) for vals in raws.values())
+        if size > MAX_GRID_COMBOS:
+            raise UserInputError(
+                f"the grid has {size:,} combinations; the limit is {MAX_GRID_COMBOS:,} "
+                "(use fewer values or a larger step)"
+            )
+        axes: list[list[ParamValue]] = []
         for name in names:
             p = self.param(name)
-            raw = ranges[name]
-            vals = list(raw) if isinstance(raw, list | tuple | range | np.ndarray) else [raw]
+            vals = raws[name]
             if not vals:
                 raise UserInputError(f"no values for parameter {name}")
             coerced = [p.coerce(v) for v in vals]
@@ -285,6 +309,35 @@ class Signals:
         return int(self.flags.shape[0])
 
 
+class StrategyError(UserInputError):
+    """A strategy's ``signals()`` raised or returned something other than :class:`Signals`."""
+
+
+def _guarded_signals(fn: Callable[..., Any]) -> Callable[..., Signals]:
+    """``fn`` (a family's ``signals``) turning its failures into one line naming the family."""
+
+    @functools.wraps(fn)
+    def signals(self: StrategyFamily, bars: pl.DataFrame, params: Params) -> Signals:
+        try:
+            out = fn(self, bars, params)
+        except UserInputError:
+            raise
+        except Exception as exc:
+            why = (str(exc).strip().splitlines() or [""])[0]
+            raise StrategyError(
+                f"strategy {self.name}: signals() raised {type(exc).__name__}"
+                + (f": {why}" if why else "")
+            ) from exc
+        if not isinstance(out, Signals):
+            raise StrategyError(
+                f"strategy {self.name}: signals() returned {type(out).__name__}, not Signals"
+            )
+        return out
+
+    signals._guarded = True  # type: ignore[attr-defined]
+    return signals
+
+
 class StrategyFamily:
     """Base class of every strategy family (subclass it; see the modules of this package).
 
@@ -300,6 +353,12 @@ class StrategyFamily:
     description: ClassVar[str] = ""
     # Risk defaults the family suggests (e.g. tight TP/SL for scalping); callers may override.
     risk_defaults: ClassVar[Mapping[str, float]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("signals")
+        if own is not None and not getattr(own, "_guarded", False):
+            cls.signals = _guarded_signals(own)  # type: ignore[method-assign]
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, ParamValue]:
         return self.space.validate(params)
