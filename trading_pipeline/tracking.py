@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+from trading_pipeline.errors import UserInputError
 from trading_pipeline.settings import DataLayout
 
 # URI schemes MLflow can track to (a plain path is a file store).
@@ -35,10 +37,6 @@ TRACKING_SCHEMES = (
 def check_tracking_uri(uri: str) -> str:
     """``uri`` if MLflow can track to it, else a one-line :class:`UserInputError` (checked
     before any work, so a typo does not surface after a whole study has run)."""
-    from urllib.parse import urlsplit
-
-    from trading_pipeline.errors import UserInputError
-
     scheme = urlsplit(uri).scheme.split("+")[0].lower()
     if len(scheme) > 1 and scheme not in TRACKING_SCHEMES:  # one letter: a Windows drive
         raise UserInputError(

@@ -374,6 +374,7 @@ def _in_sample_dsr(
 
     import numpy as np
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.discovery.robustness import deflated_sharpe_ratio
     from trading_pipeline.market.schema import bars_per_year
 

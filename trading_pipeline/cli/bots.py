@@ -38,6 +38,7 @@ APPS = [(bot_app, "bot"), (paper_app, "paper")]
 
 def parse_day(value: str | None, flag: str) -> date | None:
     """``YYYY-MM-DD`` as a date (a UTC day) in the range markets can have."""
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.market.bars import parse_day as parse
 
     return parse(value, flag)

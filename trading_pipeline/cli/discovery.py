@@ -183,6 +183,7 @@ def tune(
 
     if trials < 0:
         raise UserInputError("--trials must be >= 0")
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.tracking import check_tracking_uri
 
     settings = settings_from(data_dir, history_dir)

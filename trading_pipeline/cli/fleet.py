@@ -39,6 +39,7 @@ def open_ledgers(root: Path, mode: str) -> dict[str, Any]:
     naming it (exit 1), and none stays open."""
     import sqlite3
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.fleet import close_all, ledger_paths
     from trading_pipeline.bots.ledger import Ledger
 

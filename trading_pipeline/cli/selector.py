@@ -82,6 +82,7 @@ def train_cmd(
     import os
     import warnings
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.tracking import check_tracking_uri
 
     layout = settings_from(data_dir, history_dir).layout
@@ -148,6 +149,7 @@ def parse_at(value: str | None, *, now: datetime | None = None) -> datetime:
         raise UserInputError(
             f"--at must be an ISO time such as 2024-03-01T12:00Z, got {value!r}"
         ) from None
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.market.bars import check_day
 
     check_day(t.date(), "--at")
