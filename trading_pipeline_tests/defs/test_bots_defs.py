@@ -4,7 +4,7 @@ champion-change sensor over a real MLflow registry, and the paper replay report 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def runtime(tmp_path: Path) -> DataLake:
 
 def decision(bot: str, family: str, params: dict[str, object], **kw: object) -> Decision:
     fields: dict[str, object] = {
-        "decided_at": datetime(2026, 3, 1, 12, tzinfo=UTC),
+        "decided_at": datetime.now(UTC) - timedelta(minutes=5),  # fresh: older is never live
         "bot": bot,
         "choice": f"{family}@spot-BTCUSDT-1h",
         "family": family,

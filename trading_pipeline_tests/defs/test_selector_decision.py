@@ -37,6 +37,9 @@ NOW = START + hours(SERVED - 1) + hours(1) / 3  # the last served bar is still o
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(decision, "utc_now", lambda: NOW)
+    from trading_pipeline.defs.bots import deploy as deploy_module
+
+    monkeypatch.setattr(deploy_module, "utc_now", lambda: NOW)  # decisions are judged by it
 
 
 @dg.op

@@ -135,7 +135,9 @@ def test_basis_excludes_bars_missing_on_either_side_and_measures_the_spread(
 ) -> None:
     store = _store(tmp_path)
     binance = make_bars(744, seed=1, start=START, price=40_000.0)
-    coinbase = binance.with_columns(pl.col("close") * 1.0005)  # Coinbase 5 bps dearer
+    coinbase = binance.with_columns(  # Coinbase 5 bps dearer: the whole bar
+        pl.col("open", "high", "low", "close") * 1.0005
+    )
     _put(store.layout.history, binance.filter(pl.int_range(pl.len()) != 100), "spot", "BTCUSDT")
     _put(
         store.layout.history,

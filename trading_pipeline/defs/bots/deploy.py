@@ -9,6 +9,7 @@ assignment get their spec default. The job is requested by the selector's decisi
 (a bot's choice changed) and by :func:`champion_change_sensor` (the champion model moved).
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -65,7 +66,8 @@ def bot_assignments(
     from trading_pipeline.bots.fleet import candidates_from_decisions, split_stale
 
     store = bots_runtime.store(lake.layout)
-    decisions, stale = split_stale(bots_runtime.decisions(lake.layout))
+    now = utc_now()
+    decisions, stale = split_stale(bots_runtime.decisions(lake.layout), now=now)
     for bot, why in stale.items():
         context.log.warning(f"refused {bot}: {why}")
     tags = context.run.tags if context.run is not None else {}
@@ -74,7 +76,11 @@ def bot_assignments(
         **{k: tags[k] for k in TRIGGER_TAGS if k in tags},
     }
     candidates = candidates_from_decisions(
-        decisions, store.all_current(), seed_defaults=config.seed_defaults, lineage=lineage
+        decisions,
+        store.all_current(),
+        seed_defaults=config.seed_defaults,
+        lineage=lineage,
+        now=now,
     )
     report = store.deploy(candidates)
     fleet = store.all_current()
@@ -102,6 +108,11 @@ def bot_assignments(
             "bots_dir": dg.MetadataValue.path(str(store.bots_dir)),
         }
     )
+
+
+def utc_now() -> datetime:
+    """The wall clock a decision's age is judged by (one place, so a test can move it)."""
+    return datetime.now(UTC)
 
 
 deploy_assignments = dg.define_asset_job(
