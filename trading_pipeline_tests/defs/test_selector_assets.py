@@ -74,7 +74,13 @@ def test_discovery_to_selector_model_and_the_gate(
 
     mmeta = result.asset_materializations_for_node("selector_model")[0].metadata
     assert str(mmeta["holdout"].value).startswith(str(ds.candidate_cutoff))
-    assert mmeta["model_version"].value == 1 and mmeta["promoted"].value is True
+    assert mmeta["model_version"].value == 1
+    if mmeta["beats_baselines"].value:
+        assert mmeta["promoted"].value is True
+    else:  # lost to a baseline: never champion; the best deployable baseline stands instead
+        assert mmeta["promoted"].value is False
+        assert "loses to the baseline" in mmeta["gate_reason"].value
+        assert mmeta["policy_version"].value == 2 and mmeta["policy_promoted"].value is True
     table = mmeta["comparison"].value
     for policy in ("selector", "single_best", "regime_lookup", "cash", "buy_and_hold"):
         assert f"| {policy}" in table
@@ -84,7 +90,8 @@ def test_discovery_to_selector_model_and_the_gate(
     run_id = mmeta["mlflow_run_id"].value
     assert run_id and run_id in mmeta["mlflow_run"].value
     check = _check(result)
-    assert check.passed and check.metadata["candidate_version"].value == 1
+    assert check.passed is mmeta["promoted"].value
+    assert check.metadata["candidate_version"].value == 1
 
     from mlflow.tracking import MlflowClient
 
@@ -106,9 +113,16 @@ def test_discovery_to_selector_model_and_the_gate(
     assert again.success
     check = _check(again)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.metadata["champion_version"].value == 1
-    assert "does not beat champion" in check.metadata["reason"].value
-    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
+    won = bool(mmeta["beats_baselines"].value)
+    champion = 1 if won else 2  # the model, or the baseline policy registered in its place
+    if won:
+        assert check.metadata["champion_version"].value == 1
+        assert "does not beat champion" in check.metadata["reason"].value
+    else:
+        assert "loses to the baseline" in check.metadata["reason"].value
+        ameta = again.asset_materializations_for_node("selector_model")[0].metadata
+        assert ameta["policy_promoted"].value is False  # a tie with the standing policy
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == champion
 
     # the command line reads the same discovery outputs through top_strategies.json
     ok = dg.materialize(
@@ -125,7 +139,7 @@ def test_discovery_to_selector_model_and_the_gate(
     capsys.readouterr()
     assert cli.main(["selector", "train", "--data-dir", str(data_dir), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["version"] == 3 and out["gate"]["promote"] is False
+    assert out["version"] == (3 if won else 5) and out["gate"]["promote"] is False
     assert out["champion_rescored"] is True
     assert set(out["candidates"]) == {c.id for c in ds.candidates}
-    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == 1
+    assert int(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == champion

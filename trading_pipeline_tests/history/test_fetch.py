@@ -250,7 +250,7 @@ def test_sigkill_mid_download_then_rerun_gives_identical_parquet(
     mirror.faults.clear()
     mirror.faults.add("slow", "*.zip", delay=0.02)
     args = [
-        sys.executable, "-m", "trading_pipeline.history.fetch", "--symbol", "BTCUSDT",
+        sys.executable, "-m", "trading_pipeline", "fetch", "--symbol", "BTCUSDT",
         "--interval", "1h", "--from", "2024-11-01", "--to", "2025-02-10", "--fill_daily",
         "--data-dir", str(killed.root.parent), "--base-url", mirror.url,
         "--listing-url", mirror.url, "--concurrency", "2",

@@ -176,6 +176,17 @@ def selector_model(
             ),
             "promoted": gate.promote,
             "gate_reason": gate.reason,
+            "beats_baselines": report.beats_baselines,
+            "best_baseline": report.best_baseline or "",
+            **(
+                {
+                    "policy_version": report.policy_version,
+                    "policy_promoted": bool(report.policy_gate and report.policy_gate.promote),
+                    "policy_reason": report.policy_gate.reason if report.policy_gate else "",
+                }
+                if report.policy_version is not None
+                else {}
+            ),
             "config": report.config.label,
             "holdout": f"{report.holdout_start} .. {report.holdout_end}",
             "rows_development": report.n_development,
