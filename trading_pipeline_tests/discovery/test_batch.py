@@ -25,12 +25,12 @@ from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.registry import FAMILIES, get_family
-from trading_pipeline_tests.discovery.helpers import random_walk_bars
+from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
 
 @pytest.fixture(scope="module")
 def bars() -> pl.DataFrame:
-    return random_walk_bars(3000, seed=41)
+    return make_bars(3000, seed=41, trend="walk_traded", start=START_2021)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
