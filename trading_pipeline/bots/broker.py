@@ -26,14 +26,18 @@ MAX_CLIENT_ORDER_ID = 36  # Binance's limit for newClientOrderId
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """A market order the runner wants executed; ``qty`` is in base units (e.g. BTC)."""
+    """An order the runner wants executed; ``qty`` is in base units (e.g. BTC).
+
+    ``type="stop"``: a protective stop (a sell that rests at the venue and becomes a market
+    order when the price trades at or below ``stop_price``; bots.runner's daily-loss stop)."""
 
     client_order_id: str
     symbol: str
     side: Side
     qty: float
-    type: Literal["market"] = "market"
+    type: Literal["market", "stop"] = "market"
     reason: str = ""
+    stop_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class OrderResult:
     fee_currency: str
     exchange_order_id: str | None
     reason: str = ""
+    filled_ms: int | None = None  # when a resting (stop) order filled, if the venue says
 
 
 @runtime_checkable

@@ -105,6 +105,7 @@ def replay_bot(
     costs: CostModel | None = None,
     halt_path: Path | None = None,
     durable: bool = False,
+    protective_stop: bool = True,
 ) -> BotReplay:
     """Replay one bot over ``frames`` between ``start`` and ``end`` (bars opening before
     ``end``); the ledger and the paper broker's book live in ``workdir`` (resumed if present).
@@ -128,6 +129,7 @@ def replay_bot(
             initial_cash=initial_cash,
             halt_path=halt_path,
             costs=costs,  # None: the runner takes the assignment's (and says when it has none)
+            protective_stop=protective_stop,
         )
         runner.run()
         return BotReplay(

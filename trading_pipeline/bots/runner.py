@@ -74,6 +74,7 @@ from trading_pipeline.strategies.base import (
 log = logging.getLogger("trading_pipeline.bots.runner")
 
 FINAL = ("filled", "rejected", "canceled")
+STOP = "stop"  # the reason of the protective daily-loss stop orders (bots.protect)
 
 
 class AssignmentLike(Protocol):
@@ -244,8 +245,10 @@ class BotRunner:
         min_order_value: float = DEFAULT_MIN_ORDER_VALUE,
         quote: str = "USDT",
         fleet_capital: float | None = None,
+        protective_stop: bool = True,
     ) -> None:
         self.spec = bot_spec(bot)
+        self.protective_stop = protective_stop  # False: the daily limit only at bar closes
         self.bot = bot
         self.ledger = ledger
         self.broker = broker
@@ -264,6 +267,7 @@ class BotRunner:
         self._family: StrategyFamily | None = None
         self._params: dict[str, Any] = {}
         self._funded_version: int | None = None
+        self._stop_fills: list[tuple[str, int, float | None]] = []  # (symbol, ms, price)
 
     def close(self) -> None:
         """Close the ledger and give the bot's lock back (a restart may then take it)."""
@@ -341,8 +345,19 @@ class BotRunner:
                     "%s: order %s was never received by %s", self.bot, cid, self.broker.name
                 )
             elif res.status in FINAL:
-                self.ledger.apply_results([(req, res)], fill_ms=int(row["sent_ms"]))
-                log.info("%s: reconciled %s: %s %s", self.bot, cid, res.status, res.filled_qty)
+                at = res.filled_ms if res.filled_ms is not None else int(row["sent_ms"])
+                self.ledger.apply_results([(req, res)], fill_ms=at)
+                if row["reason"] == STOP and res.status == "filled":
+                    self._stop_fills.append((symbol, at, res.avg_price))
+                    log.warning(
+                        "%s: daily-loss stop on %s filled %g @ %s",
+                        self.bot,
+                        symbol,
+                        res.filled_qty,
+                        res.avg_price,
+                    )
+                else:
+                    log.info("%s: reconciled %s: %s %s", self.bot, cid, res.status, res.filled_qty)
             else:
                 continue
             settled.append(cid)
@@ -426,7 +441,14 @@ class BotRunner:
         if not decision.block_entries and self.pair_mode:
             results += self._pair_step(ctx, held, pair_flag, decision, cash)
         elif not decision.block_entries:
-            results += self._entries(ctx, held, signals, decision, cash)
+            entries = self._entries(ctx, held, signals, decision, cash)
+            results += entries
+            cash = ctx.cash_after(cash, entries)
+            for s, q in ctx.base_changes(entries).items():
+                held[s] = held.get(s, 0.0) + q
+        if self.protective_stop and not self.pair_mode:
+            moved = transfer[0] if transfer else 0.0
+            results += self._protect(ctx, held, closes, cash, equity + moved, decision)
         self.ledger.record_step(
             StepRecord(
                 bar_close_ms=close_ms,
@@ -442,6 +464,93 @@ class BotRunner:
             )
         )
         return True
+
+    # ---- the daily-loss stop ------------------------------------------------------------------
+    def _resting_stop(self, symbol: str, decision: riskmod.RiskDecision) -> list[Any] | None:
+        """``[client order id, qty, stop price]`` of the protective stop resting for ``symbol``."""
+        key = f"stop:{symbol}"
+        if key in decision.state:
+            return decision.state[key]  # type: ignore[no-any-return]
+        st = self.ledger.get_state_json(key)
+        row = self.ledger.order(st[0]) if st else None
+        return st if row is not None and row["status"] in ("submitting", "open") else None
+
+    def _cancel_stop(
+        self,
+        symbol: str,
+        decision: riskmod.RiskDecision,
+        out: list[tuple[OrderRequest, OrderResult]],
+    ) -> float | None:
+        """Cancel ``symbol``'s resting stop (before selling it, or to re-place it); the base it
+        sold when it filled first (negative), else None."""
+        st = self._resting_stop(symbol, decision)
+        cancel = getattr(self.broker, "cancel_order", None)
+        if not st or cancel is None:
+            return None
+        try:
+            res = cancel(st[0], symbol)
+        except Exception as exc:  # the venue is down: the stop stays; the sell may fail
+            log.error("%s: cancel of stop %s: %s", self.bot, st[0], type(exc).__name__)
+            return None
+        decision.state[f"stop:{symbol}"] = None
+        if res is None:
+            return None
+        req = OrderRequest(st[0], symbol, "sell", float(st[1]), "stop", STOP, float(st[2]))
+        out.append((req, res))
+        f = fill_of(symbol, "sell", res, self.clock.now_ms())
+        return f.base_delta if f is not None else None
+
+    def _protect(
+        self,
+        ctx: _Step,
+        held: Mapping[str, float],
+        closes: Mapping[str, float],
+        cash: float,
+        equity: float,
+        decision: riskmod.RiskDecision,
+    ) -> list[tuple[OrderRequest, OrderResult]]:
+        """Keep one protective stop per position at the price that brings the bot's day to its
+        daily-loss limit, exit costs included: every held symbol at the same fraction ``r`` of
+        its close, ``r = (day start × (1 - limit) - cash) / ((1 - slip)(1 - fee) × exposure)``.
+        A stop whose quantity and price still hold stays; otherwise it is cancelled and placed
+        again (new client order id). No stop when the day cannot reach its limit (``r ≤ 0``)."""
+        a = ctx.a
+        close_ms = ctx.bar_open + bar_ms(a.interval)
+        if riskmod.utc_day(close_ms) != riskmod.mark_day(close_ms):
+            day_start = equity  # this mark starts the next bar's day
+        else:
+            day_start = self._day_start(close_ms, decision.state)
+        floor = day_start * (1.0 - riskmod.Limits.of(a.risk).daily_loss)
+        pos = {s: q for s, q in held.items() if q > 1e-12 and closes.get(s, 0.0) > 0}
+        exposure = sum(q * closes[s] for s, q in pos.items())
+        keep = (1.0 - self.costs.slippage) * (1.0 - self.costs.fee)
+        r = (floor - cash) / (keep * exposure) if exposure > 0 else 0.0
+        out: list[tuple[OrderRequest, OrderResult]] = []
+        for s in sorted({*pos, *a.symbols}):
+            st = self._resting_stop(s, decision)
+            want = (pos[s], closes[s] * min(r, 1.0)) if s in pos and r > 0 else None
+            if st is None and want is None:
+                continue
+            if (
+                st is not None
+                and want is not None
+                and math.isclose(float(st[1]), want[0], rel_tol=1e-9)
+                and abs(float(st[2]) / want[1] - 1.0) < 1e-4
+            ):
+                continue
+            if st is not None and self._cancel_stop(s, decision, out) is not None:
+                continue  # it sold first: the next step sees the new position
+            if want is None:
+                continue
+            cid = client_order_id(self.bot, a.version, f"{s}-{STOP}", close_ms, "sell")
+            req = OrderRequest(cid, s, "sell", want[0], "stop", STOP, want[1])
+            sent = self._send(req, ctx)
+            out.append(sent)
+            if sent[1].status == "open":
+                decision.state[f"stop:{s}"] = [cid, want[0], want[1]]
+            else:
+                log.error("%s: protective stop on %s not placed: %s", self.bot, s, sent[1].reason)
+        return out
 
     # ---- two-venue pairs (arbitrage) -------------------------------------------------------
     @property
@@ -628,20 +737,29 @@ class BotRunner:
             return None  # no data for this bar (a gap): nothing to decide
         return bars, closes
 
+    def _day_start(self, close_ms: int, pending: Mapping[str, Any] | None = None) -> float:
+        """The equity the daily-loss limit of the day of the bar closing at ``close_ms`` is
+        measured from (capital moved that day is not PnL; ``pending``: this step's state)."""
+        day_start = self.ledger.equity_at_or_before(riskmod.mark_day(close_ms) * riskmod.DAY_MS)
+        if day_start is None:
+            day_start = self.ledger.initial_cash()
+        if pending is not None and "day_adj" in pending:
+            adj = pending["day_adj"]
+        else:
+            adj = self.ledger.get_state_json("day_adj")
+        if adj and adj[0] == riskmod.mark_day(close_ms):
+            day_start += float(adj[1])
+        return day_start
+
     def _risk(
         self, a: AssignmentLike, close_ms: int, equity: float, exposure: float
     ) -> riskmod.RiskDecision:
-        day_start = self.ledger.equity_at_or_before(riskmod.mark_day(close_ms) * riskmod.DAY_MS)
+        day_start = self._day_start(close_ms)
         state = {
             k: self.ledger.get_state_json(k)
             for k in ("peak", "loss_day", "dd_version", "halted")
             if self.ledger.get_state(k) is not None
         }
-        if day_start is None:
-            day_start = self.ledger.initial_cash()
-        adj = self.ledger.get_state_json("day_adj")
-        if adj and adj[0] == riskmod.mark_day(close_ms):  # capital moved today is not PnL
-            day_start += float(adj[1])
         decision = riskmod.evaluate(
             close_ms=close_ms,
             equity=equity,
@@ -652,6 +770,29 @@ class BotRunner:
             state=state,
             halt=riskmod.read_halt(self.halt_path) if self.halt_path is not None else None,
         )
+        stopped = [f for f in self._stop_fills if f[1] < close_ms]
+        self._stop_fills = [f for f in self._stop_fills if f[1] >= close_ms]
+        tripped = [d for k, d in decision.events if k == "daily_loss"]
+        if stopped and tripped:  # the guard saw it too: one event, saying the stop sold
+            tripped[0]["stop"] = [[s, t, p] for s, t, p in stopped]
+        elif stopped and state.get("loss_day") != riskmod.mark_day(close_ms):
+            # the exchange-side stop sold at the day's limit: the day is over for entries
+            decision.flatten = decision.block_entries = True
+            decision.state["loss_day"] = riskmod.mark_day(close_ms)
+            decision.events.append(
+                (
+                    "daily_loss",
+                    {
+                        "day_start_equity": day_start,
+                        "equity": equity,
+                        "loss": 1.0 - equity / day_start if day_start > 0 else 0.0,
+                        "limit": riskmod.Limits.of(a.risk).daily_loss,
+                        "exposure": exposure,
+                        "day": riskmod.mark_day(close_ms),
+                        "stop": [[s, t, p] for s, t, p in stopped],
+                    },
+                )
+            )
         for kind, detail in decision.events:
             log.warning("%s: risk event %s at %s: %s", self.bot, kind, close_ms, detail)
         return decision
@@ -676,6 +817,11 @@ class BotRunner:
             if self.candles.price(s, a.interval, ctx.now) is None:
                 log.warning("%s: no price for %s at %s; exit deferred", self.bot, s, ctx.now)
                 continue
+            stopped = self._cancel_stop(s, decision, out)
+            if stopped is not None:  # the stop sold first: that was the exit
+                q += stopped
+                if q <= 1e-12:
+                    continue
             cid = client_order_id(self.bot, a.version, s, ctx.bar_open, "sell")
             out.append(self._send(OrderRequest(cid, s, "sell", q, reason=why), ctx))
             if out[-1][1].status == "filled":

@@ -256,6 +256,9 @@ class CrashAfterSubmit:
     def fetch_order(self, cid: str, symbol: str) -> OrderResult | None:
         return self.inner.fetch_order(cid, symbol)
 
+    def cancel_order(self, cid: str, symbol: str) -> OrderResult | None:
+        return self.inner.cancel_order(cid, symbol)
+
     def balances(self) -> dict[str, float]:
         return self.inner.balances()
 
