@@ -18,10 +18,18 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from trading_pipeline.errors import UserInputError
+
 Side = Literal["buy", "sell"]
 OrderStatus = Literal["filled", "rejected", "open", "canceled"]
 
 MAX_CLIENT_ORDER_ID = 36  # Binance's limit for newClientOrderId
+
+
+class CredentialsRefused(UserInputError):
+    """The venue refused the API key (Binance ``-2015``, ccxt ``AuthenticationError`` /
+    ``PermissionDenied``): the runner halts at once and sends nothing more (one ``error:``
+    line at the command line, exit 2)."""
 
 
 @dataclass(frozen=True)

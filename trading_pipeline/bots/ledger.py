@@ -271,6 +271,16 @@ class Ledger:
     def risk_events(self) -> pl.DataFrame:
         return self._frame("SELECT seq, time_ms, kind, detail FROM risk_events ORDER BY seq")
 
+    def fills_of_reason(self, reason: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """Fills of orders sent for ``reason`` (e.g. ``stop``) timed in ``[start_ms, end_ms)``."""
+        cur = self._db.execute(
+            "SELECT f.* FROM fills f JOIN orders o USING (client_order_id)"
+            " WHERE o.reason = ? AND f.time_ms >= ? AND f.time_ms < ? ORDER BY f.seq",
+            (reason, start_ms, end_ms),
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
     def last_step_ms(self) -> int | None:
         row = self._db.execute("SELECT MAX(bar_close_ms) FROM steps").fetchone()
         return int(row[0]) if row and row[0] is not None else None

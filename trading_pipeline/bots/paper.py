@@ -143,6 +143,8 @@ class PaperBroker:
         symbol, qty, placed, stop = str(row[0]), float(row[1]), int(row[2]), float(row[3])
         now = self.clock.now_ms()
         step = bar_ms(self.interval)
+        if now < placed + step:  # no bar has closed since (a restarted replay starts earlier)
+            return
         bars = self.prices.closed_bars(symbol, self.interval, now, (now - placed) // step + 2)
         if bars.height == 0:
             return

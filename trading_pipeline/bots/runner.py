@@ -15,7 +15,11 @@ Each step (the clock reached a bar's close ``T``):
 5. size buys like the kernel (cash of the flat slots, capped by the maximum position size) and
    send market orders with deterministic client order ids (bots.broker.client_order_id), sells
    first; orders are written to the ledger as intents before they are sent;
-6. book the results, the equity mark, risk events and state in ONE ledger transaction.
+6. keep one protective stop per position at the price that brings the bot's day to its
+   daily-loss limit (``_protect``; the broker rests it: the paper broker fills it inside the
+   next bars, a live venue holds a stop-loss order), re-placed when position or equity moves;
+   a stop that filled ends the day like the guard (settled by the next step's reconciliation);
+7. book the results, the equity mark, risk events and state in ONE ledger transaction.
 
 Multi-input families (bot4, bot5) run through the same step. Hedging reports a target
 (``meta["exposure"]`` per bar): the runner holds the symbols while the last bar's target is
@@ -50,7 +54,13 @@ import polars as pl
 from trading_pipeline.backtest.costs import DEFAULT_MIN_ORDER_VALUE, CostModel
 from trading_pipeline.bots import risk as riskmod
 from trading_pipeline.bots.assignment import LEGACY_COSTS
-from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, client_order_id
+from trading_pipeline.bots.broker import (
+    Broker,
+    CredentialsRefused,
+    OrderRequest,
+    OrderResult,
+    client_order_id,
+)
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
 from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of
@@ -246,9 +256,12 @@ class BotRunner:
         quote: str = "USDT",
         fleet_capital: float | None = None,
         protective_stop: bool = True,
+        fleet_halt: Callable[[int], dict[str, Any] | None] | None = None,
     ) -> None:
         self.spec = bot_spec(bot)
         self.protective_stop = protective_stop  # False: the daily limit only at bar closes
+        # the fleet's shared state: a reason while the fleet's day is over (replay_fleet's guard)
+        self.fleet_halt = fleet_halt
         self.bot = bot
         self.ledger = ledger
         self.broker = broker
@@ -267,7 +280,6 @@ class BotRunner:
         self._family: StrategyFamily | None = None
         self._params: dict[str, Any] = {}
         self._funded_version: int | None = None
-        self._stop_fills: list[tuple[str, int, float | None]] = []  # (symbol, ms, price)
 
     def close(self) -> None:
         """Close the ledger and give the bot's lock back (a restart may then take it)."""
@@ -348,7 +360,6 @@ class BotRunner:
                 at = res.filled_ms if res.filled_ms is not None else int(row["sent_ms"])
                 self.ledger.apply_results([(req, res)], fill_ms=at)
                 if row["reason"] == STOP and res.status == "filled":
-                    self._stop_fills.append((symbol, at, res.avg_price))
                     log.warning(
                         "%s: daily-loss stop on %s filled %g @ %s",
                         self.bot,
@@ -395,6 +406,12 @@ class BotRunner:
             )
         try:
             res = self.broker.submit(req)
+        except CredentialsRefused as exc:  # refused before anything was placed: halt
+            self.ledger.mark_status(req.client_order_id, "not_sent", "credentials refused")
+            raise CredentialsRefused(
+                f"{self.bot}: {exc}; halted: no order is sent until the keys are fixed and the "
+                "bot is started again"
+            ) from None
         except Exception as exc:  # network, venue down: the fate is unknown
             log.error(
                 "%s: order %s: %s; left pending", self.bot, req.client_order_id, type(exc).__name__
@@ -737,6 +754,13 @@ class BotRunner:
             return None  # no data for this bar (a gap): nothing to decide
         return bars, closes
 
+    def _halt(self, close_ms: int) -> dict[str, Any] | None:
+        """The kill switch's reason: the HALT file, else the fleet's daily-loss trip."""
+        halt = riskmod.read_halt(self.halt_path) if self.halt_path is not None else None
+        if halt is None and self.fleet_halt is not None:
+            halt = self.fleet_halt(close_ms)
+        return halt
+
     def _day_start(self, close_ms: int, pending: Mapping[str, Any] | None = None) -> float:
         """The equity the daily-loss limit of the day of the bar closing at ``close_ms`` is
         measured from (capital moved that day is not PnL; ``pending``: this step's state)."""
@@ -768,10 +792,13 @@ class BotRunner:
             limits=riskmod.Limits.of(a.risk),
             version=a.version,
             state=state,
-            halt=riskmod.read_halt(self.halt_path) if self.halt_path is not None else None,
+            halt=self._halt(close_ms),
         )
-        stopped = [f for f in self._stop_fills if f[1] < close_ms]
-        self._stop_fills = [f for f in self._stop_fills if f[1] >= close_ms]
+        since = self.ledger.last_step_ms() or close_ms - bar_ms(a.interval)
+        stopped = [
+            (f["symbol"], int(f["time_ms"]), float(f["price"]))
+            for f in self.ledger.fills_of_reason(STOP, since, close_ms)
+        ]
         tripped = [d for k, d in decision.events if k == "daily_loss"]
         if stopped and tripped:  # the guard saw it too: one event, saying the stop sold
             tripped[0]["stop"] = [[s, t, p] for s, t, p in stopped]
@@ -807,9 +834,10 @@ class BotRunner:
     ) -> list[tuple[OrderRequest, OrderResult]]:
         """Sell what must go: everything on a risk trip, symbols no longer assigned, positions
         whose stop or take-profit (set at entry) the closed bar touched, and positions whose
-        last bar has an exit without an entry (the kernel's rule)."""
+        last bar has an exit without an entry (the kernel's rule). A resting protective stop is
+        cancelled first (the venue locks its quantity)."""
         a = ctx.a
-        out = []
+        out: list[tuple[OrderRequest, OrderResult]] = []
         for s, q in sorted(held.items()):
             why = self._exit_reason(a, s, signals.get(s), bars.get(s), decision)
             if why is None:
@@ -885,27 +913,54 @@ class BotRunner:
         return out
 
     # ---- the loop -----------------------------------------------------------------------
+    def begin(self) -> int:
+        """Reconcile with the broker and fund a pair inventory; the clock's now."""
+        self.reconcile()
+        now = self.clock.now_ms()
+        self._fund_at_start(now)
+        return now
+
+    def equity_at(self, now: int) -> float | None:
+        """What the step at ``now`` will mark: cash + positions × their last close (orders
+        settled at the broker first, a stop that filled inside the bar included); None when a
+        held symbol has no price."""
+        if self.ledger.pending_orders():
+            self.reconcile()
+        a = self.assignment()
+        cash, held = self.ledger.holdings_before(now)
+        value = cash
+        for s, q in held.items():
+            b = self.candles.closed_bars(s, a.interval, now, 1)
+            if not b.height:
+                return None
+            value += q * float(b["close"][-1])
+        return value
+
+    def next_close_ms(self, now: int) -> int | None:
+        """The next bar close to step at: the first close AFTER ``now`` (a bar that closed
+        before the runner started is history, never traded late)."""
+        return self.candles.next_close_ms(self.assignment().interval, now)
+
     def run(self, *, stop: Callable[[], bool] | None = None, keep_going: bool = False) -> int:
         """Reconcile, then step at every bar close until the clock runs out (replay) or
         ``stop()`` says so; returns the number of steps run.
 
         ``keep_going`` (live processes): a failing step (venue unreachable, bad data) is logged
         and the bot waits for the next bar instead of dying; the ledger holds whatever that
-        step had settled, and the next start or step reconciles the rest.
+        step had settled, and the next start or step reconciles the rest. Refused credentials
+        (:class:`CredentialsRefused`) always end the run: the error says so in one line.
         """
-        self.reconcile()
         steps = 0
-        now = self.clock.now_ms()
-        self._fund_at_start(now)
+        now = self.begin()
         while stop is None or not stop():
-            # the first step is the first close AFTER the start: a bar that closed before the
-            # runner started is history, never traded late
-            nxt = self.candles.next_close_ms(self.assignment().interval, now)
+            nxt = self.next_close_ms(now)
             if nxt is None or not self.clock.sleep_until(nxt):
                 break
             now = self.clock.now_ms()
             try:
                 steps += int(self.step(now))
+            except CredentialsRefused:
+                raise  # wrong keys: the bot halts (keep_going or not), nothing more is sent
             except Exception as exc:
                 if not keep_going:
                     raise

@@ -3,6 +3,7 @@ synthetic crashes and on the real May 2022 (LUNA) week, before (bar closes only)
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.bots.assignment import Assignment, RiskLimits
-from trading_pipeline.bots.replay import BotReplay, replay_bot
+from trading_pipeline.bots.replay import BotReplay, replay_bot, replay_fleet
 from trading_pipeline.bots.risk import DAY_MS
 from trading_pipeline.market.schema import conform
 
@@ -20,18 +21,18 @@ H = 3_600_000
 CRASH_AT = 2 * 24 + 10  # bar index: day 3, 10:00 UTC
 
 
-def crash_bars(kind: str, n: int = 5 * 24) -> pl.DataFrame:
-    """Hourly bars at 100 (tiny wiggle), with a −30 % move at :data:`CRASH_AT`: ``one_bar``
-    (open 100, low = close = 70), ``gap`` (the bar opens at 70) or ``six_bars`` (−30 % over six
-    bars, each opening at the previous close)."""
+def crash_bars(kind: str, n: int = 5 * 24, depth: float = 0.7) -> pl.DataFrame:
+    """Hourly bars at 100 (tiny wiggle), with a fall to ``depth`` × (−30 % by default) at
+    :data:`CRASH_AT`: ``one_bar`` (open 100, low = close = 70), ``gap`` (the bar opens at 70) or
+    ``six_bars`` (over six bars, each opening at the previous close)."""
     close = np.full(n, 100.0) * (1.0 + 0.0005 * np.sin(np.arange(n)))
     if kind == "six_bars":
-        step = 0.7 ** (1.0 / 6.0)
+        step = depth ** (1.0 / 6.0)
         for k in range(6):
             close[CRASH_AT + k] = close[CRASH_AT - 1] * step ** (k + 1)
         close[CRASH_AT + 6 :] = close[CRASH_AT + 5]
     else:
-        close[CRASH_AT:] = close[CRASH_AT - 1] * 0.7
+        close[CRASH_AT:] = close[CRASH_AT - 1] * depth
     open_ = np.concatenate([[close[0]], close[:-1]])
     if kind == "gap":
         open_[CRASH_AT] = close[CRASH_AT]
@@ -114,7 +115,7 @@ def test_a_crash_day_loses_the_limit_not_the_crash(
     assert lb > at_least  # at bar closes only, (almost) the whole move is realised
     assert la <= at_most
     if kind != "gap":  # inside the bar the stop sells at the limit (plus slippage and fee)
-        assert 0.099 <= la
+        assert la >= 0.099
         stops = after.fills.filter(pl.col("reason") == "stop")
         assert stops.height == 1 and float(stops["price"][0]) > 89.0
         kinds = after.risk_events["kind"].to_list()
@@ -147,3 +148,65 @@ def test_may_2022_luna_week_daily_losses_before_and_after_the_stop(
     assert after.fills.filter(pl.col("reason") == "stop").height >= 1
     assert la <= 0.10 + 0.01  # the limit, plus slippage, fees and whatever a gap jumped
     assert la < lb
+
+
+TWO_BOTS = """
+[fleet]
+daily_loss = 0.03
+
+[[bots]]
+name = "left"
+symbols = ["BTCUSDT"]
+interval = "1h"
+families = ["buy_and_hold"]
+capital_fraction = 0.5
+
+[[bots]]
+name = "right"
+symbols = ["ETHUSDT"]
+interval = "1h"
+families = ["buy_and_hold"]
+capital_fraction = 0.5
+"""
+
+
+def test_the_fleet_limit_holds_inside_the_fleet_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two bots long into a six-bar −8 % fall; each bot's own limit (10 %) never trips, the
+    fleet's (3 %) does: the fleet guard halts both bots at the close after the fleet is 3 % down
+    (the fleet limit acts at bar closes, like the fleet_risk_sensor; no exchange-side stop)."""
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(TWO_BOTS)
+    monkeypatch.setenv("TP_FLEET_FILE", str(fleet))
+    frames = {s: crash_bars("six_bars", depth=0.92) for s in ("BTCUSDT", "ETHUSDT")}
+
+    def load(symbols: tuple[str, ...], interval: str, warmup: int) -> dict[str, pl.DataFrame]:
+        return {s: frames[s] for s in symbols}
+
+    assignments = {
+        name: Assignment(name, 1, (s,), "1h", "buy_and_hold", 1, {}, 0.5, RiskLimits())
+        for name, s in (("left", "BTCUSDT"), ("right", "ETHUSDT"))
+    }
+    r = replay_fleet(
+        start=START,
+        end=START + timedelta(days=5),
+        out_dir=tmp_path / "out",
+        load=load,
+        assignments=assignments,
+    )
+    assert len(r.fleet_events) == 1 and r.fleet_events[0]["limit"] == 0.03
+    for b in r.bots.values():
+        kinds = b.risk_events["kind"].to_list()
+        assert kinds == ["halt", "halt_lifted"] and "fleet daily loss" in b.risk_events["detail"][0]
+        sells = b.fills.filter(pl.col("side") == "sell")
+        assert sells.height == 1 and sells["reason"][0] == "risk"
+    day = [
+        sum(b.equity.filter(pl.col("time") == t)["equity"].sum() for b in r.bots.values())
+        for t in (START + timedelta(days=2), START + timedelta(days=3))
+    ]
+    loss = 1.0 - day[1] / day[0]
+    print(f"\nfleet (3 % limit), six-bar -8 % fall: the fleet's day lost {loss:.2%} (8 % held)")
+    assert 0.03 < loss < 0.05  # the guard acts at the next close: one bar past the limit
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["fleet_risk_events"][0]["reason"].startswith("fleet daily loss")

@@ -14,10 +14,9 @@ import pytest
 
 from trading_pipeline.bots.assignment import Assignment, RiskLimits
 from trading_pipeline.bots.candles import FrameCandles
-from trading_pipeline.bots.clock import ReplayClock, from_ms, to_ms
+from trading_pipeline.bots.clock import ReplayClock, to_ms
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.paper import PaperBroker
-from trading_pipeline.bots.replay import replay_bot
 from trading_pipeline.bots.risk import DAY_MS, Limits, RiskDecision, evaluate, mark_day, read_halt
 from trading_pipeline.bots.runner import BotRunner
 
