@@ -1,6 +1,6 @@
-"""A live runner keeps its daily-loss stop at the exchange: a STOP_LOSS order on the fake Binance
-server, sized to the position, placed once per day's level, and sold by the venue inside the
-crash bar."""
+"""Live runners on the fake Binance server: the daily-loss stop kept at the exchange (a STOP_LOSS
+order sized to the position, placed once per day's level, sold by the venue inside the crash
+bar), and wrong keys halting the bot before any order."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.bots.assignment import Assignment, RiskLimits
+from trading_pipeline.bots.broker import CredentialsRefused
 from trading_pipeline.bots.candles import FrameCandles
 from trading_pipeline.bots.ccxt_broker import CcxtBroker, Credentials
 from trading_pipeline.bots.clock import ReplayClock, to_ms
@@ -93,3 +94,42 @@ def test_the_live_runner_holds_its_daily_limit_with_an_exchange_stop(tmp_path: P
             )
         finally:
             runner.close()
+
+
+def test_wrong_keys_halt_the_bot_with_one_line_and_no_order(tmp_path: Path) -> None:
+    """The venue answers -2015 (other keys configured): the runner stops at the first refusal,
+    even with keep_going, and the exchange never receives an order."""
+    bars = crash_bars("one_bar")
+    end = START + timedelta(days=2)
+    with running_fake_binance(
+        {"BTCUSDT": bars}, balances={"USDT": 300.0}, api_key=KEY, secret=SECRET
+    ) as srv:
+        broker = CcxtBroker.connect(
+            "binance",
+            Credentials("someone-elses-key-000", "someone-elses-secret-000"),
+            base_url=srv.url,
+            sleep=lambda s: None,
+        )
+        a = Assignment("bot1", 1, ("BTCUSDT",), "1h", "buy_and_hold", 1, {}, 0.3, RiskLimits())
+        ledger = Ledger(tmp_path / "ledger.sqlite", durable=False)
+        runner = BotRunner(
+            "bot1",
+            ledger=ledger,
+            broker=broker,
+            candles=FrameCandles({"BTCUSDT": bars}, end_ms=to_ms(end)),
+            clock=VenueClock(srv, to_ms(START), to_ms(end)),
+            assignments=lambda: a,
+            initial_cash=300.0,
+        )
+        with pytest.raises(CredentialsRefused) as info:
+            runner.run(keep_going=True)
+        message = str(info.value)
+        assert "\n" not in message and message.startswith("bot1: binance refused the API key")
+        assert "-2015" in message or "Invalid API-key" in message
+        assert "halted" in message and "someone-elses" not in message
+        assert srv.requests_to("/api/v3/order", "POST") == []
+        assert srv.orders == []
+        orders = ledger.orders()
+        assert orders["status"].to_list() == ["not_sent"]  # the intent, marked never sent
+        assert ledger.last_step_ms() is None  # no step was booked after the refusal
+        runner.close()
