@@ -33,6 +33,19 @@ class CredentialsRefused(UserInputError):
 
 
 @dataclass(frozen=True)
+class MarketRules:
+    """A venue's limits for one symbol: the lot step, the minimum quantity and the minimum
+    order value (quote). A position below any of them cannot be sold: it is dust."""
+
+    step: float = 0.0
+    min_qty: float = 0.0
+    min_notional: float = 0.0
+
+    def is_dust(self, qty: float, price: float) -> bool:
+        return qty < max(self.step, self.min_qty) or qty * price < self.min_notional
+
+
+@dataclass(frozen=True)
 class OrderRequest:
     """An order the runner wants executed; ``qty`` is in base units (e.g. BTC).
 

@@ -18,6 +18,9 @@
   Binance ``STOP_LOSS`` sell orders (stop-market: the venue sells at market once the price trades
   at the stop; the quantity is locked while it rests) and are cancelled with
   :meth:`CcxtBroker.cancel_order`; a filled stop reports when it filled (``filled_ms``).
+- **Balances**: a sell (or a stop) is cut to the free balance of its coin, so the fee's
+  rounding never makes a full sell fail; ``total_balances`` (free + locked) is what the runner
+  reconciles its ledger with, ``market_rules`` what it calls dust.
 - **Wrong keys**: an authentication or permission error (Binance ``-2015``) raises
   :class:`~trading_pipeline.bots.broker.CredentialsRefused` from any call; nothing is retried.
 - **Errors**: network errors, timeouts, 5xx, DDoS protection and rate limits are retried with
@@ -30,12 +33,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import ccxt
 
-from trading_pipeline.bots.broker import CredentialsRefused, OrderRequest, OrderResult
+from trading_pipeline.bots.broker import (
+    CredentialsRefused,
+    MarketRules,
+    OrderRequest,
+    OrderResult,
+)
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.venues.exchange import REDACTED, RetryPolicy, make_exchange
 
@@ -270,6 +278,35 @@ class CcxtBroker:
         bal = self._call("fetch balance", lambda: self.exchange.fetch_balance())
         return {a: float(v) for a, v in (bal.get("free") or {}).items() if v}
 
+    def total_balances(self) -> dict[str, float]:
+        """Free + locked per asset (a resting stop locks its quantity): what the account holds."""
+        bal = self._call("fetch balance", lambda: self.exchange.fetch_balance())
+        return {a: float(v) for a, v in (bal.get("total") or {}).items() if v}
+
+    def market_rules(self, symbol: str) -> MarketRules | None:
+        """The venue's lot step, minimum quantity and minimum order value for ``symbol``."""
+        market = self.market(symbol)
+        if market is None:
+            return None
+        limits = market.get("limits") or {}
+        step = (market.get("precision") or {}).get("amount")
+        return MarketRules(
+            float(step or 0.0),
+            float((limits.get("amount") or {}).get("min") or 0.0),
+            float((limits.get("cost") or {}).get("min") or 0.0),
+        )
+
+    def _capped(self, req: OrderRequest, market: Mapping[str, Any]) -> OrderRequest:
+        """A sell cut to the free balance of its base asset (a fee rounding must not turn every
+        full sell into InsufficientFunds); other orders unchanged."""
+        if req.side != "sell":
+            return req
+        free = self.balances().get(str(market.get("base", "")), 0.0)
+        if req.qty > free:
+            log.info("order %s: sell %g cut to the free %g", req.client_order_id, req.qty, free)
+            return replace(req, qty=free)
+        return req
+
     def fetch_order(self, client_order_id: str, symbol: str) -> OrderResult | None:
         """The order the venue holds under ``client_order_id`` (None: it never arrived)."""
         market = self.market(symbol)
@@ -331,6 +368,7 @@ class CcxtBroker:
         existing = self.fetch_order(req.client_order_id, req.symbol)
         if existing is not None:
             return existing
+        req = self._capped(req, market)
         refusal = self._check_limits(req, market)
         if refusal is not None:
             return self._rejected(req, refusal, quote)
@@ -381,6 +419,7 @@ class CcxtBroker:
         existing = self.fetch_order(req.client_order_id, req.symbol)
         if existing is not None:  # sent before (a restart): report it, never re-send
             return existing
+        req = self._capped(req, market)
         refusal = self._check_limits(req, market)
         if refusal is not None:
             return self._rejected(req, refusal, quote)

@@ -481,6 +481,28 @@ class Ledger:
                 (step.bar_close_ms, step.assignment_version, step.fingerprint),
             )
 
+    def adopt_positions(
+        self, qtys: Mapping[str, float], *, time_ms: int, detail: Mapping[str, Any]
+    ) -> None:
+        """Take the account's quantities for these symbols (an acknowledged balance divergence:
+        cost scaled, no cash moved), clear the ``diverged`` state and record the event."""
+        with self._tx() as db:
+            for symbol, qty in qtys.items():
+                row = db.execute(
+                    "SELECT qty, cost, entry_ms FROM positions WHERE symbol=?", (symbol,)
+                ).fetchone()
+                old, cost, entry = (float(row[0]), float(row[1]), row[2]) if row else (0, 0, None)
+                cost = cost * qty / old if old > 0 else 0.0
+                db.execute(
+                    "INSERT OR REPLACE INTO positions VALUES (?,?,?,?)",
+                    (symbol, qty, cost, entry if qty > 0 else None),
+                )
+            db.execute(
+                "INSERT INTO risk_events (time_ms, kind, detail) VALUES (?,?,?)",
+                (time_ms, "balances_acknowledged", json.dumps(detail, sort_keys=True)),
+            )
+            db.execute("INSERT OR REPLACE INTO state VALUES ('diverged', 'null')")
+
     def mark_status(self, client_order_id: str, status: str, reason: str) -> None:
         """Set an order's status without a fill (e.g. ``not_sent``: the venue never saw it)."""
         with self._tx() as db:

@@ -57,13 +57,14 @@ from trading_pipeline.bots.assignment import LEGACY_COSTS
 from trading_pipeline.bots.broker import (
     Broker,
     CredentialsRefused,
+    MarketRules,
     OrderRequest,
     OrderResult,
     client_order_id,
 )
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
-from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of
+from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of, split_symbol
 from trading_pipeline.bots.lock import RunnerBusy, RunnerLock
 from trading_pipeline.bots.routing import (
     INVENTORY,
@@ -84,6 +85,7 @@ from trading_pipeline.strategies.base import (
 log = logging.getLogger("trading_pipeline.bots.runner")
 
 FINAL = ("filled", "rejected", "canceled")
+ACK_FILE = "ACK_BALANCES"  # beside the ledger: acknowledges a balance divergence
 STOP = "stop"  # the reason of the protective daily-loss stop orders (bots.protect)
 
 
@@ -257,11 +259,15 @@ class BotRunner:
         fleet_capital: float | None = None,
         protective_stop: bool = True,
         fleet_halt: Callable[[int], dict[str, Any] | None] | None = None,
+        balance_check_every: int = 24,
     ) -> None:
         self.spec = bot_spec(bot)
         self.protective_stop = protective_stop  # False: the daily limit only at bar closes
         # the fleet's shared state: a reason while the fleet's day is over (replay_fleet's guard)
         self.fleet_halt = fleet_halt
+        self.balance_check_every = balance_check_every  # bars between balance reconciliations
+        self._checked_at: int | None = None
+        self._rules: dict[str, MarketRules | None] = {}
         self.bot = bot
         self.ledger = ledger
         self.broker = broker
@@ -406,12 +412,9 @@ class BotRunner:
             )
         try:
             res = self.broker.submit(req)
-        except CredentialsRefused as exc:  # refused before anything was placed: halt
+        except CredentialsRefused:  # refused before anything was placed: halt
             self.ledger.mark_status(req.client_order_id, "not_sent", "credentials refused")
-            raise CredentialsRefused(
-                f"{self.bot}: {exc}; halted: no order is sent until the keys are fixed and the "
-                "bot is started again"
-            ) from None
+            raise
         except Exception as exc:  # network, venue down: the fate is unknown
             log.error(
                 "%s: order %s: %s; left pending", self.bot, req.client_order_id, type(exc).__name__
@@ -433,6 +436,7 @@ class BotRunner:
         last = self.ledger.last_step_ms()
         if last is not None and close_ms <= last:
             return False
+        self._acknowledge(now)
         cash, held = self.ledger.holdings_before(now)
         marks = self._marks(a, now, close_ms, held)
         if marks is None:
@@ -441,6 +445,11 @@ class BotRunner:
         exposure = sum(q * closes[s] for s, q in held.items())
         equity = cash + exposure
         decision = self._risk(a, close_ms, equity, exposure)
+        self._check_balances(a, close_ms, held, closes, decision)
+        # dust (below the venue's step, minimum quantity or value) is flat for the strategy:
+        # never sent as an unsellable sell, and the symbol may be bought again
+        dust = {s: q for s, q in held.items() if self._dust(s, q, closes.get(s, 0.0))}
+        held = {s: q for s, q in held.items() if s not in dust}
         transfer = self._reallocate(a, close_ms, cash, decision)
         cash += transfer[0] if transfer else 0.0
         signals: dict[str, LastSignal] = {}
@@ -463,6 +472,8 @@ class BotRunner:
             cash = ctx.cash_after(cash, entries)
             for s, q in ctx.base_changes(entries).items():
                 held[s] = held.get(s, 0.0) + q
+        for s, q in dust.items():
+            held[s] = held.get(s, 0.0) + q
         if self.protective_stop and not self.pair_mode:
             moved = transfer[0] if transfer else 0.0
             results += self._protect(ctx, held, closes, cash, equity + moved, decision)
@@ -481,6 +492,90 @@ class BotRunner:
             )
         )
         return True
+
+    # ---- positions as the exchange sees them ---------------------------------------------------
+    def _dust(self, symbol: str, qty: float, price: float) -> bool:
+        """Whether ``qty`` of ``symbol`` is dust: nothing, or below the venue's lot step,
+        minimum quantity or minimum order value (a broker without rules: only nothing)."""
+        if qty <= 1e-12:
+            return True
+        if symbol not in self._rules:
+            get = getattr(self.broker, "market_rules", None)
+            try:
+                self._rules[symbol] = get(symbol) if callable(get) else None
+            except CredentialsRefused:
+                raise
+            except Exception as exc:  # the venue is down: no rules this time, asked again later
+                log.warning("%s: no market rules for %s: %s", self.bot, symbol, exc)
+                return False
+        rules = self._rules[symbol]
+        return rules is not None and rules.is_dust(qty, price)
+
+    def _check_balances(
+        self,
+        a: AssignmentLike,
+        close_ms: int,
+        held: Mapping[str, float],
+        closes: Mapping[str, float],
+        decision: riskmod.RiskDecision,
+    ) -> None:
+        """On the first step and every ``balance_check_every`` bars: the ledger's positions
+        against the account's balances (free + locked). The ledger holding more of a coin than
+        the account, by more than dust, is a risk event (``balance_divergence``) that blocks
+        entries until acknowledged (:data:`ACK_FILE`, see :meth:`_acknowledge`); exits go on."""
+        diverged = self.ledger.get_state_json("diverged")
+        if diverged:
+            decision.block_entries = True
+        step_ms = bar_ms(a.interval)
+        due = self._checked_at is None or close_ms - self._checked_at >= (
+            self.balance_check_every * step_ms
+        )
+        totals_of = getattr(self.broker, "total_balances", None) or getattr(
+            self.broker, "balances", None
+        )
+        if not due or self.pair_mode or not callable(totals_of):
+            return
+        try:
+            totals = totals_of()
+        except CredentialsRefused:
+            raise
+        except Exception as exc:  # asked again at the next step
+            log.warning("%s: balances unavailable: %s", self.bot, type(exc).__name__)
+            return
+        self._checked_at = close_ms
+        found = {}
+        for s in sorted({*held, *a.symbols}):
+            px = closes.get(s)
+            base, _ = split_symbol(s)
+            mine, theirs = held.get(s, 0.0), float(totals.get(base, 0.0))
+            gap = mine - theirs
+            if px and gap > 1e-9 * max(1.0, mine) and not self._dust(s, gap, px):
+                found[s] = {"ledger": mine, "exchange": theirs, "value": gap * px}
+        if found and not diverged:
+            decision.block_entries = True
+            decision.state["diverged"] = found
+            decision.events.append(("balance_divergence", found))
+            log.error(
+                "%s: the ledger holds more than the account (%s); no entry until %s exists",
+                self.bot,
+                ", ".join(f"{s}: {d['ledger']:g} vs {d['exchange']:g}" for s, d in found.items()),
+                self.ledger.path.parent / ACK_FILE,
+            )
+
+    def _acknowledge(self, now: int) -> None:
+        """An operator's ``ACK_BALANCES`` file beside the ledger acknowledges a divergence: the
+        ledger takes the account's quantities of the diverged coins, the block is lifted, the
+        event recorded and the file removed."""
+        ack = self.ledger.path.parent / ACK_FILE
+        diverged = self.ledger.get_state_json("diverged")
+        if not diverged or not ack.exists():
+            return
+        totals_of = getattr(self.broker, "total_balances", None) or self.broker.balances
+        totals = totals_of()
+        adopt = {s: float(totals.get(split_symbol(s)[0], 0.0)) for s in diverged}
+        self.ledger.adopt_positions(adopt, time_ms=now, detail={"was": diverged, "now": adopt})
+        ack.unlink(missing_ok=True)
+        log.warning("%s: balance divergence acknowledged; the ledger holds %s", self.bot, adopt)
 
     # ---- the daily-loss stop ------------------------------------------------------------------
     def _resting_stop(self, symbol: str, decision: riskmod.RiskDecision) -> list[Any] | None:
@@ -538,7 +633,11 @@ class BotRunner:
         else:
             day_start = self._day_start(close_ms, decision.state)
         floor = day_start * (1.0 - riskmod.Limits.of(a.risk).daily_loss)
-        pos = {s: q for s, q in held.items() if q > 1e-12 and closes.get(s, 0.0) > 0}
+        pos = {
+            s: q
+            for s, q in held.items()
+            if closes.get(s, 0.0) > 0 and not self._dust(s, q, closes[s])
+        }
         exposure = sum(q * closes[s] for s, q in pos.items())
         keep = (1.0 - self.costs.slippage) * (1.0 - self.costs.fee)
         r = (floor - cash) / (keep * exposure) if exposure > 0 else 0.0
@@ -950,6 +1049,15 @@ class BotRunner:
         step had settled, and the next start or step reconciles the rest. Refused credentials
         (:class:`CredentialsRefused`) always end the run: the error says so in one line.
         """
+        try:
+            return self._loop(stop, keep_going)
+        except CredentialsRefused as exc:
+            raise CredentialsRefused(
+                f"{self.bot}: {exc}; halted: no order is sent until the keys are fixed and the "
+                "bot is started again"
+            ) from None
+
+    def _loop(self, stop: Callable[[], bool] | None, keep_going: bool) -> int:
         steps = 0
         now = self.begin()
         while stop is None or not stop():

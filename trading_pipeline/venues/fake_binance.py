@@ -721,7 +721,7 @@ class FakeBinance:
                 for _, kl in sorted(series, key=lambda kv: INTERVAL_MS[kv[0]])[:1]:
                     now = self._now()
                     for i in range(bisect.bisect_left(kl.open_ms, o.time_ms), kl.upto(now)):
-                        if kl.close_ms[i] >= now:
+                        if kl.close_ms[i] > now:
                             break  # the open candle: its low is not known yet
                         if kl.rows[i][2] <= o.stop_price:
                             hit = (min(o.stop_price, float(kl.rows[i][0])), kl.open_ms[i])
