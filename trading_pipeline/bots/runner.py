@@ -147,6 +147,7 @@ class LastSignal:
     take_profit: float | None = None
     stop_distance: float | None = None
     hold: bool | None = None  # a target family's state (hedging): hold the symbol or not
+    missed: bool = False  # an exit that fired on a bar the runner did not step (it was down)
 
     @property
     def enters(self) -> bool:
@@ -459,6 +460,8 @@ class BotRunner:
                 pair_flag = last_pair_flag(self._family, self._params, bars, a.symbols)
             else:
                 signals = last_signals(self._family, self._params, bars)
+        if last is not None and close_ms - last > step_ms and not decision.flatten:
+            self._missed_exits(held, bars, last, close_ms, step_ms, signals)
         ctx = _Step(a, close_ms - step_ms, now)
         results = self._exits(ctx, held, signals, bars, decision)
         cash = ctx.cash_after(cash, results)
@@ -492,6 +495,44 @@ class BotRunner:
             )
         )
         return True
+
+    def _missed_exits(
+        self,
+        held: Mapping[str, float],
+        bars: Mapping[str, pl.DataFrame],
+        last: int,
+        close_ms: int,
+        step_ms: int,
+        signals: dict[str, LastSignal],
+    ) -> None:
+        """After a gap in steps (a restart, a stall): a held symbol whose family fired an exit
+        (without an entry) on a bar that closed after the last step and before this one is
+        sold now, as the step at that bar would have (single-input families; a hedging target
+        is a state the current bar already carries)."""
+        fam = self._family
+        if fam is None or fam.inputs != 1 or self.pair_mode:
+            return
+        for s in sorted(held):
+            b = bars.get(s)
+            if b is None or not b.height or (s in signals and signals[s].exits):
+                continue
+            sig = fam.signals(b, self._params)
+            if not len(sig):
+                continue
+            closed = b["open_time"].dt.epoch("ms").to_numpy() + step_ms
+            f = np.asarray(sig.flags)
+            hit = (
+                (closed > last) & (closed < close_ms) & (f & LONG_EXIT != 0) & (f & LONG_ENTRY == 0)
+            )
+            if hit.any():
+                when = int(closed[np.argmax(hit)])
+                log.warning(
+                    "%s: %s: an exit fired at %s while the runner was not stepping; selling now",
+                    self.bot,
+                    s,
+                    when,
+                )
+                signals[s] = LastSignal(LONG_EXIT, missed=True)
 
     # ---- positions as the exchange sees them ---------------------------------------------------
     def _dust(self, symbol: str, qty: float, price: float) -> bool:
@@ -974,7 +1015,9 @@ class BotRunner:
                 return "stop"  # checked on the closed bar, filled at the next price
             if tp is not None and float(bar["high"][-1]) >= tp:
                 return "take_profit"
-        return "exit" if sig is not None and sig.exits else None
+        if sig is not None and sig.exits:
+            return "missed_exit" if sig.missed else "exit"
+        return None
 
     def _entries(
         self,

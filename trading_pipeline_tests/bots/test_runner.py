@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -21,6 +22,7 @@ from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.paper import PaperBroker
 from trading_pipeline.bots.replay import backtest_window, reconcile, replay_bot
 from trading_pipeline.bots.runner import BotRunner
+from trading_pipeline.market.schema import conform
 
 START, END = datetime(2020, 1, 10, tzinfo=UTC), datetime(2020, 3, 1, tzinfo=UTC)
 NO_LIMITS = RiskLimits(daily_loss=1.0, max_drawdown=1.0)  # the backtester has no daily limit
@@ -440,3 +442,82 @@ def test_the_familys_stop_and_take_profit_are_honoured(bars: pl.DataFrame, tmp_p
             assert float(closed["low"][0]) <= entry * (1 - 0.01)
         elif why == "take_profit":
             assert float(closed["high"][0]) >= entry * (1 + 0.015)
+
+
+BAR0 = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _exit_while_down_bars() -> pl.DataFrame:
+    """sma_cross(2, 3) enters at bar 40, exits at bar 51 (a drop), then drifts down with no
+    signal at all."""
+    c = np.array(
+        [100.0 - 0.5 * i for i in range(40)]
+        + [110.0 + i for i in range(11)]
+        + [100.0, 90.0, 85.0]
+        + [84.0 - 0.2 * i for i in range(20)]
+    )
+    o = np.concatenate([[c[0]], c[:-1]])
+    t = to_ms(BAR0) + np.arange(c.size, dtype=np.int64) * 3_600_000
+    return conform(
+        pl.DataFrame(
+            {
+                "open_time": pl.from_epoch(pl.Series(t), "ms"),
+                "open": o,
+                "high": np.maximum(o, c) * 1.001,
+                "low": np.minimum(o, c) * 0.999,
+                "close": c,
+                "volume": np.full(c.size, 10.0),
+                "close_time": pl.from_epoch(pl.Series(t + 3_599_999), "ms"),
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_an_exit_that_fired_while_the_runner_was_down_is_acted_on_at_restart(
+    tmp_path: Path, catch_up: bool
+) -> None:
+    bars = _exit_while_down_bars()
+    h = 3_600_000
+    t = to_ms(BAR0)
+    a = sma(2, 3)
+
+    def run(start_bar: int, end_bar: int) -> Ledger:
+        candles = FrameCandles({"BTCUSDT": bars})
+        clock = ReplayClock(t + start_bar * h, t + end_bar * h)
+        broker = PaperBroker(
+            candles,
+            clock,
+            interval="1h",
+            starting_balances={"USDT": 300.0},
+            path=tmp_path / "paper.sqlite",
+        )
+        ledger = Ledger(tmp_path / "ledger.sqlite", durable=False)
+        runner = BotRunner(
+            "bot1",
+            ledger=ledger,
+            broker=broker,
+            candles=candles,
+            clock=clock,
+            assignments=lambda: a,
+            initial_cash=300.0,
+        )
+        runner.run()
+        runner.lock.release()
+        return ledger
+
+    first = run(30, 50)  # bought at the bar-40 cross, still long at bar 50's close
+    assert first.positions().get("BTCUSDT", 0.0) > 0
+    first.close()
+    # down over bars 50..55: the exit fired at bar 51's close; back at bar 56
+    restart = 56 if catch_up else 51
+    again = run(restart, 60)
+    sells = again.fills().filter(pl.col("side") == "sell")
+    orders = again.orders().filter((pl.col("side") == "sell") & (pl.col("reason") != "stop"))
+    assert sells.height == 1 and again.positions() == {}
+    if catch_up:  # the first step after the restart, at bar 56's close (+1 h)
+        assert orders["reason"].to_list() == ["missed_exit"]
+        assert int(sells["time_ms"][0]) == t + 57 * h
+    else:  # back in time for bar 51's close: the ordinary exit
+        assert orders["reason"].to_list() == ["exit"]
+    again.close()
