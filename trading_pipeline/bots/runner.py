@@ -586,6 +586,8 @@ class BotRunner:
         self._checked_at = close_ms
         found = {}
         for s in sorted({*held, *a.symbols}):
+            if ":" in s:  # a venue-qualified symbol: its venue's account is another broker's
+                continue
             px = closes.get(s)
             base, _ = split_symbol(s)
             mine, theirs = held.get(s, 0.0), float(totals.get(base, 0.0))
