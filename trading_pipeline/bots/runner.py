@@ -269,6 +269,7 @@ class BotRunner:
         self.balance_check_every = balance_check_every  # bars between balance reconciliations
         self._checked_at: int | None = None
         self._rules: dict[str, MarketRules | None] = {}
+        self._stop_refused: dict[str, float] = {}  # symbol -> the quantity a stop was refused for
         self.bot = bot
         self.ledger = ledger
         self.broker = broker
@@ -699,15 +700,17 @@ class BotRunner:
                 continue
             if st is not None and self._cancel_stop(s, decision, out) is not None:
                 continue  # it sold first: the next step sees the new position
-            if want is None:
-                continue
+            if want is None or self._stop_refused.get(s) == want[0]:
+                continue  # nothing to protect, or the venue refused this very quantity already
             cid = client_order_id(self.bot, a.version, f"{s}-{STOP}", close_ms, "sell")
             req = OrderRequest(cid, s, "sell", want[0], "stop", STOP, want[1])
             sent = self._send(req, ctx)
             out.append(sent)
             if sent[1].status == "open":
                 decision.state[f"stop:{s}"] = [cid, want[0], want[1]]
-            else:
+                self._stop_refused.pop(s, None)
+            else:  # not asked again until the position changes (logged once)
+                self._stop_refused[s] = want[0]
                 log.error("%s: protective stop on %s not placed: %s", self.bot, s, sent[1].reason)
         return out
 

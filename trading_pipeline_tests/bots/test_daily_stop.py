@@ -12,8 +12,14 @@ import polars as pl
 import pytest
 
 from trading_pipeline.bots.assignment import Assignment, RiskLimits
+from trading_pipeline.bots.broker import OrderRequest, OrderResult
+from trading_pipeline.bots.candles import FrameCandles
+from trading_pipeline.bots.clock import ReplayClock, to_ms
+from trading_pipeline.bots.ledger import Ledger
+from trading_pipeline.bots.paper import PaperBroker
 from trading_pipeline.bots.replay import BotReplay, replay_bot, replay_fleet
 from trading_pipeline.bots.risk import DAY_MS
+from trading_pipeline.bots.runner import BotRunner
 from trading_pipeline.market.schema import conform
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -210,3 +216,44 @@ def test_the_fleet_limit_holds_inside_the_fleet_replay(
     assert 0.03 < loss < 0.05  # the guard acts at the next close: one bar past the limit
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["fleet_risk_events"][0]["reason"].startswith("fleet daily loss")
+
+
+def test_a_stop_the_broker_refuses_is_not_asked_for_again_every_bar(tmp_path: Path) -> None:
+    """A broker that refuses stops: one refusal per position, the bot trades on."""
+    bars = crash_bars("six_bars", depth=0.97)
+    end = START + timedelta(days=4)
+    candles = FrameCandles({"BTCUSDT": bars}, end_ms=to_ms(end))
+    clock = ReplayClock(to_ms(START), to_ms(end))
+    paper = PaperBroker(candles, clock, interval="1h", starting_balances={"USDT": 300.0})
+    asked: list[str] = []
+
+    class NoStops:
+        name, live = "paper", False
+
+        def submit(self, req: OrderRequest) -> OrderResult:
+            if req.type == "stop":
+                asked.append(req.client_order_id)
+                return OrderResult(req.client_order_id, "rejected", 0.0, None, 0.0, "", None, "no")
+            return paper.submit(req)
+
+        def fetch_order(self, cid: str, symbol: str) -> OrderResult | None:
+            return paper.fetch_order(cid, symbol)
+
+        def balances(self) -> dict[str, float]:
+            return paper.balances()
+
+    a = Assignment("bot1", 1, ("BTCUSDT",), "1h", "buy_and_hold", 1, {}, 0.3, RiskLimits())
+    ledger = Ledger(tmp_path / "ledger.sqlite", durable=False)
+    runner = BotRunner(
+        "bot1",
+        ledger=ledger,
+        broker=NoStops(),
+        candles=candles,
+        clock=clock,
+        assignments=lambda: a,
+        initial_cash=300.0,
+    )
+    steps = runner.run()
+    assert steps > 90 and len(asked) == 1  # one position, one refusal
+    assert ledger.fills().height == 1 and ledger.positions()
+    runner.close()
