@@ -18,22 +18,47 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from trading_pipeline.errors import UserInputError
+
 Side = Literal["buy", "sell"]
 OrderStatus = Literal["filled", "rejected", "open", "canceled"]
 
 MAX_CLIENT_ORDER_ID = 36  # Binance's limit for newClientOrderId
 
 
+class CredentialsRefused(UserInputError):
+    """The venue refused the API key (Binance ``-2015``, ccxt ``AuthenticationError`` /
+    ``PermissionDenied``): the runner halts at once and sends nothing more (one ``error:``
+    line at the command line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class MarketRules:
+    """A venue's limits for one symbol: the lot step, the minimum quantity and the minimum
+    order value (quote). A position below any of them cannot be sold: it is dust."""
+
+    step: float = 0.0
+    min_qty: float = 0.0
+    min_notional: float = 0.0
+
+    def is_dust(self, qty: float, price: float) -> bool:
+        return qty < max(self.step, self.min_qty) or qty * price < self.min_notional
+
+
 @dataclass(frozen=True)
 class OrderRequest:
-    """A market order the runner wants executed; ``qty`` is in base units (e.g. BTC)."""
+    """An order the runner wants executed; ``qty`` is in base units (e.g. BTC).
+
+    ``type="stop"``: a protective stop (a sell that rests at the venue and becomes a market
+    order when the price trades at or below ``stop_price``; bots.runner's daily-loss stop)."""
 
     client_order_id: str
     symbol: str
     side: Side
     qty: float
-    type: Literal["market"] = "market"
+    type: Literal["market", "stop"] = "market"
     reason: str = ""
+    stop_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +73,7 @@ class OrderResult:
     fee_currency: str
     exchange_order_id: str | None
     reason: str = ""
+    filled_ms: int | None = None  # when a resting (stop) order filled, if the venue says
 
 
 @runtime_checkable

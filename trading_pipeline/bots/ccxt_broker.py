@@ -14,6 +14,15 @@
   duplicate id among *open* orders, so before sending (and before every re-send after a network
   failure or timeout, when the order may have reached the venue) the order is looked up by its
   client id; a found order is returned instead of placing another.
+- **Protective stops** (``OrderRequest(type="stop")``, the runner's daily-loss stop) go out as
+  Binance ``STOP_LOSS`` sell orders (stop-market: the venue sells at market once the price trades
+  at the stop; the quantity is locked while it rests) and are cancelled with
+  :meth:`CcxtBroker.cancel_order`; a filled stop reports when it filled (``filled_ms``).
+- **Balances**: a sell (or a stop) is cut to the free balance of its coin, so the fee's
+  rounding never makes a full sell fail; ``total_balances`` (free + locked) is what the runner
+  reconciles its ledger with, ``market_rules`` what it calls dust.
+- **Wrong keys**: an authentication or permission error (Binance ``-2015``) raises
+  :class:`~trading_pipeline.bots.broker.CredentialsRefused` from any call; nothing is retried.
 - **Errors**: network errors, timeouts, 5xx, DDoS protection and rate limits are retried with
   exponential backoff; insufficient funds and invalid orders are final (status ``rejected`` with
   the reason); an unknown order on lookup means "not placed".
@@ -24,12 +33,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import ccxt
 
-from trading_pipeline.bots.broker import OrderRequest, OrderResult
+from trading_pipeline.bots.broker import (
+    CredentialsRefused,
+    MarketRules,
+    OrderRequest,
+    OrderResult,
+)
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.venues.exchange import REDACTED, RetryPolicy, make_exchange
 
@@ -43,6 +57,9 @@ SECRET_ENV = {"binance": "TP_BINANCE_API_SECRET", "binanceus": "TP_BINANCEUS_API
 # Worth retrying: the request may not have been processed, or the venue asked us to slow down.
 RETRYABLE: tuple[type[Exception], ...] = (ccxt.NetworkError,)  # RequestTimeout, DDoSProtection,
 # RateLimitExceeded, ExchangeNotAvailable, InvalidNonce are all NetworkError subclasses
+# The key itself is refused (-2015 and friends; PermissionDenied and AccountSuspended are
+# subclasses): no order can go out, the runner halts (CredentialsRefused).
+AUTH: tuple[type[Exception], ...] = (ccxt.AuthenticationError,)
 # Final answers about this order: retrying cannot change them.
 FINAL: tuple[type[Exception], ...] = (
     ccxt.InsufficientFunds,
@@ -167,12 +184,17 @@ class CcxtBroker:
         msg = " ".join(str(exc).split())
         return self.redact(f"{type(exc).__name__}: {msg}")[:300]
 
+    def _refused(self, exc: BaseException) -> CredentialsRefused:
+        return CredentialsRefused(f"{self.name} refused the API key ({self._why(exc)})")
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """``fn()`` retried on network errors and rate limits with exponential backoff."""
         last: BaseException | None = None
         for attempt in range(self.retry.attempts):
             try:
                 return fn()
+            except AUTH as exc:
+                raise self._refused(exc) from None
             except FINAL:
                 raise
             except RETRYABLE as exc:
@@ -205,6 +227,9 @@ class CcxtBroker:
         """An :class:`OrderResult` from a ccxt order (fees from its fills, or its trades)."""
         filled = float(order.get("filled") or 0.0)
         status_ccxt = order.get("status")
+        is_stop = bool(order.get("triggerPrice")) or "STOP" in str(
+            (order.get("info") or {}).get("type") or ""
+        )
         if status_ccxt == "open" and filled <= 0:
             status = "open"
         elif filled > 0:
@@ -229,6 +254,7 @@ class CcxtBroker:
             fee_currency=fee_ccy or market.get("quote", ""),
             exchange_order_id=str(order["id"]) if order.get("id") is not None else None,
             reason="" if status != "canceled" else f"venue status {status_ccxt}",
+            filled_ms=_when_filled(order) if is_stop and status == "filled" else None,
         )
 
     def _fees_from_trades(self, order_id: str, symbol: str) -> list[dict[str, Any]]:
@@ -251,6 +277,35 @@ class CcxtBroker:
     def balances(self) -> dict[str, float]:
         bal = self._call("fetch balance", lambda: self.exchange.fetch_balance())
         return {a: float(v) for a, v in (bal.get("free") or {}).items() if v}
+
+    def total_balances(self) -> dict[str, float]:
+        """Free + locked per asset (a resting stop locks its quantity): what the account holds."""
+        bal = self._call("fetch balance", lambda: self.exchange.fetch_balance())
+        return {a: float(v) for a, v in (bal.get("total") or {}).items() if v}
+
+    def market_rules(self, symbol: str) -> MarketRules | None:
+        """The venue's lot step, minimum quantity and minimum order value for ``symbol``."""
+        market = self.market(symbol)
+        if market is None:
+            return None
+        limits = market.get("limits") or {}
+        step = (market.get("precision") or {}).get("amount")
+        return MarketRules(
+            float(step or 0.0),
+            float((limits.get("amount") or {}).get("min") or 0.0),
+            float((limits.get("cost") or {}).get("min") or 0.0),
+        )
+
+    def _capped(self, req: OrderRequest, market: Mapping[str, Any]) -> OrderRequest:
+        """A sell cut to the free balance of its base asset (a fee rounding must not turn every
+        full sell into InsufficientFunds); other orders unchanged."""
+        if req.side != "sell":
+            return req
+        free = self.balances().get(str(market.get("base", "")), 0.0)
+        if req.qty > free:
+            log.info("order %s: sell %g cut to the free %g", req.client_order_id, req.qty, free)
+            return replace(req, qty=free)
+        return req
 
     def fetch_order(self, client_order_id: str, symbol: str) -> OrderResult | None:
         """The order the venue holds under ``client_order_id`` (None: it never arrived)."""
@@ -284,7 +339,73 @@ class CcxtBroker:
             self._results[req.client_order_id] = result
         return result
 
+    def cancel_order(self, client_order_id: str, symbol: str) -> OrderResult | None:
+        """Cancel a resting order (a protective stop); its final state — ``filled`` when it
+        triggered first — or None when the venue never saw it."""
+        market = self.market(symbol)
+        if market is None:
+            return None
+
+        def cancel() -> Any:
+            try:
+                return self.exchange.cancel_order(
+                    None, market["symbol"], params={"origClientOrderId": client_order_id}
+                )
+            except ccxt.OrderNotFound:  # filled, cancelled already, or never placed
+                return None
+
+        order = self._call("cancel order", cancel)
+        if order is None or order.get("status") is None:
+            return self.fetch_order(client_order_id, symbol)
+        self._results.pop(client_order_id, None)
+        return self._result(client_order_id, order, market)
+
+    def _place_stop(self, req: OrderRequest, market: Mapping[str, Any]) -> OrderResult:
+        """A sell ``STOP_LOSS`` resting at the venue (looked up first: never placed twice)."""
+        quote = str(market.get("quote", ""))
+        if req.side != "sell" or not (req.stop_price or 0.0) > 0:
+            return self._rejected(req, "a stop is a sell with a stop price", quote)
+        existing = self.fetch_order(req.client_order_id, req.symbol)
+        if existing is not None:
+            return existing
+        req = self._capped(req, market)
+        refusal = self._check_limits(req, market)
+        if refusal is not None:
+            return self._rejected(req, refusal, quote)
+        sym = market["symbol"]
+        amount = float(self.exchange.amount_to_precision(sym, req.qty))
+        stop = float(self.exchange.price_to_precision(sym, req.stop_price))
+        try:
+            order = self._call(
+                "place stop",
+                lambda: self.exchange.create_order(
+                    sym,
+                    "STOP_LOSS",
+                    "sell",
+                    amount,
+                    None,
+                    params={"stopPrice": stop, "newClientOrderId": req.client_order_id},
+                ),
+            )
+        except FINAL as exc:
+            return self._rejected(req, self._why(exc), quote)
+        result = self._result(req.client_order_id, order, market)
+        log.info(
+            "stop %s sell %s %g at %g: %s",
+            req.client_order_id,
+            req.symbol,
+            amount,
+            stop,
+            result.status,
+        )
+        return result
+
     def _submit(self, req: OrderRequest) -> OrderResult:
+        if req.type == "stop":
+            market = self.market(req.symbol)
+            if market is None:
+                return self._rejected(req, f"{req.symbol} is not traded on {self.name}")
+            return self._place_stop(req, market)
         if req.type != "market":
             return self._rejected(req, f"unsupported order type {req.type}")
         if req.side not in ("buy", "sell"):
@@ -298,6 +419,7 @@ class CcxtBroker:
         existing = self.fetch_order(req.client_order_id, req.symbol)
         if existing is not None:  # sent before (a restart): report it, never re-send
             return existing
+        req = self._capped(req, market)
         refusal = self._check_limits(req, market)
         if refusal is not None:
             return self._rejected(req, refusal, quote)
@@ -355,6 +477,8 @@ class CcxtBroker:
                     if found is not None:
                         return found
                 return self._rejected(req, self._why(exc), quote)
+            except AUTH as exc:
+                raise self._refused(exc) from None
             except FINAL as exc:
                 return self._rejected(req, self._why(exc), quote)
             except RETRYABLE as exc:
@@ -377,6 +501,15 @@ class CcxtBroker:
             f"order {req.client_order_id}: gave up after {self.retry.attempts} attempts: "
             f"{self._why(last)}"
         ) from None
+
+
+def _when_filled(order: Mapping[str, Any]) -> int | None:
+    """When a resting order filled, as the venue reports it."""
+    for key in ("lastTradeTimestamp", "lastUpdateTimestamp"):
+        if order.get(key) is not None:
+            return int(order[key])
+    info = order.get("info") or {}
+    return int(info["updateTime"]) if info.get("updateTime") is not None else None
 
 
 def _one_fee(fees: list[Mapping[str, Any]], base: str, quote: str) -> tuple[float, str]:

@@ -271,6 +271,16 @@ class Ledger:
     def risk_events(self) -> pl.DataFrame:
         return self._frame("SELECT seq, time_ms, kind, detail FROM risk_events ORDER BY seq")
 
+    def fills_of_reason(self, reason: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """Fills of orders sent for ``reason`` (e.g. ``stop``) timed in ``[start_ms, end_ms)``."""
+        cur = self._db.execute(
+            "SELECT f.* FROM fills f JOIN orders o USING (client_order_id)"
+            " WHERE o.reason = ? AND f.time_ms >= ? AND f.time_ms < ? ORDER BY f.seq",
+            (reason, start_ms, end_ms),
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
     def last_step_ms(self) -> int | None:
         row = self._db.execute("SELECT MAX(bar_close_ms) FROM steps").fetchone()
         return int(row[0]) if row and row[0] is not None else None
@@ -470,6 +480,28 @@ class Ledger:
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?)",
                 (step.bar_close_ms, step.assignment_version, step.fingerprint),
             )
+
+    def adopt_positions(
+        self, qtys: Mapping[str, float], *, time_ms: int, detail: Mapping[str, Any]
+    ) -> None:
+        """Take the account's quantities for these symbols (an acknowledged balance divergence:
+        cost scaled, no cash moved), clear the ``diverged`` state and record the event."""
+        with self._tx() as db:
+            for symbol, qty in qtys.items():
+                row = db.execute(
+                    "SELECT qty, cost, entry_ms FROM positions WHERE symbol=?", (symbol,)
+                ).fetchone()
+                old, cost, entry = (float(row[0]), float(row[1]), row[2]) if row else (0, 0, None)
+                cost = cost * qty / old if old > 0 else 0.0
+                db.execute(
+                    "INSERT OR REPLACE INTO positions VALUES (?,?,?,?)",
+                    (symbol, qty, cost, entry if qty > 0 else None),
+                )
+            db.execute(
+                "INSERT INTO risk_events (time_ms, kind, detail) VALUES (?,?,?)",
+                (time_ms, "balances_acknowledged", json.dumps(detail, sort_keys=True)),
+            )
+            db.execute("INSERT OR REPLACE INTO state VALUES ('diverged', 'null')")
 
     def mark_status(self, client_order_id: str, status: str, reason: str) -> None:
         """Set an order's status without a fill (e.g. ``not_sent``: the venue never saw it)."""

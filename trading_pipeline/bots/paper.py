@@ -7,6 +7,12 @@ a buy of ``qty`` costs ``qty × open × (1 + slip)`` plus that times the fee, a 
 ``qty × open × (1 - slip)`` less the fee — so a runner sizing a buy as ``value / (1 + fee) /
 (open × (1 + slip))`` spends exactly ``value`` like the kernel's ``_open``.
 
+Protective stops (``OrderRequest(type="stop")``, the runner's daily-loss stop) rest in the book
+and are settled when looked up (``fetch_order``/``cancel_order``): the first bar that opened at
+or after the stop was placed and traded at or below it fills it at ``min(stop, that bar's open)``
+(a bar that gaps through the stop fills at its open), less slippage and the fee, timed at that
+bar's open — what an exchange's stop-market order does, as far as hourly bars can tell.
+
 Its orders and balances live in their own SQLite file (the "exchange's memory"), separate from
 the bot's ledger, so a runner killed between sending an order and booking it finds the order
 here by client order id on restart — the situation a real exchange puts it in.
@@ -20,7 +26,7 @@ from typing import cast
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.bots.broker import OrderRequest, OrderResult, OrderStatus
-from trading_pipeline.bots.candles import CandleSource
+from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
 from trading_pipeline.bots.ledger import split_symbol
 
@@ -33,6 +39,9 @@ CREATE TABLE IF NOT EXISTS paper_orders (
 );
 CREATE TABLE IF NOT EXISTS paper_balances (asset TEXT PRIMARY KEY, free REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS paper_transfers (id TEXT PRIMARY KEY, asset TEXT NOT NULL, amount REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS paper_stops (
+    client_order_id TEXT PRIMARY KEY, stop_price REAL NOT NULL, filled_ms INTEGER
+);
 """
 
 TOLERANCE = 1e-9  # relative: float rounding of "spend all the cash" must not be "insufficient"
@@ -101,14 +110,97 @@ class PaperBroker:
             raise
 
     def fetch_order(self, client_order_id: str, symbol: str) -> OrderResult | None:
+        self._settle_stop(client_order_id)
+        return self._order(client_order_id)
+
+    def cancel_order(self, client_order_id: str, symbol: str) -> OrderResult | None:
+        """Cancel a resting stop; its result (``filled`` when it triggered first, None when the
+        book never saw it)."""
+        self._settle_stop(client_order_id)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "UPDATE paper_orders SET status='canceled' WHERE client_order_id=? AND status='open'",
+                (client_order_id,),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return self._order(client_order_id)
+
+    def _settle_stop(self, client_order_id: str) -> None:
+        """Fill a resting stop if a bar since it was placed traded through it (see the module
+        docstring); a no-op for anything else."""
         row = self._db.execute(
-            "SELECT client_order_id, status, filled_qty, avg_price, fee, fee_currency, seq, reason"
-            " FROM paper_orders WHERE client_order_id = ?",
+            "SELECT o.symbol, o.qty, o.time_ms, s.stop_price FROM paper_orders o JOIN paper_stops s"
+            " USING (client_order_id) WHERE o.client_order_id=? AND o.status='open'",
+            (client_order_id,),
+        ).fetchone()
+        if row is None:
+            return
+        symbol, qty, placed, stop = str(row[0]), float(row[1]), int(row[2]), float(row[3])
+        now = self.clock.now_ms()
+        step = bar_ms(self.interval)
+        if now < placed + step:  # no bar has closed since (a restarted replay starts earlier)
+            return
+        bars = self.prices.closed_bars(symbol, self.interval, now, (now - placed) // step + 2)
+        if bars.height == 0:
+            return
+        t = bars["open_time"].dt.epoch("ms").to_list()
+        lows, opens = bars["low"].to_list(), bars["open"].to_list()
+        hit = next((k for k in range(len(t)) if t[k] >= placed and lows[k] <= stop), None)
+        if hit is None:
+            return
+        base, quote = split_symbol(symbol)
+        bal = self.balances()
+        qty = min(qty, bal.get(base, 0.0))
+        px = min(stop, float(opens[hit])) * (1.0 - self.costs.slippage)
+        notional = qty * px
+        fee = notional * self.costs.fee
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if qty > 0:
+                db.execute(
+                    "UPDATE paper_orders SET status='filled', filled_qty=?, avg_price=?, fee=?"
+                    " WHERE client_order_id=?",
+                    (qty, px, fee, client_order_id),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO paper_balances VALUES (?, ?)",
+                    (base, max(0.0, bal.get(base, 0.0) - qty)),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO paper_balances VALUES (?, ?)",
+                    (quote, bal.get(quote, 0.0) + notional - fee),
+                )
+            else:
+                db.execute(
+                    "UPDATE paper_orders SET status='canceled', reason='nothing to sell'"
+                    " WHERE client_order_id=?",
+                    (client_order_id,),
+                )
+            db.execute(
+                "UPDATE paper_stops SET filled_ms=? WHERE client_order_id=?",
+                (int(t[hit]), client_order_id),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _order(self, client_order_id: str) -> OrderResult | None:
+        row = self._db.execute(
+            "SELECT o.client_order_id, status, filled_qty, avg_price, fee, fee_currency, seq,"
+            " reason, s.filled_ms FROM paper_orders o LEFT JOIN paper_stops s"
+            " USING (client_order_id) WHERE o.client_order_id = ?",
             (client_order_id,),
         ).fetchone()
         if row is None:
             return None
-        cid, status, filled, avg, fee, fee_ccy, seq, reason = row
+        cid, status, filled, avg, fee, fee_ccy, seq, reason, filled_ms = row
         return OrderResult(
             cid,
             cast(OrderStatus, status),
@@ -118,12 +210,15 @@ class PaperBroker:
             fee_ccy,
             f"paper-{seq}",
             reason,
+            int(filled_ms) if filled_ms is not None else None,
         )
 
     def submit(self, req: OrderRequest) -> OrderResult:
         known = self.fetch_order(req.client_order_id, req.symbol)
         if known is not None:  # idempotent: the first result, never a second order
             return known
+        if req.type == "stop":
+            return self._place_stop(req)
         base, quote = split_symbol(req.symbol)
         now = self.clock.now_ms()
         px = self.prices.price(req.symbol, self.interval, now)
@@ -195,6 +290,52 @@ class PaperBroker:
             filled,
             avg,
             fee,
+            quote,
+            f"paper-{seq}",
+            reason,
+        )
+
+    def _place_stop(self, req: OrderRequest) -> OrderResult:
+        """Rest a protective sell stop in the book (settled by :meth:`_settle_stop`)."""
+        _, quote = split_symbol(req.symbol)
+        ok = req.side == "sell" and req.qty > 0 and (req.stop_price or 0.0) > 0
+        status, reason = ("open", "") if ok else ("rejected", "a stop is a sell with a price")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seq = db.execute("SELECT COUNT(*) FROM paper_orders").fetchone()[0] + 1
+            db.execute(
+                "INSERT INTO paper_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    req.client_order_id,
+                    seq,
+                    req.symbol,
+                    req.side,
+                    req.qty,
+                    self.clock.now_ms(),
+                    status,
+                    0.0,
+                    None,
+                    0.0,
+                    quote,
+                    reason,
+                ),
+            )
+            if ok:
+                db.execute(
+                    "INSERT INTO paper_stops VALUES (?, ?, NULL)",
+                    (req.client_order_id, float(req.stop_price or 0.0)),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return OrderResult(
+            req.client_order_id,
+            cast(OrderStatus, status),
+            0.0,
+            None,
+            0.0,
             quote,
             f"paper-{seq}",
             reason,

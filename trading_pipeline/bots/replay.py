@@ -30,6 +30,7 @@ from trading_pipeline.bots.candles import CandleSource, FrameCandles, bar_ms
 from trading_pipeline.bots.clock import Clock, ReplayClock, from_ms, to_ms
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.paper import PaperBroker
+from trading_pipeline.bots.risk import DAY_MS, EPS, mark_day, utc_day
 from trading_pipeline.bots.routing import (
     PAIR_FAMILIES,
     RoutingBroker,
@@ -81,6 +82,7 @@ class ReplayResult:
     report_json: Path | None = None
     report_png: Path | None = None
     out_dir: Path | None = None
+    fleet_events: list[dict[str, Any]] = field(default_factory=list)  # FleetGuard trips
 
     @property
     def final(self) -> float:
@@ -94,7 +96,38 @@ def check_range(start: datetime, end: datetime) -> None:
         )
 
 
-def replay_bot(
+@dataclass
+class _Lane:
+    """One bot of a replay in progress: its runner and what it owns."""
+
+    assignment: AssignmentLike
+    runner: BotRunner
+    ledger: Ledger
+    broker: PaperBroker | RoutingBroker
+    clock: ReplayClock
+    initial: float
+    now: int = 0
+
+    def result(self) -> BotReplay:
+        a = self.assignment
+        return BotReplay(
+            a.bot,
+            a.family,
+            dict(a.params or {}),
+            tuple(a.symbols),
+            self.initial,
+            self.ledger.path,
+            self.ledger.equity(),
+            fills_with_reason(self.ledger),
+            self.ledger.risk_events(),
+        )
+
+    def close(self) -> None:
+        self.runner.close()
+        self.broker.close()
+
+
+def _lane(
     assignment: AssignmentLike,
     frames: Mapping[str, pl.DataFrame],
     *,
@@ -105,10 +138,9 @@ def replay_bot(
     costs: CostModel | None = None,
     halt_path: Path | None = None,
     durable: bool = False,
-) -> BotReplay:
-    """Replay one bot over ``frames`` between ``start`` and ``end`` (bars opening before
-    ``end``); the ledger and the paper broker's book live in ``workdir`` (resumed if present).
-    The fills pay the assignment's costs (:func:`assignment_costs`) unless ``costs`` is given."""
+    protective_stop: bool = True,
+    fleet_halt: Callable[[int], dict[str, Any] | None] | None = None,
+) -> _Lane:
     check_range(start, end)
     workdir.mkdir(parents=True, exist_ok=True)
     candles = FrameCandles(frames, end_ms=to_ms(end))
@@ -128,22 +160,128 @@ def replay_bot(
             initial_cash=initial_cash,
             halt_path=halt_path,
             costs=costs,  # None: the runner takes the assignment's (and says when it has none)
+            protective_stop=protective_stop,
+            fleet_halt=fleet_halt,
         )
-        runner.run()
-        return BotReplay(
-            assignment.bot,
-            assignment.family,
-            dict(assignment.params or {}),
-            tuple(assignment.symbols),
-            initial_cash,
-            ledger.path,
-            ledger.equity(),
-            fills_with_reason(ledger),
-            ledger.risk_events(),
-        )
-    finally:
+    except BaseException:
         ledger.close()
         broker.close()
+        raise
+    return _Lane(assignment, runner, ledger, broker, clock, initial_cash)
+
+
+def replay_bot(
+    assignment: AssignmentLike,
+    frames: Mapping[str, pl.DataFrame],
+    *,
+    start: datetime,
+    end: datetime,
+    initial_cash: float,
+    workdir: Path,
+    costs: CostModel | None = None,
+    halt_path: Path | None = None,
+    durable: bool = False,
+    protective_stop: bool = True,
+) -> BotReplay:
+    """Replay one bot over ``frames`` between ``start`` and ``end`` (bars opening before
+    ``end``); the ledger and the paper broker's book live in ``workdir`` (resumed if present).
+    The fills pay the assignment's costs (:func:`assignment_costs`) unless ``costs`` is given.
+    ``protective_stop=False`` replays the daily limit as checked at bar closes only."""
+    lane = _lane(
+        assignment,
+        frames,
+        start=start,
+        end=end,
+        initial_cash=initial_cash,
+        workdir=workdir,
+        costs=costs,
+        halt_path=halt_path,
+        durable=durable,
+        protective_stop=protective_stop,
+    )
+    try:
+        lane.runner.run()
+        return lane.result()
+    finally:
+        lane.close()
+
+
+class FleetGuard:
+    """The fleet's daily-loss limit inside a replay: the bots' equity marks summed at every
+    bar close; when the sum falls ``limit`` below the UTC day's starting sum (the sum at 00:00,
+    or the starting capital), every bot is halted (positions closed at its next step, no entry)
+    until the next UTC day — what the ``fleet_risk_sensor`` does with the HALT file live."""
+
+    def __init__(self, limit: float, capital: float) -> None:
+        self.limit = limit
+        self._start: dict[int, float] = {}
+        self._capital = capital
+        self._tripped: dict[int, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+
+    def mark(self, close_ms: int, total: float) -> None:
+        day = mark_day(close_ms)
+        base = self._start.get(day, self._start[max(self._start)] if self._start else None)
+        base = self._capital if base is None else base
+        self._start.setdefault(day, base)
+        loss = 1.0 - total / base if base > 0 else 0.0
+        if day not in self._tripped and loss >= self.limit - EPS:
+            detail = {
+                "reason": f"fleet daily loss {loss:.2%} >= {self.limit:.0%}",
+                "time": from_ms(close_ms).isoformat(),
+                "day_start_equity": base,
+                "equity": total,
+                "loss": loss,
+                "limit": self.limit,
+            }
+            self._tripped[day] = detail
+            self.events.append(detail)
+            log.warning("fleet: %s at %s", detail["reason"], detail["time"])
+        if close_ms % DAY_MS == 0:
+            self._start[close_ms // DAY_MS] = total
+
+    def halt(self, close_ms: int) -> dict[str, Any] | None:
+        """The trip's reason while the day it tripped lasts (orders filling on the next UTC
+        day are free again)."""
+        day = mark_day(close_ms)
+        trip = self._tripped.get(day)
+        return trip if trip is not None and utc_day(close_ms) == day else None
+
+
+def _run_lanes(lanes: Mapping[str, _Lane], guard: FleetGuard, idle: float) -> None:
+    """Step every bot at its bar closes in time order; at each close ``t`` the fleet's equity
+    (the bots closing at ``t`` valued as they are about to mark it, the others at their last
+    mark) goes to the guard first, so a trip at ``t`` acts in the steps at ``t``."""
+    nxt: dict[str, int] = {}
+    for name, lane in lanes.items():
+        lane.now = lane.runner.begin()
+        t = lane.runner.next_close_ms(lane.now)
+        if t is not None:
+            nxt[name] = t
+    while nxt:
+        t = min(nxt.values())
+        due = []
+        for name in [n for n, v in nxt.items() if v == t]:
+            lane = lanes[name]
+            if lane.clock.sleep_until(t):
+                lane.now = lane.clock.now_ms()
+                due.append(name)
+            else:
+                del nxt[name]
+        # the fleet's equity at t, as the bots closing at t are about to mark it
+        total = idle
+        for name, lane in lanes.items():
+            value = lane.runner.equity_at(lane.now) if name in due else None
+            total += value if value is not None else (lane.ledger.last_equity() or lane.initial)
+        guard.mark(t, total)
+        for name in due:
+            lane = lanes[name]
+            lane.runner.step(lane.now)
+            later = lane.runner.next_close_ms(lane.now)
+            if later is None:
+                del nxt[name]
+            else:
+                nxt[name] = later
 
 
 def assignment_costs(a: AssignmentLike) -> CostModel:
@@ -295,7 +433,8 @@ def replay_fleet(
     ``assignments`` (bot → assignment) default to each bot's spec default
     (bots.assignment.default_assignment). A cash bot whose history is missing holds its cash.
     Each bot pays its assignment's costs (and so does its buy-and-hold benchmark) unless
-    ``costs`` overrides them for all.
+    ``costs`` overrides them for all. The bots step together in time order and the fleet's
+    daily-loss limit (the fleet file's ``daily_loss``) is enforced by a :class:`FleetGuard`.
     """
     from trading_pipeline.bots.assignment import default_assignment
 
@@ -304,7 +443,11 @@ def replay_fleet(
         raise UserInputError(f"capital must be positive, got {capital}")
     split = dict(split or default_split())
     result = ReplayResult(start, end, capital)
-    for spec in current_fleet().bots:
+    fleet = current_fleet()
+    guard = FleetGuard(fleet.daily_loss, capital)
+    lanes: dict[str, _Lane] = {}
+    benchmarks: dict[str, float | None] = {}
+    for spec in fleet.bots:
         a = (assignments or {}).get(spec.name) or default_assignment(spec)
         initial = capital * float(split.get(spec.name, 0.0))
         try:
@@ -329,7 +472,7 @@ def replay_fleet(
                 note or "holds cash",
             )
             continue
-        br = replay_bot(
+        lanes[spec.name] = _lane(
             a,
             frames,
             start=start,
@@ -337,11 +480,22 @@ def replay_fleet(
             initial_cash=initial,
             workdir=out_dir / spec.name,
             costs=costs,
+            fleet_halt=guard.halt,
         )
-        br.buy_and_hold = benchmark(
+        benchmarks[spec.name] = benchmark(
             frames, start=start, end=end, interval=a.interval, costs=costs or assignment_costs(a)
         )
-        result.bots[spec.name] = br
+    try:
+        idle = sum(b.initial for b in result.bots.values())
+        _run_lanes(lanes, guard, idle)
+        for name, lane in lanes.items():
+            result.bots[name] = lane.result()
+            result.bots[name].buy_and_hold = benchmarks[name]
+    finally:
+        for lane in lanes.values():
+            lane.close()
+    result.bots = {s.name: result.bots[s.name] for s in fleet.bots if s.name in result.bots}
+    result.fleet_events = guard.events
     result.out_dir = out_dir
     write_report(result, out_dir)
     return result
@@ -433,6 +587,7 @@ def summary(result: ReplayResult, base: Path | None = None) -> dict[str, Any]:
         "capital": result.capital,
         "final": result.final,
         "pnl": result.final - result.capital,
+        "fleet_risk_events": result.fleet_events,
         "bots": bots,
     }
 
@@ -718,6 +873,7 @@ def backtest_window(frames: pl.DataFrame, start: datetime, end: datetime) -> tup
 
 __all__ = [
     "BotReplay",
+    "FleetGuard",
     "ReplayResult",
     "assignment_costs",
     "backtest_window",

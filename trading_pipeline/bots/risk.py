@@ -11,8 +11,10 @@
 
 Each trip is returned as an event (recorded in the ledger in the step's transaction, and
 logged); the state it needs (blocked day, peak, halted) lives in the ledger's ``state`` table.
-The loss is measured at bar closes and the exit fills at the next price, so a day's loss can
-exceed the limit by at most the move of the bar in which it was crossed plus the exit's costs.
+The loss is measured at bar closes and the exit fills at the next price; inside the bar the
+runner's protective stop (bots.runner ``_protect``: a resting sell at the price that brings the
+day to its limit, exit costs included) holds the limit, so a day's loss exceeds it only by what a
+gap jumps (a bar opening beyond the stop fills at its open).
 """
 
 from __future__ import annotations

@@ -15,7 +15,11 @@ Each step (the clock reached a bar's close ``T``):
 5. size buys like the kernel (cash of the flat slots, capped by the maximum position size) and
    send market orders with deterministic client order ids (bots.broker.client_order_id), sells
    first; orders are written to the ledger as intents before they are sent;
-6. book the results, the equity mark, risk events and state in ONE ledger transaction.
+6. keep one protective stop per position at the price that brings the bot's day to its
+   daily-loss limit (``_protect``; the broker rests it: the paper broker fills it inside the
+   next bars, a live venue holds a stop-loss order), re-placed when position or equity moves;
+   a stop that filled ends the day like the guard (settled by the next step's reconciliation);
+7. book the results, the equity mark, risk events and state in ONE ledger transaction.
 
 Multi-input families (bot4, bot5) run through the same step. Hedging reports a target
 (``meta["exposure"]`` per bar): the runner holds the symbols while the last bar's target is
@@ -50,10 +54,17 @@ import polars as pl
 from trading_pipeline.backtest.costs import DEFAULT_MIN_ORDER_VALUE, CostModel
 from trading_pipeline.bots import risk as riskmod
 from trading_pipeline.bots.assignment import LEGACY_COSTS, Assignment, validate_assignment
-from trading_pipeline.bots.broker import Broker, OrderRequest, OrderResult, client_order_id
+from trading_pipeline.bots.broker import (
+    Broker,
+    CredentialsRefused,
+    MarketRules,
+    OrderRequest,
+    OrderResult,
+    client_order_id,
+)
 from trading_pipeline.bots.candles import CandleSource, bar_ms
 from trading_pipeline.bots.clock import Clock
-from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of
+from trading_pipeline.bots.ledger import Ledger, StepRecord, fill_of, split_symbol
 from trading_pipeline.bots.lock import RunnerBusy, RunnerLock
 from trading_pipeline.bots.routing import (
     INVENTORY,
@@ -75,6 +86,8 @@ from trading_pipeline.strategies.registry import get_family
 log = logging.getLogger("trading_pipeline.bots.runner")
 
 FINAL = ("filled", "rejected", "canceled")
+ACK_FILE = "ACK_BALANCES"  # beside the ledger: acknowledges a balance divergence
+STOP = "stop"  # the reason of the protective daily-loss stop orders (bots.protect)
 
 
 class AssignmentLike(Protocol):
@@ -135,6 +148,7 @@ class LastSignal:
     take_profit: float | None = None
     stop_distance: float | None = None
     hold: bool | None = None  # a target family's state (hedging): hold the symbol or not
+    missed: bool = False  # an exit that fired on a bar the runner did not step (it was down)
 
     @property
     def enters(self) -> bool:
@@ -245,8 +259,18 @@ class BotRunner:
         min_order_value: float = DEFAULT_MIN_ORDER_VALUE,
         quote: str = "USDT",
         fleet_capital: float | None = None,
+        protective_stop: bool = True,
+        fleet_halt: Callable[[int], dict[str, Any] | None] | None = None,
+        balance_check_every: int = 24,
     ) -> None:
         self.spec = bot_spec(bot)
+        self.protective_stop = protective_stop  # False: the daily limit only at bar closes
+        # the fleet's shared state: a reason while the fleet's day is over (replay_fleet's guard)
+        self.fleet_halt = fleet_halt
+        self.balance_check_every = balance_check_every  # bars between balance reconciliations
+        self._checked_at: int | None = None
+        self._rules: dict[str, MarketRules | None] = {}
+        self._stop_refused: dict[str, float] = {}  # symbol -> the quantity a stop was refused for
         self.bot = bot
         self.ledger = ledger
         self.broker = broker
@@ -345,8 +369,18 @@ class BotRunner:
                     "%s: order %s was never received by %s", self.bot, cid, self.broker.name
                 )
             elif res.status in FINAL:
-                self.ledger.apply_results([(req, res)], fill_ms=int(row["sent_ms"]))
-                log.info("%s: reconciled %s: %s %s", self.bot, cid, res.status, res.filled_qty)
+                at = res.filled_ms if res.filled_ms is not None else int(row["sent_ms"])
+                self.ledger.apply_results([(req, res)], fill_ms=at)
+                if row["reason"] == STOP and res.status == "filled":
+                    log.warning(
+                        "%s: daily-loss stop on %s filled %g @ %s",
+                        self.bot,
+                        symbol,
+                        res.filled_qty,
+                        res.avg_price,
+                    )
+                else:
+                    log.info("%s: reconciled %s: %s %s", self.bot, cid, res.status, res.filled_qty)
             else:
                 continue
             settled.append(cid)
@@ -384,6 +418,9 @@ class BotRunner:
             )
         try:
             res = self.broker.submit(req)
+        except CredentialsRefused:  # refused before anything was placed: halt
+            self.ledger.mark_status(req.client_order_id, "not_sent", "credentials refused")
+            raise
         except Exception as exc:  # network, venue down: the fate is unknown
             log.error(
                 "%s: order %s: %s; left pending", self.bot, req.client_order_id, type(exc).__name__
@@ -405,6 +442,7 @@ class BotRunner:
         last = self.ledger.last_step_ms()
         if last is not None and close_ms <= last:
             return False
+        self._acknowledge(now)
         cash, held = self.ledger.holdings_before(now)
         marks = self._marks(a, now, close_ms, held)
         if marks is None:
@@ -413,6 +451,11 @@ class BotRunner:
         exposure = sum(q * closes[s] for s, q in held.items())
         equity = cash + exposure
         decision = self._risk(a, close_ms, equity, exposure)
+        self._check_balances(a, close_ms, held, closes, decision)
+        # dust (below the venue's step, minimum quantity or value) is flat for the strategy:
+        # never sent as an unsellable sell, and the symbol may be bought again
+        dust = {s: q for s, q in held.items() if self._dust(s, q, closes.get(s, 0.0))}
+        held = {s: q for s, q in held.items() if s not in dust}
         transfer = self._reallocate(a, close_ms, cash, decision)
         cash += transfer[0] if transfer else 0.0
         signals: dict[str, LastSignal] = {}
@@ -422,6 +465,8 @@ class BotRunner:
                 pair_flag = last_pair_flag(self._family, self._params, bars, a.symbols)
             else:
                 signals = last_signals(self._family, self._params, bars)
+        if last is not None and close_ms - last > step_ms and not decision.flatten:
+            self._missed_exits(held, bars, last, close_ms, step_ms, signals)
         ctx = _Step(a, close_ms - step_ms, now)
         results = self._exits(ctx, held, signals, bars, decision)
         cash = ctx.cash_after(cash, results)
@@ -430,7 +475,16 @@ class BotRunner:
         if not decision.block_entries and self.pair_mode:
             results += self._pair_step(ctx, held, pair_flag, decision, cash)
         elif not decision.block_entries:
-            results += self._entries(ctx, held, signals, decision, cash)
+            entries = self._entries(ctx, held, signals, decision, cash)
+            results += entries
+            cash = ctx.cash_after(cash, entries)
+            for s, q in ctx.base_changes(entries).items():
+                held[s] = held.get(s, 0.0) + q
+        for s, q in dust.items():
+            held[s] = held.get(s, 0.0) + q
+        if self.protective_stop and not self.pair_mode:
+            moved = transfer[0] if transfer else 0.0
+            results += self._protect(ctx, held, closes, cash, equity + moved, decision)
         self.ledger.record_step(
             StepRecord(
                 bar_close_ms=close_ms,
@@ -446,6 +500,223 @@ class BotRunner:
             )
         )
         return True
+
+    def _missed_exits(
+        self,
+        held: Mapping[str, float],
+        bars: Mapping[str, pl.DataFrame],
+        last: int,
+        close_ms: int,
+        step_ms: int,
+        signals: dict[str, LastSignal],
+    ) -> None:
+        """After a gap in steps (a restart, a stall): a held symbol whose family fired an exit
+        (without an entry) on a bar that closed after the last step and before this one is
+        sold now, as the step at that bar would have (single-input families; a hedging target
+        is a state the current bar already carries)."""
+        fam = self._family
+        if fam is None or fam.inputs != 1 or self.pair_mode:
+            return
+        for s in sorted(held):
+            b = bars.get(s)
+            if b is None or not b.height or (s in signals and signals[s].exits):
+                continue
+            sig = fam.signals(b, self._params)
+            if not len(sig):
+                continue
+            closed = b["open_time"].dt.epoch("ms").to_numpy() + step_ms
+            f = np.asarray(sig.flags)
+            hit = (
+                (closed > last) & (closed < close_ms) & (f & LONG_EXIT != 0) & (f & LONG_ENTRY == 0)
+            )
+            if hit.any():
+                when = int(closed[np.argmax(hit)])
+                log.warning(
+                    "%s: %s: an exit fired at %s while the runner was not stepping; selling now",
+                    self.bot,
+                    s,
+                    when,
+                )
+                signals[s] = LastSignal(LONG_EXIT, missed=True)
+
+    # ---- positions as the exchange sees them ---------------------------------------------------
+    def _dust(self, symbol: str, qty: float, price: float) -> bool:
+        """Whether ``qty`` of ``symbol`` is dust: nothing, or below the venue's lot step,
+        minimum quantity or minimum order value (a broker without rules: only nothing)."""
+        if qty <= 1e-12:
+            return True
+        if symbol not in self._rules:
+            get = getattr(self.broker, "market_rules", None)
+            try:
+                self._rules[symbol] = get(symbol) if callable(get) else None
+            except CredentialsRefused:
+                raise
+            except Exception as exc:  # the venue is down: no rules this time, asked again later
+                log.warning("%s: no market rules for %s: %s", self.bot, symbol, exc)
+                return False
+        rules = self._rules[symbol]
+        return rules is not None and rules.is_dust(qty, price)
+
+    def _check_balances(
+        self,
+        a: AssignmentLike,
+        close_ms: int,
+        held: Mapping[str, float],
+        closes: Mapping[str, float],
+        decision: riskmod.RiskDecision,
+    ) -> None:
+        """On the first step and every ``balance_check_every`` bars: the ledger's positions
+        against the account's balances (free + locked). The ledger holding more of a coin than
+        the account, by more than dust, is a risk event (``balance_divergence``) that blocks
+        entries until acknowledged (:data:`ACK_FILE`, see :meth:`_acknowledge`); exits go on."""
+        diverged = self.ledger.get_state_json("diverged")
+        if diverged:
+            decision.block_entries = True
+        step_ms = bar_ms(a.interval)
+        due = self._checked_at is None or close_ms - self._checked_at >= (
+            self.balance_check_every * step_ms
+        )
+        totals_of = getattr(self.broker, "total_balances", None) or getattr(
+            self.broker, "balances", None
+        )
+        if not due or self.pair_mode or not callable(totals_of):
+            return
+        try:
+            totals = totals_of()
+        except CredentialsRefused:
+            raise
+        except Exception as exc:  # asked again at the next step
+            log.warning("%s: balances unavailable: %s", self.bot, type(exc).__name__)
+            return
+        self._checked_at = close_ms
+        found = {}
+        for s in sorted({*held, *a.symbols}):
+            if ":" in s:  # a venue-qualified symbol: its venue's account is another broker's
+                continue
+            px = closes.get(s)
+            base, _ = split_symbol(s)
+            mine, theirs = held.get(s, 0.0), float(totals.get(base, 0.0))
+            gap = mine - theirs
+            if px and gap > 1e-9 * max(1.0, mine) and not self._dust(s, gap, px):
+                found[s] = {"ledger": mine, "exchange": theirs, "value": gap * px}
+        if found and not diverged:
+            decision.block_entries = True
+            decision.state["diverged"] = found
+            decision.events.append(("balance_divergence", found))
+            log.error(
+                "%s: the ledger holds more than the account (%s); no entry until %s exists",
+                self.bot,
+                ", ".join(f"{s}: {d['ledger']:g} vs {d['exchange']:g}" for s, d in found.items()),
+                self.ledger.path.parent / ACK_FILE,
+            )
+
+    def _acknowledge(self, now: int) -> None:
+        """An operator's ``ACK_BALANCES`` file beside the ledger acknowledges a divergence: the
+        ledger takes the account's quantities of the diverged coins, the block is lifted, the
+        event recorded and the file removed."""
+        ack = self.ledger.path.parent / ACK_FILE
+        diverged = self.ledger.get_state_json("diverged")
+        if not diverged or not ack.exists():
+            return
+        totals_of = getattr(self.broker, "total_balances", None) or self.broker.balances
+        totals = totals_of()
+        adopt = {s: float(totals.get(split_symbol(s)[0], 0.0)) for s in diverged}
+        self.ledger.adopt_positions(adopt, time_ms=now, detail={"was": diverged, "now": adopt})
+        ack.unlink(missing_ok=True)
+        log.warning("%s: balance divergence acknowledged; the ledger holds %s", self.bot, adopt)
+
+    # ---- the daily-loss stop ------------------------------------------------------------------
+    def _resting_stop(self, symbol: str, decision: riskmod.RiskDecision) -> list[Any] | None:
+        """``[client order id, qty, stop price]`` of the protective stop resting for ``symbol``."""
+        key = f"stop:{symbol}"
+        if key in decision.state:
+            return decision.state[key]  # type: ignore[no-any-return]
+        st = self.ledger.get_state_json(key)
+        row = self.ledger.order(st[0]) if st else None
+        return st if row is not None and row["status"] in ("submitting", "open") else None
+
+    def _cancel_stop(
+        self,
+        symbol: str,
+        decision: riskmod.RiskDecision,
+        out: list[tuple[OrderRequest, OrderResult]],
+    ) -> float | None:
+        """Cancel ``symbol``'s resting stop (before selling it, or to re-place it); the base it
+        sold when it filled first (negative), else None."""
+        st = self._resting_stop(symbol, decision)
+        cancel = getattr(self.broker, "cancel_order", None)
+        if not st or cancel is None:
+            return None
+        try:
+            res = cancel(st[0], symbol)
+        except Exception as exc:  # the venue is down: the stop stays; the sell may fail
+            log.error("%s: cancel of stop %s: %s", self.bot, st[0], type(exc).__name__)
+            return None
+        decision.state[f"stop:{symbol}"] = None
+        if res is None:
+            return None
+        req = OrderRequest(st[0], symbol, "sell", float(st[1]), "stop", STOP, float(st[2]))
+        out.append((req, res))
+        f = fill_of(symbol, "sell", res, self.clock.now_ms())
+        return f.base_delta if f is not None else None
+
+    def _protect(
+        self,
+        ctx: _Step,
+        held: Mapping[str, float],
+        closes: Mapping[str, float],
+        cash: float,
+        equity: float,
+        decision: riskmod.RiskDecision,
+    ) -> list[tuple[OrderRequest, OrderResult]]:
+        """Keep one protective stop per position at the price that brings the bot's day to its
+        daily-loss limit, exit costs included: every held symbol at the same fraction ``r`` of
+        its close, ``r = (day start × (1 - limit) - cash) / ((1 - slip)(1 - fee) × exposure)``.
+        A stop whose quantity and price still hold stays; otherwise it is cancelled and placed
+        again (new client order id). No stop when the day cannot reach its limit (``r ≤ 0``)."""
+        a = ctx.a
+        close_ms = ctx.bar_open + bar_ms(a.interval)
+        if riskmod.utc_day(close_ms) != riskmod.mark_day(close_ms):
+            day_start = equity  # this mark starts the next bar's day
+        else:
+            day_start = self._day_start(close_ms, decision.state)
+        floor = day_start * (1.0 - riskmod.Limits.of(a.risk).daily_loss)
+        pos = {
+            s: q
+            for s, q in held.items()
+            if closes.get(s, 0.0) > 0 and not self._dust(s, q, closes[s])
+        }
+        exposure = sum(q * closes[s] for s, q in pos.items())
+        keep = (1.0 - self.costs.slippage) * (1.0 - self.costs.fee)
+        r = (floor - cash) / (keep * exposure) if exposure > 0 else 0.0
+        out: list[tuple[OrderRequest, OrderResult]] = []
+        for s in sorted({*pos, *a.symbols}):
+            st = self._resting_stop(s, decision)
+            want = (pos[s], closes[s] * min(r, 1.0)) if s in pos and r > 0 else None
+            if st is None and want is None:
+                continue
+            if (
+                st is not None
+                and want is not None
+                and math.isclose(float(st[1]), want[0], rel_tol=1e-9)
+                and abs(float(st[2]) / want[1] - 1.0) < 1e-4
+            ):
+                continue
+            if st is not None and self._cancel_stop(s, decision, out) is not None:
+                continue  # it sold first: the next step sees the new position
+            if want is None or self._stop_refused.get(s) == want[0]:
+                continue  # nothing to protect, or the venue refused this very quantity already
+            cid = client_order_id(self.bot, a.version, f"{s}-{STOP}", close_ms, "sell")
+            req = OrderRequest(cid, s, "sell", want[0], "stop", STOP, want[1])
+            sent = self._send(req, ctx)
+            out.append(sent)
+            if sent[1].status == "open":
+                decision.state[f"stop:{s}"] = [cid, want[0], want[1]]
+                self._stop_refused.pop(s, None)
+            else:  # not asked again until the position changes (logged once)
+                self._stop_refused[s] = want[0]
+                log.error("%s: protective stop on %s not placed: %s", self.bot, s, sent[1].reason)
+        return out
 
     # ---- two-venue pairs (arbitrage) -------------------------------------------------------
     @property
@@ -632,20 +903,36 @@ class BotRunner:
             return None  # no data for this bar (a gap): nothing to decide
         return bars, closes
 
+    def _halt(self, close_ms: int) -> dict[str, Any] | None:
+        """The kill switch's reason: the HALT file, else the fleet's daily-loss trip."""
+        halt = riskmod.read_halt(self.halt_path) if self.halt_path is not None else None
+        if halt is None and self.fleet_halt is not None:
+            halt = self.fleet_halt(close_ms)
+        return halt
+
+    def _day_start(self, close_ms: int, pending: Mapping[str, Any] | None = None) -> float:
+        """The equity the daily-loss limit of the day of the bar closing at ``close_ms`` is
+        measured from (capital moved that day is not PnL; ``pending``: this step's state)."""
+        day_start = self.ledger.equity_at_or_before(riskmod.mark_day(close_ms) * riskmod.DAY_MS)
+        if day_start is None:
+            day_start = self.ledger.initial_cash()
+        if pending is not None and "day_adj" in pending:
+            adj = pending["day_adj"]
+        else:
+            adj = self.ledger.get_state_json("day_adj")
+        if adj and adj[0] == riskmod.mark_day(close_ms):
+            day_start += float(adj[1])
+        return day_start
+
     def _risk(
         self, a: AssignmentLike, close_ms: int, equity: float, exposure: float
     ) -> riskmod.RiskDecision:
-        day_start = self.ledger.equity_at_or_before(riskmod.mark_day(close_ms) * riskmod.DAY_MS)
+        day_start = self._day_start(close_ms)
         state = {
             k: self.ledger.get_state_json(k)
             for k in ("peak", "loss_day", "dd_version", "halted")
             if self.ledger.get_state(k) is not None
         }
-        if day_start is None:
-            day_start = self.ledger.initial_cash()
-        adj = self.ledger.get_state_json("day_adj")
-        if adj and adj[0] == riskmod.mark_day(close_ms):  # capital moved today is not PnL
-            day_start += float(adj[1])
         decision = riskmod.evaluate(
             close_ms=close_ms,
             equity=equity,
@@ -654,8 +941,34 @@ class BotRunner:
             limits=riskmod.Limits.of(a.risk),
             version=a.version,
             state=state,
-            halt=riskmod.read_halt(self.halt_path) if self.halt_path is not None else None,
+            halt=self._halt(close_ms),
         )
+        since = self.ledger.last_step_ms() or close_ms - bar_ms(a.interval)
+        stopped = [
+            (f["symbol"], int(f["time_ms"]), float(f["price"]))
+            for f in self.ledger.fills_of_reason(STOP, since, close_ms)
+        ]
+        tripped = [d for k, d in decision.events if k == "daily_loss"]
+        if stopped and tripped:  # the guard saw it too: one event, saying the stop sold
+            tripped[0]["stop"] = [[s, t, p] for s, t, p in stopped]
+        elif stopped and state.get("loss_day") != riskmod.mark_day(close_ms):
+            # the exchange-side stop sold at the day's limit: the day is over for entries
+            decision.flatten = decision.block_entries = True
+            decision.state["loss_day"] = riskmod.mark_day(close_ms)
+            decision.events.append(
+                (
+                    "daily_loss",
+                    {
+                        "day_start_equity": day_start,
+                        "equity": equity,
+                        "loss": 1.0 - equity / day_start if day_start > 0 else 0.0,
+                        "limit": riskmod.Limits.of(a.risk).daily_loss,
+                        "exposure": exposure,
+                        "day": riskmod.mark_day(close_ms),
+                        "stop": [[s, t, p] for s, t, p in stopped],
+                    },
+                )
+            )
         for kind, detail in decision.events:
             log.warning("%s: risk event %s at %s: %s", self.bot, kind, close_ms, detail)
         return decision
@@ -670,9 +983,10 @@ class BotRunner:
     ) -> list[tuple[OrderRequest, OrderResult]]:
         """Sell what must go: everything on a risk trip, symbols no longer assigned, positions
         whose stop or take-profit (set at entry) the closed bar touched, and positions whose
-        last bar has an exit without an entry (the kernel's rule)."""
+        last bar has an exit without an entry (the kernel's rule). A resting protective stop is
+        cancelled first (the venue locks its quantity)."""
         a = ctx.a
-        out = []
+        out: list[tuple[OrderRequest, OrderResult]] = []
         for s, q in sorted(held.items()):
             why = self._exit_reason(a, s, signals.get(s), bars.get(s), decision)
             if why is None:
@@ -680,6 +994,11 @@ class BotRunner:
             if self.candles.price(s, a.interval, ctx.now) is None:
                 log.warning("%s: no price for %s at %s; exit deferred", self.bot, s, ctx.now)
                 continue
+            stopped = self._cancel_stop(s, decision, out)
+            if stopped is not None:  # the stop sold first: that was the exit
+                q += stopped
+                if q <= 1e-12:
+                    continue
             cid = client_order_id(self.bot, a.version, s, ctx.bar_open, "sell")
             out.append(self._send(OrderRequest(cid, s, "sell", q, reason=why), ctx))
             if out[-1][1].status == "filled":
@@ -705,7 +1024,9 @@ class BotRunner:
                 return "stop"  # checked on the closed bar, filled at the next price
             if tp is not None and float(bar["high"][-1]) >= tp:
                 return "take_profit"
-        return "exit" if sig is not None and sig.exits else None
+        if sig is not None and sig.exits:
+            return "missed_exit" if sig.missed else "exit"
+        return None
 
     def _entries(
         self,
@@ -743,27 +1064,63 @@ class BotRunner:
         return out
 
     # ---- the loop -----------------------------------------------------------------------
+    def begin(self) -> int:
+        """Reconcile with the broker and fund a pair inventory; the clock's now."""
+        self.reconcile()
+        now = self.clock.now_ms()
+        self._fund_at_start(now)
+        return now
+
+    def equity_at(self, now: int) -> float | None:
+        """What the step at ``now`` will mark: cash + positions × their last close (orders
+        settled at the broker first, a stop that filled inside the bar included); None when a
+        held symbol has no price."""
+        if self.ledger.pending_orders():
+            self.reconcile()
+        a = self.assignment()
+        cash, held = self.ledger.holdings_before(now)
+        value = cash
+        for s, q in held.items():
+            b = self.candles.closed_bars(s, a.interval, now, 1)
+            if not b.height:
+                return None
+            value += q * float(b["close"][-1])
+        return value
+
+    def next_close_ms(self, now: int) -> int | None:
+        """The next bar close to step at: the first close AFTER ``now`` (a bar that closed
+        before the runner started is history, never traded late)."""
+        return self.candles.next_close_ms(self.assignment().interval, now)
+
     def run(self, *, stop: Callable[[], bool] | None = None, keep_going: bool = False) -> int:
         """Reconcile, then step at every bar close until the clock runs out (replay) or
         ``stop()`` says so; returns the number of steps run.
 
         ``keep_going`` (live processes): a failing step (venue unreachable, bad data) is logged
         and the bot waits for the next bar instead of dying; the ledger holds whatever that
-        step had settled, and the next start or step reconciles the rest.
+        step had settled, and the next start or step reconciles the rest. Refused credentials
+        (:class:`CredentialsRefused`) always end the run: the error says so in one line.
         """
-        self.reconcile()
+        try:
+            return self._loop(stop, keep_going)
+        except CredentialsRefused as exc:
+            raise CredentialsRefused(
+                f"{self.bot}: {exc}; halted: no order is sent until the keys are fixed and the "
+                "bot is started again"
+            ) from None
+
+    def _loop(self, stop: Callable[[], bool] | None, keep_going: bool) -> int:
         steps = 0
-        now = self.clock.now_ms()
-        self._fund_at_start(now)
+        now = self.begin()
         while stop is None or not stop():
-            # the first step is the first close AFTER the start: a bar that closed before the
-            # runner started is history, never traded late
-            nxt = self.candles.next_close_ms(self.assignment().interval, now)
+            nxt = self.next_close_ms(now)
             if nxt is None or not self.clock.sleep_until(nxt):
                 break
             now = self.clock.now_ms()
             try:
                 steps += int(self.step(now))
+            except CredentialsRefused:
+                raise  # wrong keys: the bot halts (keep_going or not), nothing more is sent
             except Exception as exc:
                 if not keep_going:
                     raise

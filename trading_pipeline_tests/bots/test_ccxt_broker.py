@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from trading_pipeline.bots.broker import Broker, OrderRequest
+from trading_pipeline.bots.broker import Broker, CredentialsRefused, OrderRequest
 from trading_pipeline.bots.ccxt_broker import (
     BrokerUnavailable,
     CcxtBroker,
@@ -162,9 +162,11 @@ def test_keys_never_appear_in_reprs_exceptions_or_reasons(srv: FakeBinance) -> N
     res = b.submit(buy("echo-1"))
     assert res.status == "rejected" and KEY not in res.reason and "***" in res.reason
     wrong = CcxtBroker.connect("binance", Credentials(KEY, "not-the-secret"), base_url=srv.url)
-    res = wrong.submit(buy("auth-1"))  # the lookup is signed too: AuthenticationError
-    assert res.status == "rejected" and "AuthenticationError" in res.reason
-    assert SECRET not in res.reason and "not-the-secret" not in res.reason
+    with pytest.raises(CredentialsRefused) as info:  # the lookup is signed too: refused
+        wrong.submit(buy("auth-1"))
+    assert "AuthenticationError" in str(info.value)
+    assert SECRET not in str(info.value) and "not-the-secret" not in str(info.value)
+    assert srv.requests_to("/api/v3/order", "POST")[-1].params.get("newClientOrderId") != "auth-1"
     # and the real venue is refused unless live is explicit
     with pytest.raises(UserInputError, match="without --live"):
         CcxtBroker.connect("binance", CREDS)
@@ -253,8 +255,11 @@ def test_runner_live_path_against_the_fake_venue(
 
         runner, ledger = make_runner()
         assert runner.step(now) is True
-        assert len(srv.orders) == 1 and srv.orders[0].side == "BUY"
-        assert len(srv.requests_to("/api/v3/order", "POST")) == 2 and sleeps == [0.5]
+        # the buy, then the daily-loss stop resting at the venue, sized to the position
+        assert [(o.side, o.type) for o in srv.orders] == [("BUY", "MARKET"), ("SELL", "STOP_LOSS")]
+        assert srv.orders[1].status == "NEW" and srv.orders[1].stop_price < 110.0
+        assert srv.orders[1].orig_qty == pytest.approx(srv.orders[0].executed_qty * 0.999, abs=1e-5)
+        assert len(srv.requests_to("/api/v3/order", "POST")) == 3 and sleeps == [0.5]
         qty = srv.orders[0].executed_qty
         assert ledger.positions() == {"BTCUSDT": pytest.approx(qty * (1 - 0.001))}  # fee in BTC
         assert ledger.cash() == pytest.approx(300.0 - qty * 110.0)
@@ -264,5 +269,5 @@ def test_runner_live_path_against_the_fake_venue(
         runner.close()
         again, ledger2 = make_runner()  # a restart on the same bar
         assert again.step(now) is False
-        assert len(srv.orders) == 1
+        assert len(srv.orders) == 2
         ledger2.close()

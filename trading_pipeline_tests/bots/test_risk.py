@@ -14,10 +14,9 @@ import pytest
 
 from trading_pipeline.bots.assignment import Assignment, RiskLimits
 from trading_pipeline.bots.candles import FrameCandles
-from trading_pipeline.bots.clock import ReplayClock, from_ms, to_ms
+from trading_pipeline.bots.clock import ReplayClock, to_ms
 from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.paper import PaperBroker
-from trading_pipeline.bots.replay import replay_bot
 from trading_pipeline.bots.risk import DAY_MS, Limits, RiskDecision, evaluate, mark_day, read_halt
 from trading_pipeline.bots.runner import BotRunner
 
@@ -140,60 +139,3 @@ def test_the_halt_file_closes_positions_and_stops_entries(
     ev = ledger.risk_events()
     assert ev["kind"].to_list() == ["halt"] and "fleet halt" in ev["detail"][0]
     assert any("risk event halt" in r.getMessage() for r in caplog.records)
-
-
-def test_may_2022_crash_daily_loss_trips_and_the_days_loss_stays_within_one_bar(
-    luna_frames: dict[str, pl.DataFrame], tmp_path: Path
-) -> None:
-    """bot1 on BTC+ETH, $300 (30 % of $1,000), buy_and_hold: long into the LUNA collapse."""
-    a = Assignment(
-        "bot1",
-        1,
-        ("BTCUSDT", "ETHUSDT"),
-        "1h",
-        "buy_and_hold",
-        1,
-        {},
-        0.3,
-        RiskLimits(max_drawdown=1.0),
-    )
-    start, end = datetime(2022, 5, 1, tzinfo=UTC), datetime(2022, 5, 20, tzinfo=UTC)
-    r = replay_bot(a, luna_frames, start=start, end=end, initial_cash=300.0, workdir=tmp_path)
-    trips = r.risk_events.filter(pl.col("kind") == "daily_loss")
-    assert trips.height >= 1
-    eq = r.equity.with_columns(ms=pl.col("time").dt.epoch("ms"))
-    fills = r.fills
-    report = []
-    for row in trips.iter_rows(named=True):
-        t, d = int(row["time_ms"]), json.loads(row["detail"])
-        day = mark_day(t)
-        assert (
-            datetime(2022, 5, 7, tzinfo=UTC)
-            <= from_ms(day * DAY_MS)
-            <= datetime(2022, 5, 13, tzinfo=UTC)
-        )
-        day_start = float(eq.filter(pl.col("ms") == day * DAY_MS)["equity"][0])
-        assert d["day_start_equity"] == pytest.approx(day_start)
-        marks = eq.filter((pl.col("ms") > day * DAY_MS) & (pl.col("ms") < t))
-        # the guard trips at the first mark below the limit, not later
-        assert (marks["equity"] > day_start * (1 - 0.10)).all()
-        prev = float(marks["equity"][-1]) if marks.height else day_start
-        # everything is sold at the very next price (the next bar's open), nothing bought that day
-        exits = fills.filter(pl.col("time_ms") == t)
-        assert set(exits["side"].to_list()) == {"sell"} and exits.height == 2
-        after_exit = d["equity"] - d["exposure"] + float(exits["cash_delta"].sum())
-        next_day = (day + 1) * DAY_MS
-        assert (
-            fills.filter(
-                (pl.col("time_ms") > t) & (pl.col("time_ms") < next_day) & (pl.col("side") == "buy")
-            ).height
-            == 0
-        )
-        rest = eq.filter((pl.col("ms") > t) & (pl.col("ms") <= next_day))
-        assert (rest["equity"] - after_exit).abs().max() < 1e-9 if rest.height else True  # type: ignore[operator]
-        loss = 1 - after_exit / day_start
-        one_bar = (prev - after_exit) / day_start  # the breach bar's move + the exit's costs
-        assert loss <= 0.10 + one_bar + 1e-12
-        assert one_bar < 0.05  # and that one bar is a bar, not a day
-        report.append((from_ms(day * DAY_MS).date().isoformat(), round(loss, 4), round(one_bar, 4)))
-    print("May 2022 daily-loss trips (day, day loss, one bar):", report, "final", round(r.final, 2))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -21,6 +22,7 @@ from trading_pipeline.bots.ledger import Ledger
 from trading_pipeline.bots.paper import PaperBroker
 from trading_pipeline.bots.replay import backtest_window, reconcile, replay_bot
 from trading_pipeline.bots.runner import BotRunner
+from trading_pipeline.market.schema import conform
 
 pytestmark = pytest.mark.slow  # whole-fleet and multi-bot replays over thousands of bars
 
@@ -261,6 +263,9 @@ class CrashAfterSubmit:
     def fetch_order(self, cid: str, symbol: str) -> OrderResult | None:
         return self.inner.fetch_order(cid, symbol)
 
+    def cancel_order(self, cid: str, symbol: str) -> OrderResult | None:
+        return self.inner.cancel_order(cid, symbol)
+
     def balances(self) -> dict[str, float]:
         return self.inner.balances()
 
@@ -471,3 +476,82 @@ def test_an_assignment_that_never_passed_the_gate_is_refused_on_load(
     served.append(dataclasses.replace(good, version=6, params={"fast": 8, "slow": 30}))
     assert runner.assignment().version == 6
     runner.close()
+
+
+BAR0 = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _exit_while_down_bars() -> pl.DataFrame:
+    """sma_cross(2, 3) enters at bar 40, exits at bar 51 (a drop), then drifts down with no
+    signal at all."""
+    c = np.array(
+        [100.0 - 0.5 * i for i in range(40)]
+        + [110.0 + i for i in range(11)]
+        + [100.0, 90.0, 85.0]
+        + [84.0 - 0.2 * i for i in range(20)]
+    )
+    o = np.concatenate([[c[0]], c[:-1]])
+    t = to_ms(BAR0) + np.arange(c.size, dtype=np.int64) * 3_600_000
+    return conform(
+        pl.DataFrame(
+            {
+                "open_time": pl.from_epoch(pl.Series(t), "ms"),
+                "open": o,
+                "high": np.maximum(o, c) * 1.001,
+                "low": np.minimum(o, c) * 0.999,
+                "close": c,
+                "volume": np.full(c.size, 10.0),
+                "close_time": pl.from_epoch(pl.Series(t + 3_599_999), "ms"),
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_an_exit_that_fired_while_the_runner_was_down_is_acted_on_at_restart(
+    tmp_path: Path, catch_up: bool
+) -> None:
+    bars = _exit_while_down_bars()
+    h = 3_600_000
+    t = to_ms(BAR0)
+    a = sma(2, 3)
+
+    def run(start_bar: int, end_bar: int) -> Ledger:
+        candles = FrameCandles({"BTCUSDT": bars})
+        clock = ReplayClock(t + start_bar * h, t + end_bar * h)
+        broker = PaperBroker(
+            candles,
+            clock,
+            interval="1h",
+            starting_balances={"USDT": 300.0},
+            path=tmp_path / "paper.sqlite",
+        )
+        ledger = Ledger(tmp_path / "ledger.sqlite", durable=False)
+        runner = BotRunner(
+            "bot1",
+            ledger=ledger,
+            broker=broker,
+            candles=candles,
+            clock=clock,
+            assignments=lambda: a,
+            initial_cash=300.0,
+        )
+        runner.run()
+        runner.lock.release()
+        return ledger
+
+    first = run(30, 50)  # bought at the bar-40 cross, still long at bar 50's close
+    assert first.positions().get("BTCUSDT", 0.0) > 0
+    first.close()
+    # down over bars 50..55: the exit fired at bar 51's close; back at bar 56
+    restart = 56 if catch_up else 51
+    again = run(restart, 60)
+    sells = again.fills().filter(pl.col("side") == "sell")
+    orders = again.orders().filter((pl.col("side") == "sell") & (pl.col("reason") != "stop"))
+    assert sells.height == 1 and again.positions() == {}
+    if catch_up:  # the first step after the restart, at bar 56's close (+1 h)
+        assert orders["reason"].to_list() == ["missed_exit"]
+        assert int(sells["time_ms"][0]) == t + 57 * h
+    else:  # back in time for bar 51's close: the ordinary exit
+        assert orders["reason"].to_list() == ["exit"]
+    again.close()

@@ -9,7 +9,10 @@ market orders fill at the last close (or a price set with :meth:`FakeBinance.set
 Faults are injected per request (:class:`Fault`): Binance error codes (``-2010`` insufficient
 balance, ``-2013`` unknown order), HTTP 429/418 rate limits, 5xx, and slow answers that make the
 client time out, optionally after the order was really placed (the case idempotent client order
-ids exist for). Like Binance, a ``newClientOrderId`` must be unique among *open* orders only: the
+ids exist for). Sell ``STOP_LOSS`` orders (stop-market) rest with their quantity locked and trigger
+on the first served bar, opened at or after the order and closed by the fake's now, whose low
+reaches the stop (or when a set price does): they fill at ``min(stop, that bar's open)``, a gap
+through the stop filling at the open, timed at the bar's open. Like Binance, a ``newClientOrderId`` must be unique among *open* orders only: the
 server happily fills a second order with the id of a filled one, so a client that re-sends
 blindly after a timeout really doubles its order here.
 
@@ -163,6 +166,7 @@ class FakeOrder:
     time_ms: int = 0
     update_ms: int = 0
     trade_id: int | None = None
+    stop_price: float = 0.0  # STOP_LOSS orders
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
@@ -294,6 +298,7 @@ class FakeBinance:
         self.faults: list[Fault] = list(faults)
         self.requests: list[RecordedRequest] = []
         self.orders: list[FakeOrder] = []
+        self.locked: dict[str, float] = {}  # quantity held by resting stop orders
         self.now_ms: int | None = None
         self.api_key, self.secret = api_key, secret
         self.url = ""
@@ -395,6 +400,7 @@ class FakeBinance:
                         "LIMIT",
                         "LIMIT_MAKER",
                         "MARKET",
+                        "STOP_LOSS",
                         "STOP_LOSS_LIMIT",
                         "TAKE_PROFIT_LIMIT",
                     ],
@@ -592,6 +598,8 @@ class FakeBinance:
         side, otype = p.get("side", ""), p.get("type", "")
         if side not in {"BUY", "SELL"}:
             raise BinanceError(400, -1102, "Mandatory parameter 'side' was not sent.")
+        if otype == "STOP_LOSS" and side == "SELL":
+            return self._new_stop(symbol, p)
         if otype not in {"MARKET", "LIMIT", "LIMIT_MAKER"}:
             raise BinanceError(400, -1116, "Invalid orderType.")
         client_id = p.get("newClientOrderId") or f"fake{self._next_order_id}"
@@ -648,6 +656,81 @@ class FakeBinance:
             order, full=p.get("newOrderRespType", "FULL") == "FULL", transact=True
         )
 
+    def _new_stop(self, symbol: str, p: Mapping[str, str]) -> Any:
+        """A resting sell STOP_LOSS: the quantity is locked until it triggers or is cancelled."""
+        client_id = p.get("newClientOrderId") or f"fake{self._next_order_id}"
+        if len(client_id) > 36:
+            raise BinanceError(
+                400, -1100, "Illegal characters found in parameter 'newClientOrderId'."
+            )
+        if any(o.client_order_id == client_id and o.status == "NEW" for o in self.orders):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        if "quantity" not in p:
+            raise BinanceError(400, -1102, "Mandatory parameter 'quantity' was not sent.")
+        if "stopPrice" not in p:
+            raise BinanceError(400, -1102, "Mandatory parameter 'stopPrice' was not sent.")
+        r = self._rules(symbol)
+        qty, stop = float(p["quantity"]), float(p["stopPrice"])
+        self._check_filters(r, "MARKET", qty, 0.0)
+        ticks = stop / r.tick_size
+        if stop <= 0 or abs(ticks - round(ticks)) > 1e-6:
+            raise BinanceError(400, -1013, "Filter failure: PRICE_FILTER")
+        if qty * stop < r.min_notional:
+            raise BinanceError(400, -1013, "Filter failure: NOTIONAL")
+        if stop >= self.price(symbol):
+            raise BinanceError(400, -2010, "Stop price would trigger immediately.")
+        base, _ = split_symbol(symbol)
+        if self.balances.get(base, 0.0) + 1e-12 < qty:
+            raise BinanceError(400, *INSUFFICIENT_BALANCE)
+        self.balances[base] = self.balances.get(base, 0.0) - qty
+        self.locked[base] = self.locked.get(base, 0.0) + qty
+        now = self._now()
+        order = FakeOrder(
+            order_id=self._next_order_id,
+            client_order_id=client_id,
+            symbol=symbol,
+            side="SELL",
+            type="STOP_LOSS",
+            orig_qty=qty,
+            price=0.0,
+            status="NEW",
+            time_ms=now,
+            update_ms=now,
+            stop_price=stop,
+        )
+        self._next_order_id += 1
+        self.orders.append(order)
+        return self._order_json(order, full=p.get("newOrderRespType", "FULL") == "FULL")
+
+    def _unlock(self, o: FakeOrder) -> None:
+        base, _ = split_symbol(o.symbol)
+        self.locked[base] = max(0.0, self.locked.get(base, 0.0) - o.orig_qty)
+        self.balances[base] = self.balances.get(base, 0.0) + o.orig_qty
+
+    def trigger_stops(self) -> None:
+        """Fill every resting stop the market traded through (see the module docstring)."""
+        for o in self.orders:
+            if o.type != "STOP_LOSS" or o.status != "NEW":
+                continue
+            hit: tuple[float, int] | None = None
+            if o.symbol in self.prices:
+                if self.prices[o.symbol] <= o.stop_price:
+                    hit = (self.prices[o.symbol], self._now())
+            else:
+                series = [(k[1], v) for k, v in self._klines.items() if k[0] == o.symbol]
+                for _, kl in sorted(series, key=lambda kv: INTERVAL_MS[kv[0]])[:1]:
+                    now = self._now()
+                    for i in range(bisect.bisect_left(kl.open_ms, o.time_ms), kl.upto(now)):
+                        if kl.close_ms[i] > now:
+                            break  # the open candle: its low is not known yet
+                        if kl.rows[i][2] <= o.stop_price:
+                            hit = (min(o.stop_price, float(kl.rows[i][0])), kl.open_ms[i])
+                            break
+            if hit is not None:
+                self._unlock(o)
+                self._fill(o, hit[0])
+                o.update_ms = hit[1]
+
     def _fill(self, order: FakeOrder, price: float) -> None:
         base, quote = split_symbol(order.symbol)
         cost = order.orig_qty * price
@@ -689,7 +772,7 @@ class FakeBinance:
                 time=o.time_ms,
                 updateTime=o.update_ms,
                 isWorking=o.status == "NEW",
-                stopPrice="0.00000000",
+                stopPrice=_fmt(o.stop_price),
                 icebergQty="0.00000000",
                 origQuoteOrderQty="0.00000000",
             )
@@ -734,6 +817,8 @@ class FakeBinance:
             raise BinanceError(400, -2011, "Unknown order sent.") from None
         if o.status != "NEW":
             raise BinanceError(400, -2011, "Unknown order sent.")
+        if o.type == "STOP_LOSS":
+            self._unlock(o)
         o.status, o.update_ms = "CANCELED", self._now()
         out = self._order_json(o)
         out["origClientOrderId"] = o.client_order_id
@@ -797,7 +882,7 @@ class FakeBinance:
             "updateTime": self._now(),
             "accountType": "SPOT",
             "balances": [
-                {"asset": a, "free": _fmt(v), "locked": "0.00000000"}
+                {"asset": a, "free": _fmt(v), "locked": _fmt(self.locked.get(a, 0.0))}
                 for a, v in sorted(self.balances.items())
             ],
             "permissions": ["SPOT"],
@@ -842,6 +927,7 @@ class FakeBinance:
                 fault.times -= 1
                 if not fault.process:
                     return 0, None, fault
+            self.trigger_stops()
             route = self.ROUTES.get((method, path))
             if route is None:
                 return (
