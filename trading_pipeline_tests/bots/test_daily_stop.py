@@ -26,6 +26,8 @@ START = datetime(2020, 1, 1, tzinfo=UTC)
 H = 3_600_000
 CRASH_AT = 2 * 24 + 10  # bar index: day 3, 10:00 UTC
 
+pytestmark = pytest.mark.usefixtures("permissive_fleet")  # bot1 on buy_and_hold
+
 
 def crash_bars(kind: str, n: int = 5 * 24, depth: float = 0.7) -> pl.DataFrame:
     """Hourly bars at 100 (tiny wiggle), with a fall to ``depth`` × (−30 % by default) at
@@ -185,6 +187,9 @@ def test_the_fleet_limit_holds_inside_the_fleet_replay(
     fleet = tmp_path / "fleet.toml"
     fleet.write_text(TWO_BOTS)
     monkeypatch.setenv("TP_FLEET_FILE", str(fleet))
+    from trading_pipeline.bots.spec import use_fleet
+
+    use_fleet(None)  # this test's fleet is the file TP_FLEET_FILE names, not the module's
     frames = {s: crash_bars("six_bars", depth=0.92) for s in ("BTCUSDT", "ETHUSDT")}
 
     def load(symbols: tuple[str, ...], interval: str, warmup: int) -> dict[str, pl.DataFrame]:

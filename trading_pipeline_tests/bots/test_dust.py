@@ -20,7 +20,7 @@ from trading_pipeline_tests.fakes.binance import FakeBinance, MarketRules, runni
 
 from .test_live_stop import VenueClock
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("permissive_fleet")]  # bot1 on buy_and_hold
 
 KEY, SECRET = "dust-key-0123456789", "dust-secret-9876543210"
 H = 3_600_000

@@ -21,7 +21,7 @@ from trading_pipeline_tests.fakes.binance import FakeBinance, running_fake_binan
 
 from .test_daily_stop import START, crash_bars
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("permissive_fleet")]  # bot1 on buy_and_hold
 
 KEY, SECRET = "stop-key-0123456789", "stop-secret-9876543210"
 
