@@ -300,10 +300,8 @@ def sweep(
         data_dir=data_dir,
         history_dir=history_dir,
     )
-    # a leaky family is not swept (its audit is cached by the code fingerprint)
-    require_no_lookahead(
-        fam, bars, cache_dir=settings_from(data_dir, history_dir).layout.audits_dir, data=iv
-    )
+    # a leaky family is not swept (an in-sample sweep writes nothing, so nothing is cached)
+    require_no_lookahead(fam, bars, cache_dir=None, data=iv)
     # compile outside the timed evaluation (numba caches to disk; this is a tiny warm-up)
     engine.run_grid(
         bars.head(min(bars.height, 64)), fam, combos[:1], cash=cash, costs=costs, interval=iv

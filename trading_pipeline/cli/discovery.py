@@ -175,9 +175,9 @@ def tune(
     """Tune a strategy walk-forward; report out-of-sample results only, tracked in MLflow."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import CostModel
-    from trading_pipeline.discovery.gate import require_no_lookahead
+    from trading_pipeline.discovery.gate import remember, require_no_lookahead
     from trading_pipeline.discovery.results import collect
-    from trading_pipeline.discovery.storage import open_storage
+    from trading_pipeline.discovery.storage import check_storage_url, open_storage
     from trading_pipeline.discovery.tuning import WalkForward, make_spec
     from trading_pipeline.discovery.tuning import tune as run_tune
 
@@ -204,14 +204,15 @@ def tune(
     walk = WalkForward(folds=folds, train_bars=train_bars, anchored=anchored, embargo=embargo)
     costs = CostModel(fee=fee, slippage_bps=slippage_bps)
     spec = make_spec(bars, family, series=key, interval=interval, walk=walk, costs=costs)
-    # a leaky family is never tuned (its audit is cached by the code fingerprint)
-    require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=key)
-    url = storage or layout.optuna_storage_url
+    url = check_storage_url(storage or layout.optuna_storage_url)
     if family.inputs == 1:  # a broken strategy fails here, before a study is stored
         family.signals(bars, family.default_params())
+    # a leaky family is never tuned; a clean verdict is cached (per code) once the study ran
+    audit = require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=key, write=False)
     _quiet()
     study_storage = open_storage(url, data_dir=settings.data_dir)
     run_tune(bars, family, spec=spec, storage=study_storage, n_trials=trials, seed=seed)
+    remember(audit, cache_dir=layout.audits_dir, name=family.name)
     if trials == 0:
         try:
             result = collect(bars, family, spec=spec, storage=study_storage)
@@ -288,7 +289,9 @@ def tune_worker(
     if spec.interval != interval:
         raise UserInputError(f"study {study} is on {spec.interval} bars, not {interval}")
     family = family_from_options(spec.family, strategy_file)
-    require_no_lookahead(family, bars, cache_dir=settings.layout.audits_dir, data=study)
+    require_no_lookahead(
+        family, bars, cache_dir=settings.layout.audits_dir, data=study, write=False
+    )
     run = work(bars, family, study_group=study, storage=study_storage, n_trials=trials, seed=seed)
     rate = run.trials_run / run.seconds if run.seconds > 0 else 0.0
     out = {

@@ -24,6 +24,16 @@ def default_storage_url(data_dir: str | Path) -> str:
     return DataLayout.under(data_dir).optuna_storage_url
 
 
+def check_storage_url(url: str) -> str:
+    """``url`` when it names a storage kind this project opens, else the one-line error
+    :func:`open_storage` would give (checked before any work, opening nothing)."""
+    if url.startswith(("journal:", "sqlite:///", "postgresql://", "postgresql+psycopg2://")):
+        return url
+    raise UserInputError(
+        f"unsupported study storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://…"
+    )
+
+
 def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) -> BaseStorage:
     """An Optuna storage for ``url`` (``None`` → the embedded journal file under ``data_dir``).
 

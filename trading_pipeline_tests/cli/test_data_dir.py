@@ -76,7 +76,9 @@ def test_every_verb_with_only_data_dir_writes_where_the_layout_says(
 
     # No verb writes top_strategies.json (the Dagster asset `top_strategies` does): write the
     # minimal ranking it would, naming the two studies, where the layout says it lives.
-    layout.top_strategies_path.parent.mkdir(parents=True)
+    layout.top_strategies_path.parent.mkdir(
+        parents=True, exist_ok=True
+    )  # tune cached its audits there
     layout.top_strategies_path.write_text(json.dumps({"ranked": [{"study": s} for s in studies]}))
     trained = json.loads(_run(capsys, "selector", "train", *d, "--json"))
     assert trained["version"] == 1

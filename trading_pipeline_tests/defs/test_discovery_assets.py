@@ -21,7 +21,9 @@ from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.discovery.matrix import ALL, BENCHMARK
 from trading_pipeline.discovery.report import EXPERIMENT
 from trading_pipeline.discovery.storage import open_storage
+from trading_pipeline.discovery.tuning import code_fingerprint
 from trading_pipeline.settings import DataLayout
+from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
 
 pytestmark = pytest.mark.slow  # Dagster instance runs
@@ -45,7 +47,8 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         )
         assert result.success
         meta = result.asset_materializations_for_node("strategy_results")[0].metadata
-        assert meta["study"].value == f"{family}-v1-{BTC.key}"
+        code = code_fingerprint(get_family(family))[:8]
+        assert meta["study"].value == f"{family}-v1-{BTC.key}-c{code}"
         assert meta["n_trials"].value == TINY["trials"] * TINY["folds"]
         assert "| metric |" in meta["summary"].value and BENCHMARK in meta["summary"].value
         assert 0.0 <= meta["dsr_probability"].value <= 1.0
@@ -74,7 +77,8 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
     storage = open_storage(None, data_dir=data_dir)
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     for family in FAMILIES:
-        assert {f"{family}-v1-{BTC.key}-wf{k}of2" for k in (1, 2)} <= names
+        code = code_fingerprint(get_family(family))[:8]  # the strategy's source names its study
+        assert {f"{family}-v1-{BTC.key}-c{code}-wf{k}of2" for k in (1, 2)} <= names
 
     result = dg.materialize(
         [performance_matrix, top_strategies],
@@ -147,7 +151,8 @@ def test_one_partition_reruns_alone_and_resumes(
 
     storage = open_storage(None, data_dir=data_dir)
     groups = {s.study_name.rsplit("-wf", 1)[0] for s in optuna.get_all_study_summaries(storage)}
-    assert groups == {f"ema_cross-v1-{BTC.key}"}
+    code = code_fingerprint(get_family("ema_cross"))[:8]
+    assert groups == {f"ema_cross-v1-{BTC.key}-c{code}"}
 
 
 def test_the_lake_comes_from_the_environment(

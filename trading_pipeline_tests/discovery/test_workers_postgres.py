@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline.discovery.tuning import work
+from trading_pipeline.discovery.tuning import code_fingerprint, work
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.discovery.helpers import cli_main, cli_process
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
@@ -44,7 +44,7 @@ def test_two_workers_share_a_postgres_study(
     data = tmp_path / f"pg_{tag}.parquet"
     bars = make_bars(3000, seed=8, trend="walk_traded", start=START_2021)
     bars.write_parquet(data)
-    study = f"sma_cross-v1-file-pg_{tag}-1h"
+    study = f"sma_cross-v1-file-pg_{tag}-1h-c{code_fingerprint(get_family('sma_cross'))[:8]}"
     storage = open_storage(postgres_url, data_dir=tmp_path)
     try:
         argv = ["tune", "--strategy", "sma_cross", "--data", str(data), "--storage", postgres_url]

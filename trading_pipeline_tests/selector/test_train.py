@@ -99,7 +99,7 @@ def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
     assert "baseline.cash.net_return" in metrics and "vs.regime_lookup.net_return" in metrics
     assert "heldout_log_loss" in metrics and "heldout_brier" in metrics
     params = run.data.params
-    assert "sma_cross-v1-spot-BTCUSDT-1h-c" in params["studies"]
+    assert "sma_cross-v1-spot-BTCUSDT-1h" in params["studies"]
     assert params["holdout_start"] == report.holdout_start
     assert params["candidate_cutoff"] == ds.selection["cutoff"]
     assert "before the held-out cut-off" in params["candidate_selection"]
