@@ -320,7 +320,7 @@ def _guarded_signals(fn: Callable[..., Any]) -> Callable[..., Signals]:
     def signals(self: StrategyFamily, bars: pl.DataFrame, params: Params) -> Signals:
         try:
             out = fn(self, bars, params)
-        except UserInputError:
+        except (UserInputError, PermissionError):  # PermissionError: the sandbox's OutsideInput
             raise
         except Exception as exc:
             why = (str(exc).strip().splitlines() or [""])[0]
