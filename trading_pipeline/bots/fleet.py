@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -624,3 +624,31 @@ def candidates_from_decisions(
             )
         )
     return out
+
+
+def shared_fleet_halt(
+    store: DeploymentStore, bots_dir: str | Path, mode: str, *, limit: float | None = None
+) -> Callable[[int], dict[str, Any] | None]:
+    """A runner's view of the fleet's shared state: at every step it reads every bot's ledger
+    under ``bots_dir``, and when the fleet is ``limit`` (default: the fleet file's) below the UTC
+    day's start it writes the HALT file every runner obeys and returns its reason — so the fleet
+    limit holds without the Dagster sensor. A failure to read the fleet never stops the bot."""
+
+    def halt(now_ms: int) -> dict[str, Any] | None:
+        ledgers = open_ledgers(bots_dir, mode)
+        try:
+            check_fleet_loss(
+                store,
+                ledgers,
+                now_ms=now_ms,
+                limit=limit if limit is not None else current_fleet().daily_loss,
+            )
+            return store.halted()
+        except Exception as exc:  # the bot keeps its own limits; the sensor still watches
+            log.error("fleet daily-loss check failed (%s); the bot's own limits still hold", exc)
+            return None
+        finally:
+            for ledger in ledgers.values():
+                ledger.close()
+
+    return halt

@@ -186,6 +186,7 @@ def run(
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.candles import ExchangeCandles, VenueCandles
     from trading_pipeline.bots.clock import WallClock
+    from trading_pipeline.bots.fleet import shared_fleet_halt
     from trading_pipeline.bots.ledger import Ledger
     from trading_pipeline.bots.replay import paper_broker
     from trading_pipeline.bots.runner import BotRunner
@@ -235,6 +236,7 @@ def run(
         initial_cash=initial,
         halt_path=layout.halt_path,
         fleet_capital=capital,
+        fleet_halt=shared_fleet_halt(store, layout.bots_dir, mode),
     )
     runner.run(stop=stop, keep_going=True)
 

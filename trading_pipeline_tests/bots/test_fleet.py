@@ -239,3 +239,24 @@ def test_loss_under_the_limit_does_not_halt(tmp_path: Path) -> None:
     assert store.halted() is None
     with pytest.raises(UserInputError):
         check_fleet_loss(store, ledgers, now_ms=day1, limit=0.0)
+
+
+def test_each_runner_enforces_the_fleet_limit_from_the_shared_ledgers(tmp_path: Path) -> None:
+    """A live or paper runner's fleet_halt reads every bot's ledger under the bots dir: when the
+    fleet is 10% down on the day it writes the HALT file every runner obeys (no sensor needed)."""
+    from trading_pipeline.bots.fleet import shared_fleet_halt
+
+    bots = tmp_path / "bots"
+    day1 = T0 + DAY
+    marks = {
+        "bot1": [(day1, 300.0), (day1 + 3_600_000, 200.0)],
+        "bot2": [(day1, 250.0), (day1 + 3_600_000, 240.0)],
+    }
+    for ledger in fleet_ledgers(bots, marks).values():
+        ledger.close()
+    store = DeploymentStore(bots)
+    halt = shared_fleet_halt(store, bots, "paper")
+    reason = halt(day1 + 3_600_000)
+    assert reason is not None and reason["by"] == RISK_HALT_BY
+    assert (bots / "HALT").is_file() and store.halted() is not None
+    assert halt(day1 + DAY + 60_000) is None and store.halted() is None  # lifted the next day
