@@ -45,7 +45,7 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
     import optuna.storages.journal
     import sqlalchemy.exc
 
-    url = url or default_storage_url(data_dir)
+    url = check_storage_url(url or default_storage_url(data_dir))
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         _check_file(path, url, create=create)
@@ -57,19 +57,16 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
                 f"cannot open study storage {url}: {exc.strerror or exc}"
             ) from exc
         return optuna.storages.journal.JournalStorage(backend)
-    if url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://")):
-        if url.startswith("sqlite:///") and not create:
-            _check_file(Path(url.removeprefix("sqlite:///")), url, create=False)
-        # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2
-        engine_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
-        try:
-            return optuna.storages.RDBStorage(engine_url)
-        except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
-            why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
-            raise EnvironmentFault(f"cannot open study storage {redact(url)}: {why}") from exc
-    raise UserInputError(
-        f"unsupported study storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://…"
-    )
+    # the rest is a database URL (check_storage_url let nothing else through)
+    if url.startswith("sqlite:///") and not create:
+        _check_file(Path(url.removeprefix("sqlite:///")), url, create=False)
+    # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2
+    engine_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    try:
+        return optuna.storages.RDBStorage(engine_url)
+    except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
+        why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+        raise EnvironmentFault(f"cannot open study storage {redact(url)}: {why}") from exc
 
 
 def _check_file(path: Path, url: str, *, create: bool) -> None:
