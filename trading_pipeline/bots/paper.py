@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.bots.broker import OrderRequest, OrderResult, OrderStatus
@@ -254,32 +254,58 @@ class PaperBroker:
                     bal[base] = max(0.0, have - req.qty)
                     bal[quote] = bal.get(quote, 0.0) + notional - fee
                     status, filled, avg = "filled", req.qty, fill_px
+        updates = (
+            [
+                ("INSERT OR REPLACE INTO paper_balances VALUES (?, ?)", (a, bal[a]))
+                for a in (base, quote)
+            ]
+            if status == "filled"
+            else []
+        )
+        return self._book(req, now, status, filled, avg, fee, quote, reason, updates)
+
+    def _place_stop(self, req: OrderRequest) -> OrderResult:
+        """Rest a protective sell stop in the book (settled by :meth:`_settle_stop`)."""
+        _, quote = split_symbol(req.symbol)
+        ok = req.side == "sell" and req.qty > 0 and (req.stop_price or 0.0) > 0
+        status, reason = ("open", "") if ok else ("rejected", "a stop is a sell with a price")
+        updates = (
+            [
+                (
+                    "INSERT INTO paper_stops VALUES (?, ?, NULL)",
+                    (req.client_order_id, float(req.stop_price or 0.0)),
+                )
+            ]
+            if ok
+            else []
+        )
+        return self._book(req, self.clock.now_ms(), status, 0.0, None, 0.0, quote, reason, updates)
+
+    def _book(
+        self,
+        req: OrderRequest,
+        now: int,
+        status: str,
+        filled: float,
+        avg: float | None,
+        fee: float,
+        quote: str,
+        reason: str,
+        updates: list[tuple[str, tuple[Any, ...]]],
+    ) -> OrderResult:
+        """Record an order and the book changes it makes (balances, a resting stop) in one
+        transaction, and answer like an exchange would."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             seq = db.execute("SELECT COUNT(*) FROM paper_orders").fetchone()[0] + 1
             db.execute(
                 "INSERT INTO paper_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    req.client_order_id,
-                    seq,
-                    req.symbol,
-                    req.side,
-                    req.qty,
-                    now,
-                    status,
-                    filled,
-                    avg,
-                    fee,
-                    quote,
-                    reason,
-                ),
-            )
-            if status == "filled":
-                for asset in (base, quote):
-                    db.execute(
-                        "INSERT OR REPLACE INTO paper_balances VALUES (?, ?)", (asset, bal[asset])
-                    )
+                (req.client_order_id, seq, req.symbol, req.side, req.qty, now, status, filled,
+                 avg, fee, quote, reason),
+            )  # fmt: skip
+            for sql, args in updates:
+                db.execute(sql, args)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -290,52 +316,6 @@ class PaperBroker:
             filled,
             avg,
             fee,
-            quote,
-            f"paper-{seq}",
-            reason,
-        )
-
-    def _place_stop(self, req: OrderRequest) -> OrderResult:
-        """Rest a protective sell stop in the book (settled by :meth:`_settle_stop`)."""
-        _, quote = split_symbol(req.symbol)
-        ok = req.side == "sell" and req.qty > 0 and (req.stop_price or 0.0) > 0
-        status, reason = ("open", "") if ok else ("rejected", "a stop is a sell with a price")
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            seq = db.execute("SELECT COUNT(*) FROM paper_orders").fetchone()[0] + 1
-            db.execute(
-                "INSERT INTO paper_orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    req.client_order_id,
-                    seq,
-                    req.symbol,
-                    req.side,
-                    req.qty,
-                    self.clock.now_ms(),
-                    status,
-                    0.0,
-                    None,
-                    0.0,
-                    quote,
-                    reason,
-                ),
-            )
-            if ok:
-                db.execute(
-                    "INSERT INTO paper_stops VALUES (?, ?, NULL)",
-                    (req.client_order_id, float(req.stop_price or 0.0)),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return OrderResult(
-            req.client_order_id,
-            cast(OrderStatus, status),
-            0.0,
-            None,
-            0.0,
             quote,
             f"paper-{seq}",
             reason,
