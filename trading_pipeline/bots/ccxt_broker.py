@@ -45,7 +45,8 @@ from trading_pipeline.bots.broker import (
     OrderResult,
 )
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.venues.exchange import REDACTED, RetryPolicy, make_exchange
+from trading_pipeline.retrying import GaveUp
+from trading_pipeline.venues.exchange import REDACTED, RetryPolicy, make_exchange, retry_after_hint
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ FINAL: tuple[type[Exception], ...] = (
     ccxt.AuthenticationError,
     ccxt.AccountSuspended,
 )
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RETRYABLE) and not isinstance(exc, AUTH + FINAL)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -104,7 +109,7 @@ class Credentials:
 
 
 # An order cannot wait as long as a history download: fewer, shorter retries.
-BROKER_RETRY = RetryPolicy(attempts=5, base_s=0.5, max_s=8.0)
+BROKER_RETRY = RetryPolicy(attempts=5, base_s=0.5, max_s=8.0, jitter_s=0.25)
 
 
 class CcxtBroker:
@@ -187,25 +192,33 @@ class CcxtBroker:
     def _refused(self, exc: BaseException) -> CredentialsRefused:
         return CredentialsRefused(f"{self.name} refused the API key ({self._why(exc)})")
 
+    def _policy(self) -> RetryPolicy:
+        return replace(self.retry, sleep=self._sleep)
+
+    def _log_retry(self, what: str) -> Callable[[BaseException, int, float], None]:
+        def say(exc: BaseException, attempt: int, wait: float) -> None:
+            log.warning("%s: %s; retry %d in %.1fs", what, self._why(exc), attempt, wait)
+
+        return say
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """``fn()`` retried on network errors and rate limits with exponential backoff."""
-        last: BaseException | None = None
-        for attempt in range(self.retry.attempts):
-            try:
-                return fn()
-            except AUTH as exc:
-                raise self._refused(exc) from None
-            except FINAL:
-                raise
-            except RETRYABLE as exc:
-                last = exc
-                wait = self.retry.delay(attempt)
-                log.warning("%s: %s; retry %d in %.1fs", what, self._why(exc), attempt + 1, wait)
-                self._sleep(wait)
-        assert last is not None
-        raise BrokerUnavailable(
-            f"{what}: gave up after {self.retry.attempts} attempts: {self._why(last)}"
-        ) from None
+        """``fn()`` under the one retry policy: network errors and rate limits are retried with
+        backoff and jitter (the venue's ``Retry-After`` honoured); a refused key and final
+        errors are not."""
+        try:
+            return self._policy().call(
+                what,
+                fn,
+                on=_retryable,
+                hint=retry_after_hint(self.exchange),
+                before_retry=self._log_retry(what),
+            )
+        except AUTH as exc:
+            raise self._refused(exc) from None
+        except GaveUp as exc:
+            raise BrokerUnavailable(
+                f"{what}: gave up after {exc.attempts} attempts: {self._why(exc.last)}"
+            ) from None
 
     def _load_markets(self) -> None:
         if not self._markets_loaded:
@@ -449,58 +462,67 @@ class CcxtBroker:
 
     def _send(self, req: OrderRequest, market: Mapping[str, Any], amount: float) -> OrderResult:
         quote = str(market.get("quote", ""))
-        last: BaseException | None = None
-        for attempt in range(self.retry.attempts):
-            try:
-                order = self.exchange.create_order(
-                    market["symbol"],
-                    "market",
-                    req.side,
-                    amount,
-                    params={"newClientOrderId": req.client_order_id},
-                )
-                result = self._result(req.client_order_id, order, market)
-                log.info(
-                    "order %s %s %s %g: %s %g @ %s",
-                    req.client_order_id,
-                    req.side,
-                    req.symbol,
-                    amount,
-                    result.status,
-                    result.filled_qty,
-                    result.avg_price,
-                )
-                return result
-            except ccxt.InvalidOrder as exc:
-                if "Duplicate order" in str(exc):  # open under this id already: that one counts
-                    found = self.fetch_order(req.client_order_id, req.symbol)
-                    if found is not None:
-                        return found
-                return self._rejected(req, self._why(exc), quote)
-            except AUTH as exc:
-                raise self._refused(exc) from None
-            except FINAL as exc:
-                return self._rejected(req, self._why(exc), quote)
-            except RETRYABLE as exc:
-                last = exc
-                wait = self.retry.delay(attempt)
-                log.warning(
-                    "order %s: %s; looking it up, retry %d in %.1fs",
-                    req.client_order_id,
-                    self._why(exc),
-                    attempt + 1,
-                    wait,
-                )
-                self._sleep(wait)
-                # the request may have reached the venue: look before sending again
+        tries = 0
+
+        def send() -> OrderResult:
+            nonlocal tries
+            tries += 1
+            if tries > 1:  # the last request may have reached the venue: look before resending
                 found = self.fetch_order(req.client_order_id, req.symbol)
                 if found is not None:
                     return found
-        assert last is not None
-        raise BrokerUnavailable(
-            f"order {req.client_order_id}: gave up after {self.retry.attempts} attempts: "
-            f"{self._why(last)}"
-        ) from None
+            order = self.exchange.create_order(
+                market["symbol"],
+                "market",
+                req.side,
+                amount,
+                params={"newClientOrderId": req.client_order_id},
+            )
+            return self._result(req.client_order_id, order, market)
+
+        def say(exc: BaseException, attempt: int, wait: float) -> None:
+            log.warning(
+                "order %s: %s; looking it up, retry %d in %.1fs",
+                req.client_order_id,
+                self._why(exc),
+                attempt,
+                wait,
+            )
+
+        try:
+            result = self._policy().call(
+                f"order {req.client_order_id}",
+                send,
+                on=_retryable,
+                hint=retry_after_hint(self.exchange),
+                before_retry=say,
+            )
+        except ccxt.InvalidOrder as exc:
+            if "Duplicate order" in str(exc):  # open under this id already: that one counts
+                found = self.fetch_order(req.client_order_id, req.symbol)
+                if found is not None:
+                    return found
+            return self._rejected(req, self._why(exc), quote)
+        except AUTH as exc:
+            raise self._refused(exc) from None
+        except FINAL as exc:
+            return self._rejected(req, self._why(exc), quote)
+        except GaveUp as exc:
+            raise BrokerUnavailable(
+                f"order {req.client_order_id}: gave up after {exc.attempts} attempts: "
+                f"{self._why(exc.last)}"
+            ) from None
+        log.info(
+            "order %s %s %s %g: %s %g @ %s",
+            req.client_order_id,
+            req.side,
+            req.symbol,
+            amount,
+            result.status,
+            result.filled_qty,
+            result.avg_price,
+        )
+        return result
 
 
 def _when_filled(order: Mapping[str, Any]) -> int | None:

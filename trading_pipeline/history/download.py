@@ -1,5 +1,5 @@
-"""Download one zip safely: ``.part`` beside the final name, HTTP Range resume, bounded retries
-with exponential backoff, and sha256 verified against the ``.CHECKSUM`` before the atomic rename.
+"""Download one zip safely: ``.part`` beside the final name, HTTP Range resume, the one retry
+policy (:mod:`trading_pipeline.retrying`: backoff with jitter, ``Retry-After`` honoured), and sha256 verified against the ``.CHECKSUM`` before the atomic rename.
 
 A file that fails verification is deleted; nothing unverified ever appears under a final name.
 """
@@ -7,15 +7,16 @@ A file that fails verification is deleted; nothing unverified ever appears under
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from trading_pipeline.fsutil import atomic_write_bytes
 from trading_pipeline.history.checksum import ChecksumFormatError, parse_checksum, sha256_file
+from trading_pipeline.retrying import GaveUp, RetryPolicy, retry_after_from
+
+__all__ = ["ChecksumMismatch", "DownloadError", "RetryPolicy", "fetch_checksum", "make_client"]
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -29,18 +30,19 @@ class ChecksumMismatch(DownloadError):
 
 
 class _Retryable(Exception):
-    """A transient failure worth another attempt."""
+    """A transient failure worth another attempt; ``retry_after`` is the server's wait hint."""
+
+    def __init__(self, message: str, response: httpx.Response | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after_from(response.headers) if response is not None else None
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.25
-    max_delay: float = 8.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, _Retryable | httpx.TimeoutException | httpx.TransportError)
 
-    def delay(self, attempt: int) -> float:
-        return min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+
+def _hint(exc: BaseException) -> float | None:
+    return getattr(exc, "retry_after", None)
 
 
 def make_client(timeout: float = 30.0) -> httpx.Client:
@@ -56,15 +58,10 @@ def part_path(dest: Path) -> Path:
 def _with_retries(
     what: str, retry: RetryPolicy, action: Callable[[], bytes | None]
 ) -> bytes | None:
-    last: Exception | None = None
-    for attempt in range(1, retry.attempts + 1):
-        if attempt > 1:
-            retry.sleep(retry.delay(attempt - 1))
-        try:
-            return action()
-        except (_Retryable, httpx.TimeoutException, httpx.TransportError) as exc:
-            last = exc
-    raise DownloadError(f"{what}: gave up after {retry.attempts} attempts ({last})")
+    try:
+        return retry.call(what, action, on=_transient, hint=_hint)
+    except GaveUp as exc:
+        raise DownloadError(str(exc)) from None
 
 
 def fetch_checksum(client: httpx.Client, url: str, retry: RetryPolicy) -> str:
@@ -74,7 +71,7 @@ def fetch_checksum(client: httpx.Client, url: str, retry: RetryPolicy) -> str:
     def get() -> bytes:
         response = client.get(checksum_url)
         if response.status_code in RETRY_STATUS:
-            raise _Retryable(f"HTTP {response.status_code}")
+            raise _Retryable(f"HTTP {response.status_code}", response)
         if response.status_code == 404:
             raise DownloadError(f"{checksum_url}: no .CHECKSUM published (HTTP 404)")
         if response.status_code != 200:
@@ -102,7 +99,7 @@ def _fetch_into(client: httpx.Client, url: str, part: Path, expected_size: int |
             part.unlink()  # the server has less than we hold: start again
             raise _Retryable("HTTP 416 on resume")
         if response.status_code in RETRY_STATUS:
-            raise _Retryable(f"HTTP {response.status_code}")
+            raise _Retryable(f"HTTP {response.status_code}", response)
         if response.status_code not in (200, 206):
             raise DownloadError(f"{url}: HTTP {response.status_code}")
         mode = "ab" if response.status_code == 206 else "wb"

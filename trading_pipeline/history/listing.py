@@ -15,11 +15,23 @@ from dataclasses import dataclass, field
 
 import httpx
 
-RETRY_STATUS = frozenset({500, 502, 503, 504})
+from trading_pipeline.retrying import GaveUp, RetryPolicy, retry_after_from
+
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class ListingError(RuntimeError):
     """The listing could not be read (HTTP error, bad XML, or a marker that does not advance)."""
+
+
+class _Transient(Exception):
+    def __init__(self, message: str, response: httpx.Response) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after_from(response.headers)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, _Transient | httpx.TransportError)
 
 
 @dataclass(frozen=True)
@@ -80,27 +92,22 @@ def _get_page(
     client: httpx.Client,
     listing_url: str,
     params: dict[str, str],
-    attempts: int,
-    sleep: Callable[[float], None],
+    retry: RetryPolicy,
 ) -> ListingPage:
-    last: Exception | None = None
-    for attempt in range(attempts):
-        if attempt:
-            sleep(min(0.2 * 2**attempt, 5.0))
-        try:
-            response = client.get(listing_url, params=params)
-        except httpx.TransportError as exc:
-            last = exc
-            continue
+    where = f"listing {listing_url} prefix={params['prefix']!r}"
+
+    def get() -> ListingPage:
+        response = client.get(listing_url, params=params)
         if response.status_code in RETRY_STATUS:
-            last = ListingError(f"HTTP {response.status_code}")
-            continue
+            raise _Transient(f"HTTP {response.status_code}", response)
         if response.status_code != 200:
-            raise ListingError(
-                f"listing {listing_url} prefix={params['prefix']!r}: HTTP {response.status_code}"
-            )
+            raise ListingError(f"{where}: HTTP {response.status_code}")
         return parse_page(response.content)
-    raise ListingError(f"listing {listing_url} prefix={params['prefix']!r} failed: {last}")
+
+    try:
+        return retry.call(where, get, on=_transient, hint=lambda e: getattr(e, "retry_after", None))
+    except GaveUp as exc:
+        raise ListingError(f"{where} failed after {exc.attempts} attempts: {exc.last}") from None
 
 
 def list_all(
@@ -111,14 +118,16 @@ def list_all(
     marker: str | None = None,
     attempts: int = 5,
     sleep: Callable[[float], None] = time.sleep,
+    retry: RetryPolicy | None = None,
 ) -> ListingPage:
     """Every object and common prefix under ``prefix`` (after ``marker``), across all pages."""
+    policy = retry or RetryPolicy(attempts=attempts, base_s=0.4, max_s=5.0, sleep=sleep)
     result = ListingPage()
     while True:
         params = {"delimiter": "/", "prefix": prefix}
         if marker:
             params["marker"] = marker
-        page = _get_page(client, listing_url, params, attempts, sleep)
+        page = _get_page(client, listing_url, params, policy)
         result.objects.extend(page.objects)
         result.prefixes.extend(page.prefixes)
         if not page.truncated:

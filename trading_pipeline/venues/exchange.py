@@ -13,31 +13,35 @@ secret before anything reaches the logging system.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.retrying import RetryPolicy as RetryPolicy  # re-exported
+from trading_pipeline.retrying import retry_after_from
 from trading_pipeline.venues.names import VENUES as VENUES  # re-exported
 
 REDACTED = "***"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to wait after a rate limit or a network error from a venue:
-    ``attempts`` tries in all, the wait doubling from ``base_s`` up to ``max_s``."""
+# venues: six tries, the wait doubling from 1 s up to 60 s (plus jitter), or what the venue's
+# Retry-After asks for
+VENUE_RETRY = RetryPolicy(attempts=6, base_s=1.0, max_s=60.0, jitter_s=0.5)
 
-    attempts: int = 6
-    base_s: float = 1.0
-    max_s: float = 60.0
 
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (0 for the first)."""
-        return float(min(self.max_s, self.base_s * 2**retry))
+def retry_after_hint(exchange: Any) -> Callable[[BaseException], float | None]:
+    """The venue's ``Retry-After`` for a rate-limit error (ccxt keeps the last response's
+    headers); ``None`` for any other error, whose headers would be a previous response's."""
+
+    def hint(exc: BaseException) -> float | None:
+        if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+            return retry_after_from(getattr(exchange, "last_response_headers", None))
+        return None
+
+    return hint
 
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}

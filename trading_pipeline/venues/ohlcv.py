@@ -28,7 +28,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,8 @@ from trading_pipeline.history.manifest import Manifest, ManifestEntry
 from trading_pipeline.history.plan import months_between
 from trading_pipeline.market.quality import count_gaps
 from trading_pipeline.market.schema import INTERVAL_MS, UTC_US, conform
-from trading_pipeline.venues.exchange import RetryPolicy
+from trading_pipeline.retrying import GaveUp
+from trading_pipeline.venues.exchange import VENUE_RETRY, RetryPolicy, retry_after_hint
 from trading_pipeline.venues.symbols import VenueSymbol, check_venue, parse_symbol
 
 FETCH_VENUES: tuple[str, ...] = ("binanceus", "coinbase")
@@ -95,7 +96,7 @@ class Pager:
     interval: str
     limit: int | None = None
     sleep: Sleeper = time.sleep
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = VENUE_RETRY
     requests: int = 0
     retries: int = 0
     pauses: list[float] = field(default_factory=list)
@@ -110,30 +111,38 @@ class Pager:
 
     def page(self, since: int, until: int) -> list[list[Any]]:
         """One ``fetch_ohlcv`` call for bars opening in ``[since, until)``, retried as needed."""
-        for attempt in range(self.retry.attempts):
+
+        def once() -> list[list[Any]]:
             self.requests += 1
-            try:
-                rows = self.exchange.fetch_ohlcv(
-                    self.symbol.ccxt_symbol,
-                    self.interval,
-                    since=since,
-                    limit=self.limit,
-                    params={"until": until - 1},
-                )
-                return list(rows or [])
-            except RETRYABLE as exc:
-                if attempt + 1 >= self.retry.attempts:
-                    raise VenueFetchError(
-                        f"{self.symbol}: {type(exc).__name__} after {attempt + 1} attempts"
-                    ) from exc
-                pause = self.retry.delay(attempt)
-                self.retries += 1
-                self.pauses.append(pause)
-                self.sleep(pause)
-            except ccxt.BaseError as exc:
-                first = str(exc).splitlines()[0][:200] if str(exc) else ""
-                raise VenueFetchError(f"{self.symbol}: {type(exc).__name__}: {first}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+            rows = self.exchange.fetch_ohlcv(
+                self.symbol.ccxt_symbol,
+                self.interval,
+                since=since,
+                limit=self.limit,
+                params={"until": until - 1},
+            )
+            return list(rows or [])
+
+        def pausing(_exc: BaseException, _n: int, pause: float) -> None:
+            self.retries += 1
+            self.pauses.append(pause)
+
+        policy = replace(self.retry, sleep=self.sleep)
+        try:
+            return policy.call(
+                f"{self.symbol}",
+                once,
+                on=lambda e: isinstance(e, RETRYABLE),
+                hint=retry_after_hint(self.exchange),
+                before_retry=pausing,
+            )
+        except GaveUp as exc:
+            raise VenueFetchError(
+                f"{self.symbol}: {type(exc.last).__name__} after {exc.attempts} attempts"
+            ) from exc.last
+        except ccxt.BaseError as exc:
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise VenueFetchError(f"{self.symbol}: {type(exc).__name__}: {first}") from exc
 
     def fetch(self, start_ms: int, end_ms: int) -> list[list[Any]]:
         """Every bar opening in ``[start_ms, end_ms)``, oldest first, one per open time."""
@@ -380,21 +389,22 @@ def check_listed(
 
 
 def _load_markets(exchange: Any, symbol: VenueSymbol, sleep: Sleeper) -> Any:
-    policy = RetryPolicy(attempts=3)
-    for attempt in range(policy.attempts):
-        try:
-            return exchange.load_markets()
-        except RETRYABLE as exc:
-            if attempt + 1 >= policy.attempts:
-                raise VenueFetchError(
-                    f"{symbol.venue}: cannot load markets ({type(exc).__name__})"
-                ) from exc
-            sleep(policy.delay(attempt))
-        except ccxt.BaseError as exc:
-            raise VenueFetchError(
-                f"{symbol.venue}: cannot load markets ({type(exc).__name__})"
-            ) from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+    policy = replace(VENUE_RETRY, attempts=3, sleep=sleep)
+    try:
+        return policy.call(
+            f"{symbol.venue}: load markets",
+            exchange.load_markets,
+            on=lambda e: isinstance(e, RETRYABLE),
+            hint=retry_after_hint(exchange),
+        )
+    except GaveUp as exc:
+        raise VenueFetchError(
+            f"{symbol.venue}: cannot load markets ({type(exc.last).__name__})"
+        ) from exc.last
+    except ccxt.BaseError as exc:
+        raise VenueFetchError(
+            f"{symbol.venue}: cannot load markets ({type(exc).__name__})"
+        ) from exc
 
 
 def run_venue_fetch(
@@ -418,7 +428,7 @@ def run_venue_fetch(
     symbol = validate_request(request, today=moment.date())
     check_listed(exchange, symbol, request.interval, sleep=sleep)
     pager = Pager(
-        exchange, symbol, request.interval, limit=limit, sleep=sleep, retry=retry or RetryPolicy()
+        exchange, symbol, request.interval, limit=limit, sleep=sleep, retry=retry or VENUE_RETRY
     )
     summary = VenueFetchSummary(series=symbol.series(request.interval).key)
     months = list(months_between(request.start, min(request.end, moment.date())))

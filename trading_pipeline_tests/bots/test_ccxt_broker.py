@@ -55,7 +55,7 @@ def broker(srv: FakeBinance, sleeps: list[float], timeout_ms: int = 2000) -> Ccx
         CREDS,
         base_url=srv.url,
         timeout_ms=timeout_ms,
-        retry=RetryPolicy(attempts=4, base_s=0.5, max_s=4.0),
+        retry=RetryPolicy(attempts=4, base_s=0.5, max_s=4.0, jitter_s=0.0),
         sleep=sleeps.append,
     )
 
@@ -123,12 +123,12 @@ def test_timeout_before_the_venue_saw_it_re_sends_once(srv: FakeBinance) -> None
     assert [o.client_order_id for o in srv.orders] == ["lost-1"]
 
 
-def test_rate_limit_then_success_backs_off_exponentially(srv: FakeBinance) -> None:
+def test_rate_limit_waits_as_the_venue_asks_then_succeeds(srv: FakeBinance) -> None:
     sleeps: list[float] = []
     srv.add_fault(Fault.rate_limit(method="POST", status=429, times=2))
     res = broker(srv, sleeps).submit(buy("rl-1"))
     assert res.status == "filled"
-    assert sleeps == [0.5, 1.0]
+    assert sleeps == [1.0, 1.0]  # the fake's Retry-After: 1, not the 0.5 s / 1 s backoff
     assert len(srv.requests_to("/api/v3/order", "POST")) == 3 and len(srv.orders) == 1
 
 
@@ -137,7 +137,7 @@ def test_venue_down_raises_broker_unavailable_after_retries(srv: FakeBinance) ->
     srv.add_fault(Fault.server_error(status=503, times=100))
     with pytest.raises(BrokerUnavailable, match="gave up after 4 attempts") as info:
         broker(srv, sleeps).submit(buy("down-1"))
-    assert sleeps == [0.5, 1.0, 2.0, 4.0]
+    assert sleeps == [0.5, 1.0, 2.0]  # backoff between the 4 attempts, none after the last
     assert srv.orders == []
     assert KEY not in str(info.value) and SECRET not in str(info.value)
 
@@ -259,7 +259,7 @@ def test_runner_live_path_against_the_fake_venue(
         assert [(o.side, o.type) for o in srv.orders] == [("BUY", "MARKET"), ("SELL", "STOP_LOSS")]
         assert srv.orders[1].status == "NEW" and srv.orders[1].stop_price < 110.0
         assert srv.orders[1].orig_qty == pytest.approx(srv.orders[0].executed_qty * 0.999, abs=1e-5)
-        assert len(srv.requests_to("/api/v3/order", "POST")) == 3 and sleeps == [0.5]
+        assert len(srv.requests_to("/api/v3/order", "POST")) == 3 and sleeps == [1.0]  # Retry-After
         qty = srv.orders[0].executed_qty
         assert ledger.positions() == {"BTCUSDT": pytest.approx(qty * (1 - 0.001))}  # fee in BTC
         assert ledger.cash() == pytest.approx(300.0 - qty * 110.0)

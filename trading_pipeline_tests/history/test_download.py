@@ -90,6 +90,24 @@ def test_server_ignoring_range_restarts_from_zero(
     assert httpserver.log[-1][0].headers.get("Range") == "bytes=500-"
 
 
+def test_a_429_with_retry_after_is_waited_out_as_the_server_asks(
+    httpserver: HTTPServer, tmp_path: Path, no_sleep: RetryPolicy
+) -> None:
+    payload = b"PK" + bytes(range(256)) * 4
+    name = "BTCUSDT-1h-2024-03.zip"
+    digest = hashlib.sha256(payload).hexdigest()
+    httpserver.expect_ordered_request(f"/{name}.CHECKSUM").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": "7"}
+    )
+    httpserver.expect_ordered_request(f"/{name}.CHECKSUM").respond_with_data(f"{digest}  {name}")
+    httpserver.expect_ordered_request(f"/{name}").respond_with_data(payload)
+    dest = tmp_path / name
+    with httpx.Client() as client:
+        download_verified(client, httpserver.url_for(f"/{name}"), dest, retry=no_sleep)
+    assert dest.read_bytes() == payload
+    assert no_sleep.sleep.calls == [7.0]  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("kind", "kw"),
     [("status", {"status": 503}), ("status", {"status": 500}), ("truncate", {}), ("reset", {})],
@@ -107,7 +125,11 @@ def test_transient_faults_are_retried_with_backoff(
     dest = tmp_path / "BTCUSDT-1h-2024-03.zip"
     _fetch(mirror, zip_key, dest, no_sleep)
     assert dest.read_bytes() == (tree / zip_key).read_bytes()
-    assert no_sleep.sleep.calls == [0.25, 0.5]  # type: ignore[attr-defined]
+    waits = no_sleep.sleep.calls  # type: ignore[attr-defined]
+    # exponential backoff (0.25 s, 0.5 s) plus up to jitter_s of random jitter
+    assert len(waits) == 2
+    for wait, base in zip(waits, (0.25, 0.5), strict=True):
+        assert base <= wait <= base + no_sleep.jitter_s
     if kind == "truncate":  # the second and third attempts resume where the cut left off
         assert [r for _, p, r in mirror.faults.requests if p == zip_key][1].startswith("bytes=")
 

@@ -15,7 +15,7 @@ from trading_pipeline.errors import UserInputError
 from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.market.candles import load_store, read_candle_file
-from trading_pipeline.venues.exchange import make_exchange
+from trading_pipeline.venues.exchange import VENUE_RETRY, make_exchange
 from trading_pipeline.venues.ohlcv import (
     RetryPolicy,
     VenueFetchError,
@@ -129,7 +129,10 @@ def test_a_429_is_waited_out_through_the_sleeper_then_succeeds(
     coinbase.add_fault(429, times=2)
     sleeper = Sleeper()
     summary = _fetch(coinbase.url, tmp_path, sleep=sleeper, end=date(2024, 1, 31))
-    assert summary.retries == 2 and sleeper.pauses == [1.0, 2.0]  # exponential back-off
+    # exponential back-off (1 s, 2 s) plus up to VENUE_RETRY.jitter_s of jitter
+    assert summary.retries == 2 and len(sleeper.pauses) == 2
+    for pause, base in zip(sleeper.pauses, (1.0, 2.0), strict=True):
+        assert base <= pause <= base + VENUE_RETRY.jitter_s
     assert summary.months[0].rows == 744
     statuses = [c for c in coinbase.candle_requests()]
     assert len(statuses) == 3 + 2
