@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.slow  # subprocesses (hadolint, check-jsonschema, dagst
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+FETCH_FLAGS = ("--symbol", "--interval", "--from", "--to", "--market", "--fill_daily", "--force")
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
@@ -85,12 +87,16 @@ def test_history_fetch_takes_the_fetchers_flags_and_keeps_the_manifest() -> None
     wf = _load("history-fetch.yml")
     inputs = wf["on"]["workflow_dispatch"]["inputs"]
     assert {"symbol", "interval", "from", "to", "market", "fill_daily", "force"} <= set(inputs)
+    assert {"base_url", "listing_url", "concurrency"} <= set(inputs)
     assert wf["on"]["schedule"]
     steps = wf["jobs"]["fetch"]["steps"]
     runs = "\n".join(step.get("run", "") for step in steps)
     assert "trading-pipeline fetch" in runs
-    for flag in ("--symbol", "--interval", "--from", "--to", "--market", "--fill_daily", "--force"):
+    for flag in (*FETCH_FLAGS, "--base-url", "--listing-url", "--concurrency"):
         assert flag in runs, flag
+    # the store is saved even when the fetch fails part-way
+    saves = [s for s in steps if str(s.get("uses", "")).startswith("actions/cache/save@")]
+    assert saves and saves[0].get("if") == "always()"
     uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     assert uploads and uploads[0]["with"]["path"].endswith("manifest.json")
     # Inputs reach the shell through the environment, never pasted into the script.
@@ -107,5 +113,23 @@ def test_fetch_command_has_every_flag_the_workflow_passes() -> None:
     if fetch is None:
         pytest.skip("the fetch verb is not registered yet")
     opts = {o for p in fetch.params for o in p.opts}
-    for flag in ("--symbol", "--interval", "--from", "--to", "--market", "--fill_daily", "--force"):
+    for flag in (*FETCH_FLAGS, "--base-url", "--listing-url", "--concurrency"):
         assert flag in opts, flag
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_and_checkout_keeps_no_token(workflow: Path) -> None:
+    wf = _load(workflow.name)
+    for job in wf["jobs"].values():
+        for step in job["steps"]:
+            uses = step.get("uses")
+            if uses is None:
+                continue
+            ref = uses.split("@", 1)[1]
+            assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{uses} is not pinned to a commit"
+            if uses.startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False
+    # a human-readable version beside each pin
+    for line in workflow.read_text().splitlines():
+        if "uses:" in line:
+            assert re.search(r"# v\d+\.\d+\.\d+$", line), line
