@@ -14,6 +14,7 @@ import typer
 from trading_pipeline.cli import (
     backtest,
     bots,
+    data,
     discovery,
     fleet,
     history,
@@ -35,7 +36,7 @@ app = typer.Typer(
     context_settings={"max_content_width": 100},
 )
 
-for group in (history, backtest, discovery, regimes, selector, bots, fleet, venues, ops):
+for group in (history, data, backtest, discovery, regimes, selector, bots, fleet, venues, ops):
     for sub, name in group.APPS:
         app.add_typer(sub, name=name)
 

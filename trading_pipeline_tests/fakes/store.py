@@ -13,6 +13,7 @@ import polars as pl
 from trading_pipeline.history.convert import write_parquet
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.manifest import Manifest, ManifestEntry
+from trading_pipeline.market.quality import count_gaps
 
 
 def write_store(
@@ -33,6 +34,7 @@ def write_store(
         digest = write_parquet(bars, path)
         written.append(path)
         period = f"{int(year):04d}-{int(month):02d}"  # type: ignore[call-overload]
+        gaps, missing = count_gaps(bars, series.interval)
         entries.append(
             ManifestEntry(
                 key=f"import/tests/{series.key}/{period}",
@@ -42,6 +44,8 @@ def write_store(
                 period=period,
                 kind="import",
                 rows=bars.height,
+                gaps=gaps,
+                missing_bars=missing,
                 first_open_time=bars["open_time"][0],
                 last_open_time=bars["open_time"][-1],
                 parquet_path=path.relative_to(layout.root).as_posix(),
