@@ -21,6 +21,7 @@ from trading_pipeline.cli import (
     ops,
     regimes,
     selector,
+    studies,
     venues,
 )
 from trading_pipeline.errors import EnvironmentFault, UserInputError
@@ -36,7 +37,7 @@ app = typer.Typer(
     context_settings={"max_content_width": 100},
 )
 
-for group in (history, data, backtest, discovery, regimes, selector, bots, fleet, venues, ops):
+for group in (history, data, backtest, discovery, studies, regimes, selector, bots, fleet, venues, ops):
     for sub, name in group.APPS:
         app.add_typer(sub, name=name)
 
