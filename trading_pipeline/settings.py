@@ -212,6 +212,11 @@ class DataLayout:
     def performance_matrix_path(self) -> Path:
         return self.discovery_dir / "performance_matrix.parquet"
 
+    @property
+    def backtest_results_dir(self) -> Path:
+        """Trade lists exported by ``backtest --export trades`` (freqtrade's backtest_results)."""
+        return self.data_dir / "backtest_results"
+
     # features and the Dagster IO manager's tables
     @property
     def features_dir(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -199,13 +200,33 @@ def backtest(
     trailing_stop: TrailOpt = None,
     max_holding_bars: HoldOpt = None,
     allow_short: ShortOpt = False,
+    export: Annotated[
+        str | None,
+        typer.Option("--export", metavar="WHAT", help="trades: write the trade list to a file"),
+    ] = None,
+    export_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-file",
+            metavar="FILE",
+            help="where --export writes (.parquet or .csv; default "
+            "DATA_DIR/backtest_results/STRATEGY-SERIES-TIME.parquet)",
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Backtest one parameter set, beside buy-and-hold on the same bars."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest import engine
     from trading_pipeline.backtest.metrics import METRICS, json_safe
+    from trading_pipeline.backtest.trade_export import check_export_path
 
+    if export not in (None, "trades"):
+        raise UserInputError(f"--export {export!r}: only 'trades' can be exported")
+    if export_file is not None:
+        if export is None:
+            raise UserInputError("--export-file needs --export trades")
+        check_export_path(export_file)
     fam = family_from_options(strategy, strategy_file)
     params = fam.validate(parse_params(param or []))
     costs = _costs(fee, slippage_bps, fill)
@@ -220,8 +241,14 @@ def backtest(
         data_dir=data_dir,
         history_dir=history_dir,
     )
-    res = engine.backtest(bars, fam, params, cash=cash, costs=costs, risk=risk, interval=iv)
+    res = engine.backtest(
+        bars, fam, params, cash=cash, costs=costs, risk=risk, interval=iv, detail=bool(export)
+    )
     bh = engine.buy_and_hold(bars, cash=cash, costs=costs, interval=iv)
+    exported = None
+    if export:
+        series = f"{market}-{symbol}-{iv}" if symbol else (data.stem if data else iv)
+        exported = _export_trades(res, fam.name, params, series, export_file, data_dir)
     if json_:
         doc = {
             "strategy": fam.name,
@@ -237,6 +264,8 @@ def backtest(
             **res.metrics,
             "buy_and_hold": bh,
         }
+        if exported is not None:
+            doc["trades_file"] = str(exported)
         print(json.dumps(json_safe(doc)))
         return
     title = (
@@ -245,6 +274,89 @@ def backtest(
     )
     rows = [[m, _fmt(m, res.metrics[m]), _fmt(m, bh[m])] for m in METRICS]
     _print_table(title, ["metric", fam.name, "buy_and_hold"], rows)
+    if exported is not None:
+        print(f"trades written to {exported} (trading-pipeline show-trades {exported})")
+
+
+def _export_trades(
+    res: Any,
+    strategy: str,
+    params: dict[str, Any],
+    series: str,
+    export_file: Path | None,
+    data_dir: Path | None,
+) -> Path:
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from trading_pipeline.backtest.trade_export import (
+        default_export_path,
+        trade_table,
+        write_trades,
+    )
+
+    trades = res.trades if res.trades is not None else pl.DataFrame()
+    path = export_file or default_export_path(
+        settings_from(data_dir).layout.backtest_results_dir, strategy, series, datetime.now(UTC)
+    )
+    if trades.height == 0:
+        from trading_pipeline.backtest.metrics import TRADE_FIELDS
+
+        trades = pl.DataFrame(schema={f: pl.Float64 for f in TRADE_FIELDS}).with_columns(
+            pl.col("entry_bar", "exit_bar", "direction").cast(pl.Int64)
+        )
+    return write_trades(trade_table(trades, strategy=strategy, params=params, series=series), path)
+
+
+@verbs.command("show-trades")
+def show_trades(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="a file from backtest --export")],
+    tail: Annotated[
+        int, typer.Option("--tail", metavar="N", help="show the last N trades (0: all)")
+    ] = 20,
+    json_: JsonOpt = False,
+) -> None:
+    """The trades of an exported backtest, with a summary (win rate, PnL, best/worst)."""
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.backtest.metrics import json_safe
+    from trading_pipeline.backtest.trade_export import read_trades, summary
+
+    if tail < 0:
+        raise UserInputError("--tail must be >= 0")
+    table = read_trades(file)
+    shown = table.tail(tail) if tail else table
+    info = summary(table)
+    if json_:
+        docs = [
+            {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+            for r in shown.iter_rows(named=True)
+        ]
+        print(json.dumps(json_safe({"file": str(file), "summary": info, "trades": docs})))
+        return
+    cols: list[str] = [c for c in ("trade", "entry_time", "exit_time", "side", "bars_held", "entry_price",
+                        "exit_price", "pnl", "return") if c in shown.columns]  # fmt: skip
+    rows = [[_cell(r[c], c) for c in cols] for r in shown.iter_rows(named=True)]
+    strategy = table["strategy"][0] if "strategy" in table.columns and table.height else "?"
+    _print_table(f"{file.name}: {strategy}", cols, rows)
+    win = "-" if info["win_rate"] is None else f"{info['win_rate']:.1%}"
+    print(
+        f"{info['trades']} trades, {info['wins']} won ({win}), total PnL {info['total_pnl']:+.2f}"
+        + ("" if info["best_return"] is None else
+           f", best {info['best_return']:+.2%}, worst {info['worst_return']:+.2%}")
+    )  # fmt: skip
+
+
+def _cell(value: Any, col: str) -> str:
+    if value is None:
+        return "-"
+    if col == "return":
+        return f"{value:+.2%}"
+    if col in {"pnl", "entry_price", "exit_price"}:
+        return f"{value:,.4f}" if col != "pnl" else f"{value:+,.2f}"
+    if hasattr(value, "strftime"):
+        return str(value.strftime("%Y-%m-%d %H:%M"))
+    return str(value)
 
 
 @verbs.command()
