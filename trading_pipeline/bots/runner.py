@@ -74,6 +74,7 @@ from trading_pipeline.bots.routing import (
     venue_costs,
 )
 from trading_pipeline.bots.spec import CASH, bot_spec, current_fleet
+from trading_pipeline.bots.step_line import StepReport, event_names, signal_word
 from trading_pipeline.strategies.base import (
     LONG_ENTRY,
     LONG_EXIT,
@@ -262,8 +263,10 @@ class BotRunner:
         protective_stop: bool = True,
         fleet_halt: Callable[[int], dict[str, Any] | None] | None = None,
         balance_check_every: int = 24,
+        on_step: Callable[[StepReport], None] | None = None,
     ) -> None:
         self.spec = bot_spec(bot)
+        self.on_step = on_step  # told after every step (``bot run`` prints one line per step)
         self.protective_stop = protective_stop  # False: the daily limit only at bar closes
         # the fleet's shared state: a reason while the fleet's day is over (replay_fleet's guard)
         self.fleet_halt = fleet_halt
@@ -499,6 +502,19 @@ class BotRunner:
                 transfer=transfer,
             )
         )
+        if self.on_step is not None:
+            self.on_step(
+                StepReport(
+                    bot=self.bot,
+                    bar_close_ms=close_ms,
+                    signals=_signal_words(signals, pair_flag if self.pair_mode else 0),
+                    orders=results,
+                    positions=dict(held),
+                    equity=equity,
+                    cash=cash,
+                    events=event_names(decision.events),
+                )
+            )
         return True
 
     def _missed_exits(
@@ -1126,6 +1142,12 @@ class BotRunner:
                     raise
                 log.error("%s: step at %s failed: %s: %s", self.bot, now, type(exc).__name__, exc)
         return steps
+
+
+def _signal_words(signals: Mapping[str, LastSignal], pair_flag: int) -> dict[str, str]:
+    if pair_flag:
+        return {"pair": "enter"}
+    return {s: signal_word(enters=v.enters, exits=v.exits) for s, v in signals.items()}
 
 
 def last_pair_flag(

@@ -237,7 +237,9 @@ def run(
         halt_path=layout.halt_path,
         fleet_capital=capital,
         fleet_halt=shared_fleet_halt(store, layout.bots_dir, mode),
+        on_step=lambda report: print(report.line(), flush=True),
     )
+    print(f"{spec.name}: {mode} trading, a line per closed bar (Ctrl-C stops)", flush=True)
     runner.run(stop=stop, keep_going=True)
 
 

@@ -555,3 +555,30 @@ def test_an_exit_that_fired_while_the_runner_was_down_is_acted_on_at_restart(
     else:  # back in time for bar 51's close: the ordinary exit
         assert orders["reason"].to_list() == ["exit"]
     again.close()
+
+
+def test_every_step_reports_one_line_matching_the_ledger(
+    bars: pl.DataFrame, tmp_path: Path
+) -> None:
+    from trading_pipeline.bots.step_line import StepReport
+
+    reports: list[StepReport] = []
+    runner, ledger, _ = _runner(bars, tmp_path, lambda: sma())
+    runner.on_step = reports.append
+    steps = runner.run()
+    assert steps == len(reports) > 100
+    orders = ledger.orders()
+    reported = {q.client_order_id: r.status for rep in reports for q, r in rep.orders}
+    assert sorted(reported) == sorted(orders["client_order_id"].to_list())  # every order, once
+    filled = orders.filter(pl.col("status") == "filled")["client_order_id"].to_list()
+    # market orders were filled when the step reported them (resting stops were still open)
+    market = [c for c in filled if c.endswith(("-buy", "-sell"))]
+    assert market and all(reported[c] == "filled" for c in market)
+    lines = [r.line() for r in reports]
+    assert all(line.startswith("bot1 2020-") and "equity " in line for line in lines)
+    buys = [line for line in lines if " BUY " in line]
+    assert buys and all("BTCUSDT enter" in line and "pos BTCUSDT" in line for line in buys)
+    assert any(" SELL " in line and "BTCUSDT exit" in line for line in lines)
+    # the last report's positions and the ledger agree
+    final = {s: q for s, q in reports[-1].positions.items() if q}
+    assert final == pytest.approx(ledger.positions())
