@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import typer
 
-from trading_pipeline.cli.options import BotsDirOpt, DataDirOpt, JsonOpt, finite, settings_from
+from trading_pipeline.cli.options import (
+    BotsDirOpt,
+    DataDirOpt,
+    JsonOpt,
+    finite,
+    positive,
+    settings_from,
+)
 from trading_pipeline.errors import EnvironmentFault, UserInputError
 
 fleet_app = typer.Typer(
@@ -116,13 +123,70 @@ def status(
     mode: Mode = "paper",
     bots_dir: BotsDir = None,
     data_dir: DataDir = None,
+    watch: Annotated[
+        float | None,
+        typer.Option(
+            "--watch",
+            metavar="SECONDS",
+            callback=positive,
+            help="refresh every SECONDS until Ctrl-C (with --json: one JSON line per refresh)",
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", metavar="N", help="with --watch: stop after N views")
+    ] = None,
 ) -> None:
     """Positions, exposure per symbol and in total, PnL per bot and for the fleet."""
+    if count is not None and (count < 1 or watch is None):
+        raise UserInputError("--count needs --watch and must be at least 1")
+    root = _bots_dir(data_dir, bots_dir)
+    if watch is None:
+        _show(_status_data(root, mode), as_json)
+        return
+    import signal
+
+    stopping = {"now": False}
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping["now"] = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    shown = 0
+    try:
+        while not stopping["now"]:
+            data = _status_data(root, mode)
+            if not as_json and sys.stdout.isatty():
+                print("\033[2J\033[H", end="")  # clear the screen, cursor home
+            if as_json:
+                print(json.dumps(data, sort_keys=True, default=str), flush=True)
+            else:
+                _show(data, as_json=False)
+                print(f"(every {watch:g} s; Ctrl-C stops)", flush=True)
+            shown += 1
+            if count is not None and shown >= count:
+                break
+            deadline = time.monotonic() + watch
+            while not stopping["now"] and time.monotonic() < deadline:
+                time.sleep(min(0.2, watch))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _show(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print(data)
+    else:
+        _print_status(data)
+    sys.stdout.flush()
+
+
+def _status_data(root: Path, mode: str) -> dict[str, Any]:
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.fleet import close_all, fleet_view
 
-    root = _bots_dir(data_dir, bots_dir)
     store = DeploymentStore(root)
     ledgers = open_ledgers(root, mode)
     try:
@@ -143,10 +207,7 @@ def status(
         }
         for b, a in assignments.items()
     }
-    if as_json:
-        _print(data)
-        return
-    _print_status(data)
+    return data
 
 
 def _print_status(data: dict[str, Any]) -> None:

@@ -59,6 +59,52 @@ def test_status_table(bots_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "bot1" in out and "sma_cross" in out and "BTCUSDT" in out and "running" in out
 
 
+def test_status_watch_refreshes_until_its_count(
+    bots_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["fleet", "status", "--bots-dir", str(bots_dir), "--watch", "0.05", "--count", "3"]
+    code, out, _ = run(capsys, *argv, "--json")
+    views = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(views) == 3
+    assert all(v["equity"] == pytest.approx(545.0) for v in views)
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and out.count("every 0.05 s; Ctrl-C stops") == 3 and out.count("bot1") >= 3
+
+
+@pytest.mark.slow  # a subprocess
+def test_status_watch_stops_on_sigterm(bots_dir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "trading_pipeline", "fleet", "status", "--json"]
+    proc = subprocess.Popen(
+        [*cmd, "--bots-dir", str(bots_dir), "--watch", "0.2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first view is out: it is watching
+    assert json.loads(first)["mode"] == "paper"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--watch", "0"], ["--watch", "-1"], ["--watch", "nan"], ["--count", "2"],
+     ["--watch", "1", "--count", "0"]],
+)  # fmt: skip
+def test_bad_watch_options_fail_in_one_line(
+    bots_dir: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    code, out, err = run(capsys, "fleet", "status", "--bots-dir", str(bots_dir), *extra)
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1 and out == ""
+
+
 def test_allocate_dry_run_changes_nothing_then_deploys(
     bots_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
