@@ -41,7 +41,7 @@ def test_hadolint_does_fail_on_a_bad_dockerfile(tmp_path: Path) -> None:
     assert out.returncode != 0 and "DL3008" in out.stdout
 
 
-def test_dockerfile_caches_dependencies_and_runs_the_fetcher_as_non_root() -> None:
+def test_dockerfile_caches_dependencies_and_runs_every_role_as_non_root() -> None:
     lines = [ln.strip() for ln in (ROOT / "Dockerfile").read_text().splitlines()]
     instructions = [ln for ln in lines if ln and not ln.startswith("#")]
     text = "\n".join(instructions)
@@ -49,7 +49,9 @@ def test_dockerfile_caches_dependencies_and_runs_the_fetcher_as_non_root() -> No
     assert text.index("COPY pyproject.toml uv.lock") < deps < text.index("COPY trading_pipeline")
     users = [ln.split()[1] for ln in instructions if ln.startswith("USER ")]
     assert users and not users[-1].startswith(("root", "0"))
-    assert 'ENTRYPOINT ["trading-pipeline", "fetch"]' in instructions
+    assert 'ENTRYPOINT ["python", "-m", "trading_pipeline.container"]' in instructions
+    assert 'CMD ["fetch"]' in instructions  # bare `docker run IMAGE …` is still the fetcher
+    assert "NUMBA_CACHE_DIR=/tmp/numba-cache" in text and "MPLCONFIGDIR=/tmp/matplotlib" in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "data", ".git"} <= set(ignored)
 
@@ -133,3 +135,24 @@ def test_every_action_is_pinned_to_a_commit_and_checkout_keeps_no_token(workflow
     for line in workflow.read_text().splitlines():
         if "uses:" in line:
             assert re.search(r"# v\d+\.\d+\.\d+$", line), line
+
+
+def test_compose_file_matches_the_compose_spec_and_publishes_on_loopback_only() -> None:
+    out = _run(
+        _tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+        str(ROOT / "docker-compose.yml"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgres", "mlflow", "code-location", "webserver", "daemon"} <= set(services)
+    roles = {name: svc.get("command", [None])[0] for name, svc in services.items()}
+    assert roles == {"postgres": None, "mlflow": "mlflow", "code-location": "code-location",
+                     "webserver": "webserver", "daemon": "daemon"}  # fmt: skip
+    images = {svc["image"] for n, svc in services.items() if n != "postgres"}
+    assert images == {"trading-pipeline:latest"}  # one image, every role
+    for svc in services.values():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), port
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "PASSWORD: ${TP_PG_PASSWORD:?" in text  # the secret comes from the environment
