@@ -21,7 +21,10 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = "Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather"
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=100, help="TPE trials per fold (default 100)")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--years", type=float, default=5.0, help="the last N years of bars")
+    ap.add_argument("--from", dest="start", help="first UTC day (with --to: instead of --years)")
+    ap.add_argument("--to", dest="end", help="UTC day after the last bar (with --from)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--family", action="append", help="only these families (repeatable)")
     ap.add_argument("--json", action="store_true", help="one JSON object per family, no table")
@@ -65,8 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     from trading_pipeline.market.candles import read_candle_file
     from trading_pipeline.strategies.registry import FAMILIES
 
-    n_bars = int(args.years * 8760)
-    bars = read_candle_file(path).tail(n_bars)
+    bars = read_candle_file(path)
+    if args.start or args.end:
+        try:
+            lo = datetime.fromisoformat(args.start or "1970-01-01").replace(tzinfo=UTC)
+            hi = datetime.fromisoformat(args.end or "9999-01-01").replace(tzinfo=UTC)
+        except ValueError as exc:
+            print(f"error: --from/--to: {exc}", file=sys.stderr)
+            return 2
+        bars = bars.filter((pl.col("open_time") >= lo) & (pl.col("open_time") < hi))
+    else:
+        bars = bars.tail(int(args.years * 8760))
     names = [n for n in FAMILIES if n != "buy_and_hold"]
     if args.family:
         unknown = sorted(set(args.family) - set(names))
