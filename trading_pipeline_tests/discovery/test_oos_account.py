@@ -18,6 +18,7 @@ from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.splits import walk_forward
 from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
+from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import Param, Params, SearchSpace, Signals, StrategyFamily
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
 
@@ -208,3 +209,13 @@ def test_study_reports_the_continuous_account_and_labels_the_flat_restart(tmp_pa
     assert summary["oos"] == res.metrics and summary["oos_flat_restart"] == old
     assert summary["oos_account"].startswith("continuous")
     assert summary["folds"][0]["test_return_flat_restart"] == flat[0].metrics["total_return"]
+
+
+def test_windows_must_follow_each_other() -> None:
+    bars, legs = _setup()
+    ev = Evaluator(bars, FAMILY, interval="1h", costs=COSTS)
+    (p0, a0, b0), (p1, a1, b1) = legs[0], legs[1]
+    with pytest.raises(UserInputError, match="consecutive"):
+        ev.account([(p0, a0, b0), (p1, a1 + 1, b1)])  # a gap of one bar
+    with pytest.raises(UserInputError, match="consecutive"):
+        ev.account([(p0, a0, b0), (p1, a1 - 1, b1)])  # an overlap
