@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead report-selector report-arbitrage clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead report-selector report-arbitrage report-oos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ report-selector: setup ## real multi-year data: discovery → selector, held-out
 
 report-arbitrage: setup ## real Coinbase × Binance overlap: alignment, gross spread, what survives costs
 	$(PY) benchmarks/arb_real.py
+
+report-oos: setup ## real BTC 1h: each family's continuous out-of-sample account beside the flat restart and buy-and-hold
+	$(PY) benchmarks/oos_continuous_real.py
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -199,7 +199,7 @@ def _stop_exit(
 
 
 @njit(cache=True, error_model="numpy")
-def simulate(  # noqa: C901 - one fused loop on purpose
+def simulate(
     o: np.ndarray,
     h: np.ndarray,
     lo: np.ndarray,
@@ -219,6 +219,35 @@ def simulate(  # noqa: C901 - one fused loop on purpose
     ``stop_dist`` may be empty (no per-signal stop). ``eq_out`` (length ``stop - start``) and
     ``tr_out`` (rows × 8) are filled only when they are non-empty.
     """
+    none = stop_dist[:0]
+    return simulate_levels(
+        o, h, lo, c, flags, stop_dist, none, none, start, stop, cfg, out, eq_out, tr_out
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_levels(  # noqa: C901 - one fused loop on purpose
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    flags: np.ndarray,
+    stop_dist: np.ndarray,
+    sl_bar: np.ndarray,
+    tp_bar: np.ndarray,
+    start: int,
+    stop: int,
+    cfg: np.ndarray,
+    out: np.ndarray,
+    eq_out: np.ndarray,
+    tr_out: np.ndarray,
+) -> int:
+    """:func:`simulate`, with the stop-loss / take-profit fractions given per bar when
+    ``sl_bar``/``tp_bar`` are non-empty (NaN = none; they replace ``cfg``'s): an entry takes
+    the levels of the bar whose close decided it, and keeps them while it is held. The
+    continuous out-of-sample account uses this, its parameters (so its levels) changing at
+    fold boundaries while a position carries on.
+    """
     cash0 = cfg[C_CASH]
     fee = cfg[C_FEE]
     slip = cfg[C_SLIP]
@@ -232,7 +261,8 @@ def simulate(  # noqa: C901 - one fused loop on purpose
     min_value = cfg[C_MIN_VALUE]
     bpy = cfg[C_BPY]
     has_sd = stop_dist.shape[0] > 0
-    has_stops = has_sd or not (np.isnan(sl) and np.isnan(tp) and np.isnan(trail))
+    has_lv = sl_bar.shape[0] > 0
+    has_stops = has_sd or has_lv or not (np.isnan(sl) and np.isnan(tp) and np.isnan(trail))
     has_hold = not np.isnan(max_hold)
     quiet_ok = not has_stops and not has_hold
     rec_eq = eq_out.shape[0] > 0
@@ -317,6 +347,9 @@ def simulate(  # noqa: C901 - one fused loop on purpose
                 )
                 units = 0.0
             if pend_open != 0 and units == 0.0:
+                if has_lv:  # the levels of the bar that decided the order
+                    sl = sl_bar[i - 1]
+                    tp = tp_bar[i - 1]
                 units, cash, entry_val, entry_px, stop_px, tp_px = _open(
                     pend_open, o[i], cash, size, fee, slip, min_value, sl, tp, pend_sd, st
                 )
@@ -374,6 +407,9 @@ def simulate(  # noqa: C901 - one fused loop on purpose
                     )
                     units = 0.0
                 if want_open != 0:
+                    if has_lv:
+                        sl = sl_bar[i]
+                        tp = tp_bar[i]
                     units, cash, entry_val, entry_px, stop_px, tp_px = _open(
                         want_open, c[i], cash, size, fee, slip, min_value, sl, tp, sd, st
                     )

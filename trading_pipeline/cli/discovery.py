@@ -100,9 +100,15 @@ def _print_human(summary: dict[str, Any]) -> None:
             f"test {f['test'][0]}..{f['test'][1]}  test sharpe {_fmt(f['test_sharpe'])}  "
             f"params {json.dumps(f['params'], sort_keys=True)}"
         )
-    print(f"{'metric':<14}{'strategy':>14}{'buy&hold':>14}")
+    flat = summary.get("oos_flat_restart") or {}
+    print("strategy: one account over the test windows, positions carried over the folds")
+    print(f"{'metric':<14}{'strategy':>14}{'buy&hold':>14}{'flat restart':>14}")
     for k in ("sharpe", "total_return", "cagr", "max_drawdown", "trades", "exposure", "bars"):
-        print(f"{k:<14}{_fmt(summary['oos'].get(k)):>14}{_fmt(summary['buy_and_hold'].get(k)):>14}")
+        print(
+            f"{k:<14}{_fmt(summary['oos'].get(k)):>14}{_fmt(summary['buy_and_hold'].get(k)):>14}"
+            f"{_fmt(flat.get(k, '')):>14}"
+        )
+    print("(flat restart, secondary: each test window traded from cash on its own)")
     d = summary["deflated_sharpe"]
     verdict = "significant" if d["significant"] else "NOT significant"
     print(f"deflated Sharpe probability {_fmt(d['probability'])} ({verdict} at 0.95)")

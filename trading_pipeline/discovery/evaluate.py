@@ -4,8 +4,12 @@ Every evaluation of a window ``[start, stop)`` computes the family's signals on
 ``bars[ctx:stop]`` only, where ``ctx = start - context_bars(params)`` (three times the family's
 warm-up plus a margin, so exponential indicators have converged). No bar at or after ``stop``
 is ever handed to the strategy, so even a leaky user strategy cannot see past its window.
-Each window is simulated from cash (flat at its first bar); a position still open at the end
-of a window is marked at its last close.
+:meth:`Evaluator.window` simulates a window from cash (flat at its first bar; a position still
+open at its end is marked at its last close): a trial's score on a train segment, or the
+flat-restart figure of a test window. :meth:`Evaluator.account` is the out-of-sample account of
+a study: consecutive test windows, each with its own parameters (signals computed on that
+window's bars and the warm-up before it), traded as ONE account whose position carries over
+the boundaries (:mod:`trading_pipeline.backtest.account`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from trading_pipeline.backtest.account import Leg, run_account
 from trading_pipeline.backtest.costs import CostModel, RiskRules
 from trading_pipeline.backtest.engine import Prices, check_bars, run_signals
 from trading_pipeline.market.schema import bars_per_year
@@ -125,12 +130,46 @@ class Evaluator:
         )
         if not detail or equity is None or trades is None:
             return Window(start, stop, metrics)
+        return self._detailed(start, stop, metrics, equity, trades, start - ctx)
+
+    def account(self, legs: Sequence[tuple[Mapping[str, Any], int, int]]) -> Window:
+        """ONE account over consecutive windows ``(params, start, stop)``: window ``k`` trades
+        with its own ``params`` from its first bar on, their signals computed on
+        ``bars[start - context_bars(params) : stop]`` (warm-up before the window, never a bar
+        after it); cash and an open position carry over each boundary, and a trade the switch
+        of parameters causes pays fees and slippage like any other. With detail."""
+        parts = []
+        for params, start, stop in legs:
+            ctx, signals, _ = self._slice(params, start, stop)
+            parts.append(Leg(signals, ctx, start, stop))
+        metrics, equity, trades = run_account(
+            self.bars,
+            parts,
+            cash=self.cash,
+            costs=self.costs,
+            risk=self.risk,
+            interval=self.interval,
+            prices=self.prices,
+        )
+        first, last = parts[0].start, parts[-1].stop
+        return self._detailed(first, last, metrics, equity, trades, first)
+
+    def _detailed(
+        self,
+        start: int,
+        stop: int,
+        metrics: dict[str, float],
+        equity: np.ndarray,
+        trades: pl.DataFrame,
+        off: int,
+    ) -> Window:
+        """Per-bar returns, positions and entries of ``[start, stop)`` from its equity curve
+        and trades (trade bar ``off`` is the window's first bar)."""
         prev = np.concatenate([[self.cash], equity[:-1]])
         returns = np.where(prev > 0, equity / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
         length = stop - start
         in_pos = np.zeros(length, dtype=bool)
         entries = np.zeros(length, dtype=bool)
-        off = start - ctx
         for e, x in zip(trades["entry_bar"].to_list(), trades["exit_bar"].to_list(), strict=True):
             a = int(e) - off
             b = length if int(x) < 0 else int(x) - off

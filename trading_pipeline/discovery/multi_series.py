@@ -3,6 +3,9 @@
 The multi-series *simulator* is the engine's (:mod:`trading_pipeline.backtest.multi`); choosing
 parameters on train windows, trading them on the test windows and deflating the out-of-sample
 Sharpe ratio for every combination tried is discovery's, as for the tuned single-series families.
+Unlike those (one continuous account, :meth:`.evaluate.Evaluator.account`), each test window
+here is still simulated on its own from the starting inventory and the windows' returns are
+chained: a flat-restart figure (the multi-series simulations carry no state across windows yet).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """One experiment-tracking run per tuned study group, through the :class:`Tracker` port.
 
 Logged once per study (never inside the trial loop): the settings and chosen parameters, the
-out-of-sample metrics beside buy-and-hold's, the deflated Sharpe ratio and its probability,
+out-of-sample metrics of the continuous account (``oos_*``) beside buy-and-hold's (``bh_*``)
+and the flat-restart figure (``oos_*_flat_restart``, secondary), the deflated Sharpe ratio and its probability,
 PBO, consistency, the data partitions with their checksums (from the history manifest, or
 the data file's own sha256), the code version, the Optuna study names and the storage URL
 with any password redacted. Artifacts: the out-of-sample equity curve against buy-and-hold
@@ -95,6 +96,15 @@ def equity_png(result: StudyResult, path: Path) -> Path:
     t = result.open_time.to_list()
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
     ax.plot(t, np.cumprod(1.0 + result.returns), label=f"{result.spec.family} (out of sample)")
+    if result.flat_restart_returns is not None:
+        ax.plot(
+            t,
+            np.cumprod(1.0 + result.flat_restart_returns),
+            label="same, each fold restarted flat (secondary)",
+            lw=0.8,
+            ls="--",
+            alpha=0.7,
+        )
     ax.plot(t, np.cumprod(1.0 + result.bh_returns), label="buy and hold", alpha=0.8)
     first = result.folds[0].test[0]
     for f in result.folds[1:]:
@@ -136,6 +146,7 @@ def _params(result: StudyResult, storage_url: str, prov: DataProvenance) -> dict
         "data_fingerprint": spec.data_fingerprint,
         "oos_start": str(result.open_time[0]),
         "oos_end": str(result.open_time[-1]),
+        "oos_account": "continuous",  # oos_* metrics; oos_*_flat_restart: each fold from cash
     }
     out.update({f"best.{k}": v for k, v in result.best_params.items()})
     for f in result.folds:
@@ -147,6 +158,8 @@ def _metrics(result: StudyResult) -> dict[str, float]:
     m: dict[str, float] = {}
     for k, v in result.metrics.items():
         m[f"oos_{k}"] = float(v)
+    for k, v in result.flat_restart_metrics.items():
+        m[f"oos_{k}_flat_restart"] = float(v)
     for k, v in result.bh_metrics.items():
         m[f"bh_{k}"] = float(v)
     m["dsr_probability"] = result.dsr.probability

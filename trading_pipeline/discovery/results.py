@@ -1,8 +1,16 @@
 """The out-of-sample result of a tuned study group, and its robustness statistics.
 
 :func:`collect` reads the fold studies written by :mod:`.tuning` and builds the only
-performance this project reports for a tuned strategy: the concatenated test windows, each
-traded with the parameters its own fold chose on its train window. Beside it:
+performance this project reports for a tuned strategy: ONE account over the concatenated test
+windows, each traded with the parameters its own fold chose on its train window, the position
+carried over each boundary and the parameters switched there (a trade the switch causes pays
+its costs; :meth:`.evaluate.Evaluator.account`). Its metrics are ``metrics``, its per-bar
+returns ``returns``: what the ranking, the deflated Sharpe, the matrix, the selector, the
+reports and MLflow read. Beside it:
+
+* the flat-restart figure, each test window simulated on its own from cash (``flat_restart``;
+  labelled ``oos_flat_restart`` in the summary, ``oos_*_flat_restart`` in MLflow): what this
+  project reported before, kept as a secondary column;
 
 * buy-and-hold over the same out-of-sample bars, same costs;
 * the deflated Sharpe ratio of the concatenated returns, deflated for every trial run across
@@ -14,7 +22,7 @@ traded with the parameters its own fold chose on its train window. Beside it:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +47,12 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 
+OOS_ACCOUNT = (
+    "continuous: one account over the concatenated test windows, positions carried over fold "
+    "boundaries, parameters switched there, fees and slippage on"
+)
+
+
 @dataclass(frozen=True)
 class FoldResult:
     """One fold: its windows, the parameters its study chose and their test-window metrics."""
@@ -49,7 +63,8 @@ class FoldResult:
     params: dict[str, Any]
     train_value: float
     trials: int
-    test_metrics: dict[str, float]
+    test_metrics: dict[str, float]  # the fold's slice of the continuous account
+    flat_restart_metrics: dict[str, float] = field(default_factory=dict)  # window from cash
 
 
 @dataclass
@@ -74,6 +89,9 @@ class StudyResult:
     n_trials: int
     trials: pl.DataFrame
     extra: dict[str, Any] = field(default_factory=dict)
+    # each test window on its own from cash, concatenated (the old figure, secondary)
+    flat_restart_returns: np.ndarray | None = None
+    flat_restart_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -105,10 +123,14 @@ class StudyResult:
                     "trials": f.trials,
                     "test_sharpe": f.test_metrics.get("sharpe"),
                     "test_return": f.test_metrics.get("total_return"),
+                    "test_sharpe_flat_restart": f.flat_restart_metrics.get("sharpe"),
+                    "test_return_flat_restart": f.flat_restart_metrics.get("total_return"),
                 }
                 for f in self.folds
             ],
+            "oos_account": OOS_ACCOUNT,
             "oos": self.metrics,
+            "oos_flat_restart": self.flat_restart_metrics,
             "buy_and_hold": self.bh_metrics,
             "deflated_sharpe": {
                 "sharpe_per_bar": self.dsr.sharpe,
@@ -185,6 +207,7 @@ def collect(
                 dict(params),
                 float(best.value or 0.0),
                 len(all_trials),
+                {},  # the continuous account's slice, filled below
                 w.metrics,
             )
         )
@@ -215,14 +238,24 @@ def collect(
         if len(cols) >= 2:
             matrices.append(np.column_stack(cols))
 
-    returns = np.concatenate([w.returns for w in windows if w.returns is not None])
-    in_pos = np.concatenate([w.in_position for w in windows if w.in_position is not None])
-    entries = np.concatenate([w.entries for w in windows if w.entries is not None])
+    flat_returns = np.concatenate([w.returns for w in windows if w.returns is not None])
+    flat_metrics = metrics_from_returns(
+        flat_returns,
+        bars_per_year=ev.bars_per_year,
+        in_position=np.concatenate([w.in_position for w in windows if w.in_position is not None]),
+        entries=np.concatenate([w.entries for w in windows if w.entries is not None]),
+    )
+    acct = ev.account([(f.params, f.test[0], f.test[1]) for f in folds_out])
+    assert acct.returns is not None and acct.in_position is not None and acct.entries is not None
+    returns, in_pos, entries = acct.returns, acct.in_position, acct.entries
     first, last = folds_out[0].test[0], folds_out[-1].test[1]
     open_time = bars["open_time"][first:last]
     metrics = metrics_from_returns(
         returns, bars_per_year=ev.bars_per_year, in_position=in_pos, entries=entries
     )
+    folds_out = [
+        replace(f, test_metrics=fold_slice(acct, f.test, ev.bars_per_year)) for f in folds_out
+    ]
     bh = ev.buy_and_hold(first, last)
     assert bh.returns is not None and bh.in_position is not None and bh.entries is not None
     bh_metrics = metrics_from_returns(
@@ -250,6 +283,21 @@ def collect(
         consistency=consistency,
         n_trials=n_trials,
         trials=trials,
+        flat_restart_returns=flat_returns,
+        flat_restart_metrics=flat_metrics,
+    )
+
+
+def fold_slice(acct: Window, test: tuple[int, int], bars_per_year: float) -> dict[str, float]:
+    """Metrics of one test window's bars of the continuous account (a position carried into
+    the window counts in its exposure, not as one of its trades)."""
+    assert acct.returns is not None and acct.in_position is not None and acct.entries is not None
+    a, b = test[0] - acct.start, test[1] - acct.start
+    return metrics_from_returns(
+        acct.returns[a:b],
+        bars_per_year=bars_per_year,
+        in_position=acct.in_position[a:b],
+        entries=acct.entries[a:b],
     )
 
 

@@ -15,7 +15,8 @@ Design (nested walk-forward, one Optuna study per fold):
   up to the train window's end (see :mod:`.evaluate`). A test changes the test-window bars and
   checks the chosen parameters do not move.
 * The only performance reported is the concatenation of the test windows, each traded with
-  its own fold's parameters, fees and slippage on (:mod:`.results`). The parameters to deploy
+  its own fold's parameters, fees and slippage on, as one account whose position carries over
+  the fold boundaries (:mod:`.results`). The parameters to deploy
   now are the last fold's (tuned on the most recent train window).
 * Every trial of every fold is also evaluated on its fold's test window *after* tuning (never
   seen by the sampler): those returns feed the deflated Sharpe's trial variance and PBO.

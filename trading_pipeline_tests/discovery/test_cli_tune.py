@@ -54,7 +54,8 @@ def test_klines_to_top_strategies(store: Path, capsys: pytest.CaptureFixture[str
     assert set(doc["best_params"]) >= {"fast", "slow"}
     assert doc["best_params"]["fast"] < doc["best_params"]["slow"]
     for key in ("sharpe", "total_return", "max_drawdown", "trades"):
-        assert key in doc["oos"] and key in doc["buy_and_hold"]
+        assert key in doc["oos"] and key in doc["buy_and_hold"] and key in doc["oos_flat_restart"]
+    assert doc["oos_account"].startswith("continuous")  # the flat restart is the labelled extra
     assert 0.0 <= doc["deflated_sharpe"]["probability"] <= 1.0
     assert doc["deflated_sharpe"]["n_trials"] == 24
     assert doc["pbo"] is None or 0.0 <= doc["pbo"] <= 1.0
@@ -68,6 +69,10 @@ def test_klines_to_top_strategies(store: Path, capsys: pytest.CaptureFixture[str
         doc["deflated_sharpe"]["probability"]
     )
     assert "bh_sharpe" in run.data.metrics and "oos_sharpe" in run.data.metrics
+    assert run.data.metrics["oos_total_return"] == pytest.approx(doc["oos"]["total_return"])
+    assert run.data.metrics["oos_total_return_flat_restart"] == pytest.approx(
+        doc["oos_flat_restart"]["total_return"]
+    )
     files = list((store / "history" / "parquet").rglob("*.parquet"))
     assert int(run.data.params["data_partitions"]) == len(files) == 6  # the monthly files
     assert run.data.tags["code_version"]
@@ -109,7 +114,7 @@ def test_human_output_and_rerun_adds_nothing(
     argv += ["--data-dir", str(store), "--trials", "6", "--folds", "2"]
     assert cli_main(argv) == 0
     out = capsys.readouterr().out
-    assert "deflated Sharpe probability" in out and "buy&hold" in out
+    assert "deflated Sharpe probability" in out and "buy&hold" in out and "flat restart" in out
     assert cli_main(argv) == 0  # same command again: the studies are already complete
     storage = open_storage(None, data_dir=store)
     fp = code_fingerprint(get_family("sma_cross"))[:8]
