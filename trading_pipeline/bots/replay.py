@@ -636,6 +636,7 @@ def write_report(result: ReplayResult, out_dir: Path) -> ReplayResult:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -650,9 +651,9 @@ def write_report(result: ReplayResult, out_dir: Path) -> ReplayResult:
                 b.equity["equity"].to_list(),
                 label=f"{name} ({b.family}{mark})",
             )
-            for s_, e_ in (b.in_sample or {}).get("periods", []):
-                ax.axvspan(datetime.fromisoformat(s_), datetime.fromisoformat(e_),
-                           color="grey", alpha=0.08)  # fmt: skip
+            for s_, e_ in (b.in_sample or {}).get("periods", []):  # in-sample: shaded
+                x0, x1 = mdates.date2num([datetime.fromisoformat(s_), datetime.fromisoformat(e_)])
+                ax.axvspan(float(x0), float(x1), color="grey", alpha=0.08)
     for b in result.bots.values():
         e = b.equity.select(
             pl.col("time").cast(pl.Datetime("ms", "UTC")), pl.col("equity").alias(b.bot)
