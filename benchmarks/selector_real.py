@@ -108,7 +108,8 @@ def report_one(results: list, bars: dict[str, pl.DataFrame], *, every: str, args
     with tempfile.TemporaryDirectory() as tmp:
         registry = MlflowRegistry(default_tracking_uri(tmp), "strategy-selector")
         report = train(ds, registry=registry, settings=TrainSettings(holdout_fraction=args.holdout))
-    t3 = time.perf_counter()
+        t3 = time.perf_counter()
+        bots_got = champion_and_decision(registry, bars)
     summary = ds.summary()
     if args.json:
         print(json.dumps(report.to_json(), indent=1, default=str))
@@ -149,8 +150,48 @@ def report_one(results: list, bars: dict[str, pl.DataFrame], *, every: str, args
     print(f"the selector beats: {', '.join(beaten) or 'nothing'}")
     print(f"the selector does NOT beat: {', '.join(not_beaten) or 'nothing'}")
     print(f"gate: {report.gate.reason if report.gate else '-'}")
+    if report.policy_gate is not None:
+        print(
+            f"the best baseline a bot can follow, {report.policy_name}, registered as "
+            f"v{report.policy_version} (policy=baseline): "
+            f"{'promoted' if report.policy_gate.promote else 'not promoted'} "
+            f"({report.policy_gate.reason})"
+        )
+    print(bots_got)
     print(f"seconds: dataset {t2 - t1:.1f}, training {t3 - t2:.1f}", flush=True)
     latency(bars, report.model)
+
+
+def champion_and_decision(registry: Any, bars: dict[str, pl.DataFrame]) -> str:
+    """Which version is champion (model or baseline policy), and the decision each bot gets from
+    it at the end of the data (hysteresis from scratch) with the assignment a deploy would write."""
+    from trading_pipeline.bots.fleet import candidates_from_decisions
+    from trading_pipeline.bots.spec import FLEET
+    from trading_pipeline.selector.decide import ModelRef, decide_once
+    from trading_pipeline.selector.model import MODEL_NAME
+
+    champ = registry.champion(MODEL_NAME)
+    if champ is None:
+        return "champion: none"
+    version = champ[0]
+    tags = registry.client.get_model_version(MODEL_NAME, str(version)).tags
+    model = registry.load(MODEL_NAME)
+    policy = tags.get("policy", "model")
+    lines = [f"champion: {MODEL_NAME} v{version} ({policy}), {model!r}"]
+    closed = {k: v.filter(pl.col("open_time") < END) for k, v in bars.items()}
+    decisions = decide_once(
+        model, closed, END, {}, model_ref=ModelRef(MODEL_NAME, version), fleet=FLEET
+    )
+    assignments = {
+        a.bot: a
+        for a in candidates_from_decisions({d.bot: d for d in decisions}, {}, fleet=None, now=END)
+    }
+    lines.append(f"decision the bots got at {END:%Y-%m-%d %H:%M} UTC (and the assignment):")
+    for d in decisions:
+        a = assignments.get(d.bot)
+        what = "-" if a is None else f"{a.family} {dict(a.params)} on {','.join(a.symbols)}"
+        lines.append(f"  {d.bot:<5} {d.choice:<36} {what}")
+    return "\n".join(lines)
 
 
 def latency(bars: dict[str, pl.DataFrame], model: Any, calls: int = 300) -> None:

@@ -183,6 +183,22 @@ class DeploymentStore:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def record_refusal(self, bot: str, reason: str, **detail: Any) -> None:
+        """Append a refusal decided before any candidate was built (e.g. a decision older
+        than its horizon) to ``bot``'s history; its assignment in force is kept."""
+        with self._locked():
+            prev = self.current(bot)
+            self._append(
+                bot,
+                {
+                    "event": "refused",
+                    "at": utc_now_iso(self._clock()),
+                    "reason": reason,
+                    "kept_version": prev.version if prev else None,
+                    **detail,
+                },
+            )
+
     def deploy(self, candidates: Sequence[Assignment]) -> DeployReport:
         """Validate ``candidates`` against the fleet they would form and write the valid ones.
 

@@ -42,9 +42,10 @@ from trading_pipeline.bots.routing import (
 )
 from trading_pipeline.bots.runner import AssignmentLike, BotRunner, signal_window
 from trading_pipeline.bots.spec import CASH, current_fleet, default_split
+from trading_pipeline.bots.tuned import TuningWindows, in_sample, tuning_windows
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
-from trading_pipeline.settings import LEDGER_FILE
+from trading_pipeline.settings import LEDGER_FILE, DataLayout
 
 log = logging.getLogger("trading_pipeline.bots.replay")
 
@@ -67,6 +68,8 @@ class BotReplay:
     risk_events: pl.DataFrame
     note: str = ""
     buy_and_hold: float | None = None  # return of holding the bot's symbols, equal weights
+    # the share of the replay inside the tuning windows of the study behind its parameters
+    in_sample: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> float:
@@ -400,6 +403,24 @@ def warmup_bars(a: AssignmentLike) -> int:
     return signal_window(fam, fam.validate(a.params or {}))
 
 
+def tuning_of_fleet(
+    layout: DataLayout, assignments: Mapping[str, AssignmentLike]
+) -> dict[str, TuningWindows]:
+    """The tuning windows behind each bot's parameters (the deployed assignment, else its spec
+    default) from the layout's Optuna storage; nothing when no storage exists yet (never
+    creates one)."""
+    # lazy: as in replay_fleet (the assignment module loads the fleet file)
+    from trading_pipeline.bots.assignment import default_assignment
+
+    # lazy: the catalog brings optuna (~1 s), needed only when a storage exists
+    from trading_pipeline.discovery.catalog import StudyCatalog
+
+    if layout.optuna_storage_override is None and not layout.optuna_journal_path.is_file():
+        return {}
+    used = {s.name: assignments.get(s.name) or default_assignment(s) for s in current_fleet().bots}
+    return tuning_windows(StudyCatalog(layout), used)
+
+
 def replay_report(target: Path, **replay: Any) -> dict[str, Any]:
     """:func:`replay_fleet` (``replay`` are its arguments but ``out_dir``) into a staging folder
     beside ``target``, renamed over it only once complete, so a failed or killed replay never
@@ -426,6 +447,7 @@ def replay_fleet(
     capital: float = 1000.0,
     split: Mapping[str, float] | None = None,
     costs: CostModel | None = None,
+    tuning: Mapping[str, TuningWindows] | None = None,
 ) -> ReplayResult:
     """Replay every bot of the fleet in force; write ``report.json`` and ``equity.png`` in
     ``out_dir``.
@@ -435,6 +457,8 @@ def replay_fleet(
     Each bot pays its assignment's costs (and so does its buy-and-hold benchmark) unless
     ``costs`` overrides them for all. The bots step together in time order and the fleet's
     daily-loss limit (the fleet file's ``daily_loss``) is enforced by a :class:`FleetGuard`.
+    ``tuning`` (bot → the windows its parameters were tuned on, :mod:`.tuned`) marks the share
+    of the replay that is in-sample for each bot (``in_sample`` of its result).
     """
     from trading_pipeline.bots.assignment import default_assignment
 
@@ -495,6 +519,8 @@ def replay_fleet(
         for lane in lanes.values():
             lane.close()
     result.bots = {s.name: result.bots[s.name] for s in fleet.bots if s.name in result.bots}
+    for name, b in result.bots.items():
+        b.in_sample = in_sample(start, end, (tuning or {}).get(name))
     result.fleet_events = guard.events
     result.out_dir = out_dir
     write_report(result, out_dir)
@@ -580,6 +606,8 @@ def summary(result: ReplayResult, base: Path | None = None) -> dict[str, Any]:
             "risk_events": events,
             "ledger": _rel(b.ledger_path, base, result.out_dir),
             "note": b.note,
+            "in_sample": b.in_sample or in_sample(result.start, result.end, None),
+            "in_sample_fraction": (b.in_sample or {}).get("fraction"),
         }
     return {
         "from": result.start.isoformat(),
@@ -588,6 +616,7 @@ def summary(result: ReplayResult, base: Path | None = None) -> dict[str, Any]:
         "final": result.final,
         "pnl": result.final - result.capital,
         "fleet_risk_events": result.fleet_events,
+        "in_sample_bots": sorted(n for n, b in bots.items() if b["in_sample_fraction"]),
         "bots": bots,
     }
 
@@ -607,6 +636,7 @@ def write_report(result: ReplayResult, out_dir: Path) -> ReplayResult:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -614,11 +644,16 @@ def write_report(result: ReplayResult, out_dir: Path) -> ReplayResult:
     total: pl.DataFrame | None = None
     for name, b in result.bots.items():
         if b.equity.height:
+            share = (b.in_sample or {}).get("fraction")
+            mark = f", {share:.0%} IN-SAMPLE" if share else ""
             ax.plot(
                 b.equity["time"].to_list(),
                 b.equity["equity"].to_list(),
-                label=f"{name} ({b.family})",
+                label=f"{name} ({b.family}{mark})",
             )
+            for s_, e_ in (b.in_sample or {}).get("periods", []):  # in-sample: shaded
+                x0, x1 = mdates.date2num([datetime.fromisoformat(s_), datetime.fromisoformat(e_)])
+                ax.axvspan(float(x0), float(x1), color="grey", alpha=0.08)
     for b in result.bots.values():
         e = b.equity.select(
             pl.col("time").cast(pl.Datetime("ms", "UTC")), pl.col("equity").alias(b.bot)

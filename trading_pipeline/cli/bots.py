@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import signal
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -271,9 +272,10 @@ def replay_cmd(
     start, end = day_bounds(first, last)
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.deploy_store import DeploymentStore
-    from trading_pipeline.bots.replay import replay_report, store_loader
+    from trading_pipeline.bots.replay import replay_report, store_loader, tuning_of_fleet
 
     assignments = DeploymentStore(settings.bots_dir).all_current()
+    tuning = tuning_of_fleet(settings.layout, assignments)
     target = out or settings.layout.replay_dir(first, last)
     if target.exists() and not target.is_dir():
         raise UserInputError(f"--out {target} exists and is not a folder")
@@ -289,6 +291,7 @@ def replay_cmd(
         ),
         assignments=assignments,
         capital=capital,
+        tuning=tuning,
     )
     if as_json:
         print(json.dumps(data, indent=2, default=str))
@@ -300,6 +303,21 @@ def replay_cmd(
         print(
             f"  {name:5} {b['family']:14} {b['initial']:9.2f} → {b['final']:9.2f} "
             f"({b['return']:+7.1%}, {beside})  "
-            f"fills {len(b['fills']):4}  risk events {len(b['risk_events'])}"
+            f"fills {len(b['fills']):4}  risk events {len(b['risk_events'])}" + in_sample_mark(b)
+        )
+    if data.get("in_sample_bots"):
+        print(
+            f"IN-SAMPLE: {', '.join(data['in_sample_bots'])} replay bars their parameters were "
+            "tuned or selected on; those results say nothing about unseen data"
         )
     print(f"report: {target / 'report.json'}, {target / 'equity.png'}")
+
+
+def in_sample_mark(bot: Mapping[str, Any]) -> str:
+    """``  IN-SAMPLE 42% (study …)`` for a bot whose replay overlaps its tuning windows."""
+    share = bot.get("in_sample_fraction")
+    if share is None:
+        return "  tuning windows unknown"
+    if share <= 0:
+        return "  out of sample"
+    return f"  IN-SAMPLE {share:.0%} ({bot['in_sample']['study']})"

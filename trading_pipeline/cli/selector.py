@@ -104,14 +104,17 @@ def train_cmd(
     from trading_pipeline.selector.registry import MlflowRegistry
     from trading_pipeline.selector.train import TrainSettings, comparison_markdown, train
 
-    found = results_from_catalog(StudyCatalog(layout))
+    fleet = current_fleet().bots
+    # every listed study a bot may run, capped by development returns only (never discovery's
+    # whole-history order); the same cut-off build_dataset chooses the candidates before
+    found = results_from_catalog(StudyCatalog(layout), fleet=fleet, holdout_fraction=holdout)
     ds = build_dataset(
         found.results,
         found.bars,
         max_candidates=max_candidates,
         provenance=found.provenance,
         holdout_fraction=holdout,  # the candidates are chosen before this held-out period
-        fleet=current_fleet().bots,
+        fleet=fleet,
     )
     ds.save(layout.selector_dir)
     if tracking_uri is None and layout.uses_embedded_mlflow:

@@ -26,14 +26,16 @@ decision window of the fleet-matching studies' common coverage (the rule of
 are scored on their out-of-sample returns strictly before that cut-off (development trades,
 then deflated Sharpe probability, then Sharpe; :func:`development_scores`). Discovery's own
 ranking (:func:`~trading_pipeline.discovery.ranking.rank`) uses each study's whole history,
-held-out period included, so it never picks the candidates. The cut-off is recorded in the
-dataset (``selection``) and training never holds out a row before it.
+held-out period included, so it never picks the candidates, nor (``selector train``,
+:func:`results_from_catalog`) which studies are pre-filtered for them: that cap uses the same
+development-only score (:func:`prefilter`). The cut-off is recorded in the dataset
+(``selection``) and training never holds out a row before it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +49,7 @@ from trading_pipeline.discovery.catalog import StudyCatalog
 from trading_pipeline.discovery.ranking import RankingRule
 from trading_pipeline.discovery.results import StudyResult, deflate, trial_variance
 from trading_pipeline.discovery.robustness import sharpe
+from trading_pipeline.discovery.tuning import TuneSpec
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
 from trading_pipeline.handoff import BotLike
@@ -58,6 +61,11 @@ from trading_pipeline.selector.state import STATE_WARMUP_BARS, state_frame
 
 DEFAULT_MAX_CANDIDATES = 8
 DEFAULT_HOLDOUT_FRACTION = 0.25
+PREFILTER_RULE = (
+    "every study the ranking document lists (its order ignored) that a bot of the fleet may "
+    "run, usable; at most `limit`, best first by development trades, deflated Sharpe "
+    "probability and Sharpe on out-of-sample returns strictly before the held-out cut-off"
+)
 SELECTION_RULE = (
     "fleet match; per (family, symbol, interval) and for the cap: at least min_trades "
     "development entries first, then deflated Sharpe probability, then per-bar Sharpe, all "
@@ -200,12 +208,13 @@ def _symbol_interval(series: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def _matches(r: StudyResult, bot: BotLike) -> bool:
-    symbol, interval = _symbol_interval(r.spec.series)
+def _matches(r: StudyResult | TuneSpec, bot: BotLike) -> bool:
+    spec = r if isinstance(r, TuneSpec) else r.spec
+    symbol, interval = _symbol_interval(spec.series)
     return (
-        r.spec.family in bot.families
+        spec.family in bot.families
         and symbol in bot.symbols
-        and (interval or r.spec.interval) == bot.interval
+        and (interval or spec.interval) == bot.interval
     )
 
 
@@ -296,6 +305,19 @@ def development_scores(
     return out
 
 
+def _development_key(
+    scores: Mapping[str, Mapping[str, Any]],
+) -> Callable[[StudyResult], tuple[bool, float, float, str]]:
+    """Best first on the development period only: eligible (enough development trades), then
+    development deflated Sharpe probability, then development Sharpe, then the name."""
+
+    def key(r: StudyResult) -> tuple[bool, float, float, str]:
+        s = scores[r.spec.study_group]
+        return (not s["eligible"], -s["dsr_probability"], -s["sharpe_per_bar"], r.spec.study_group)
+
+    return key
+
+
 def _choose(
     results: Sequence[StudyResult],
     *,
@@ -311,10 +333,7 @@ def _choose(
     matching = fleet_matches(results, fleet)
     cutoff = selection_cutoff(matching, fleet=fleet, every=every, holdout_fraction=holdout_fraction)
     scores = development_scores(matching, cutoff, rule)
-
-    def key(r: StudyResult) -> tuple[bool, float, float, str]:
-        s = scores[r.spec.study_group]
-        return (not s["eligible"], -s["dsr_probability"], -s["sharpe_per_bar"], r.spec.study_group)
+    key = _development_key(scores)
 
     best: dict[tuple[str, str, str], StudyResult] = {}
     for r in sorted(matching, key=key):
@@ -338,6 +357,36 @@ def _choose(
         ],
     }
     return picked, record
+
+
+def prefilter(
+    results: Sequence[StudyResult],
+    *,
+    fleet: Sequence[BotLike],
+    limit: int,
+    rule: RankingRule | None = None,
+    every: str = "1d",
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+) -> tuple[list[StudyResult], dict[str, Any]]:
+    """At most ``limit`` of the fleet-matching ``results``, best first by the same
+    development-only score the candidates are chosen by (:func:`development_scores` before
+    :func:`selection_cutoff`), and the record of it. Discovery's ranking (whole history, the
+    held-out period included) never decides which studies survive the cap."""
+    if limit < 1:
+        raise UserInputError("the pre-filter keeps at least 1 study")
+    matching = fleet_matches(results, fleet)
+    cutoff = selection_cutoff(matching, fleet=fleet, every=every, holdout_fraction=holdout_fraction)
+    ordered = sorted(matching, key=_development_key(development_scores(matching, cutoff, rule)))
+    kept = ordered[:limit]
+    record = {
+        "rule": PREFILTER_RULE,
+        "cutoff": cutoff.isoformat(),
+        "limit": limit,
+        "fleet_matching": len(matching),
+        "kept": [r.spec.study_group for r in kept],
+        "dropped": [r.spec.study_group for r in ordered[limit:]],
+    }
+    return kept, record
 
 
 def select_candidates(
@@ -523,29 +572,75 @@ class Discovered:
     provenance: dict[str, Any]
 
 
-def results_from_catalog(catalog: StudyCatalog, *, limit: int = 40) -> Discovered:
-    """The studies ``top_strategies.json`` ranks, as far as the catalog finds them usable
-    (family version and bars unchanged since tuning; the others are listed in the provenance)."""
+def results_from_catalog(
+    catalog: StudyCatalog,
+    *,
+    fleet: Sequence[BotLike],
+    limit: int = 40,
+    rule: RankingRule | None = None,
+    every: str = "1d",
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+) -> Discovered:
+    """The studies ``top_strategies.json`` lists that a bot of ``fleet`` may run, as far as the
+    catalog finds them usable (family version, code and bars unchanged since tuning; the others
+    are listed in the provenance), at most ``limit`` of them chosen by :func:`prefilter`.
+
+    The document's *order* is discovery's whole-history ranking (the held-out period included):
+    it is ignored. Which studies reach the candidate choice depends on development returns only,
+    the same rule :func:`build_dataset` applies with the same ``every``/``holdout_fraction``."""
     doc = catalog.read_top()
-    usable = catalog.usable(catalog.ranked_groups(doc, limit=limit))
+    entries_listed = list(doc.get("ranked") or doc.get("top") or [])
+    listed = sorted(set(catalog.ranked_groups(doc, limit=len(entries_listed))))
+    matching: list[str] = []
+    other = 0
+    for group in listed:
+        if not group:
+            continue
+        try:
+            spec = catalog.spec(group)
+        except UserInputError:
+            matching.append(group)  # usable() names why it is skipped
+            continue
+        if any(_matches(spec, bot) for bot in fleet):
+            matching.append(group)
+        else:
+            other += 1
+    usable = catalog.usable(matching)
     if not usable.entries:
         raise UserInputError(
-            f"no usable study in {catalog.top_path}: {'; '.join(usable.skipped) or 'empty'}"
+            f"no usable study in {catalog.top_path} matches a bot of the fleet: "
+            f"{'; '.join(usable.skipped) or 'none listed'}"
         )
-    ranked = {str(e.get("study")): e for e in doc.get("ranked") or doc.get("top") or []}
+    kept, record = prefilter(
+        usable.results,
+        fleet=fleet,
+        limit=limit,
+        rule=rule,
+        every=every,
+        holdout_fraction=holdout_fraction,
+    )
+    keep = {r.spec.study_group for r in kept}
+    entries = [e for e in usable.entries if e.group in keep]
+    ranked = {str(e.get("study")): e for e in entries_listed if isinstance(e, dict)}
     partitions = [
         str(ranked[e.group]["dagster_partition"])
-        for e in usable.entries
+        for e in entries
         if ranked.get(e.group, {}).get("dagster_partition")
     ]
+    bars: dict[str, pl.DataFrame] = {}
+    for e in entries:
+        key = e.result.spec.series
+        if key not in bars or bars[key].height < e.bars.height:
+            bars[key] = e.bars
     provenance = {
         "top_file": str(catalog.top_path),
         "top_generated_at": doc.get("generated_at"),
         "discovery_dagster_run_id": doc.get("dagster_run_id"),
         "partitions": partitions,
         "skipped": usable.skipped,
+        "prefilter": record | {"listed": len(listed), "not_in_fleet": other},
     }
-    return Discovered(usable.results, usable.bars_by_series(), provenance)
+    return Discovered([e.result for e in entries], bars, provenance)
 
 
 def follow(
@@ -571,6 +666,8 @@ __all__ = [
     "development_scores",
     "fleet_matches",
     "follow",
+    "prefilter",
+    "results_from_catalog",
     "select_candidates",
     "selection_cutoff",
 ]

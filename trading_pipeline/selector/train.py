@@ -111,6 +111,7 @@ class TrainReport:
     dataset: dict[str, Any] = field(default_factory=dict)
     best_baseline: str | None = None  # the best baseline on the held-out rows
     policy_version: int | None = None  # a baseline policy registered because the model lost
+    policy_name: str | None = None  # that policy's row in ``holdout`` (a deployable baseline)
     policy_gate: GateDecision | None = None
 
     @property
@@ -179,6 +180,7 @@ class TrainReport:
             "beats_baselines": self.beats_baselines,
             "best_baseline": self.best_baseline,
             "policy_version": self.policy_version,
+            "policy": self.policy_name,
             "policy_gate": None
             if self.policy_gate is None
             else {"promote": self.policy_gate.promote, "reason": self.policy_gate.reason},
@@ -606,6 +608,7 @@ def train(
         version, gate = _register_refused(registry, report, settings, params, run_tags, example)
         dev, _ = split_rows(ds, settings.holdout_fraction)
         policy, policy_name = baseline_policy(ds, dev, report)
+        report.policy_name = policy_name
         policy_metrics = {f"heldout_{k}": v for k, v in report.holdout[policy_name].items()}
         report.policy_version, report.policy_gate = register_gated(
             registry,

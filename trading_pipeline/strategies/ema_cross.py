@@ -34,6 +34,10 @@ class EmaCross(StrategyFamily):
         constraints=(LessThan("fast", "slow"),),
     )
 
+    def warmup(self, params: Params) -> int:
+        """The slow EMA's memory of its seed (the fast one forgets sooner)."""
+        return ind.ema_warmup(max(int(params["fast"]), int(params["slow"])))  # type: ignore[arg-type]
+
     def signals(self, bars: pl.DataFrame, params: Params) -> Signals:
         close = close_of(bars)
         fast = ind.ema(close, int(params["fast"]))  # type: ignore[arg-type]

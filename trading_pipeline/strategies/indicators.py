@@ -6,8 +6,31 @@ Every value at bar ``t`` uses only bars ``<= t``. The larger indicator library l
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
+
+# A recursive smoother (EMA, Wilder) never forgets its seed; this is how far its seed's
+# influence must have decayed before its value counts as independent of the history before it.
+SEED_DECAY = 1e-10
+
+
+def smoothing_warmup(alpha: float, window: int, decay: float = SEED_DECAY) -> int:
+    """Bars after which a recursive smoother with factor ``alpha``, seeded by the mean of its
+    first ``window`` values, depends on that seed by less than ``decay`` (relative): ``window``
+    + the bars ``(1 - alpha) ** k`` needs to fall below ``decay``."""
+    return int(window) + math.ceil(math.log(decay) / math.log1p(-alpha))
+
+
+def ema_warmup(window: int) -> int:
+    """:func:`smoothing_warmup` of :func:`ema` (alpha = 2 / (window + 1))."""
+    return smoothing_warmup(2.0 / (int(window) + 1.0), int(window))
+
+
+def wilder_warmup(window: int) -> int:
+    """:func:`smoothing_warmup` of :func:`wilder` (alpha = 1 / window), plus its first bar."""
+    return smoothing_warmup(1.0 / int(window), int(window)) + 1
 
 
 @njit(cache=True)

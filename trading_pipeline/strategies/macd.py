@@ -46,7 +46,10 @@ class Macd(StrategyFamily):
     )
 
     def warmup(self, params: Params) -> int:
-        return int(params["slow"]) + int(params["signal"])  # type: ignore[arg-type]
+        """The MACD line forgets its seeds after the slower EMA's memory; its signal EMA,
+        seeded from the line, needs its own memory after that."""
+        fast, slow = int(params["fast"]), int(params["slow"])  # type: ignore[arg-type]
+        return ind.ema_warmup(max(fast, slow)) + ind.ema_warmup(int(params["signal"]))  # type: ignore[arg-type]
 
     def signals(self, bars: pl.DataFrame, params: Params) -> Signals:
         close = close_of(bars)

@@ -68,7 +68,8 @@ class RsiReversion(StrategyFamily):
     )
 
     def warmup(self, params: Params) -> int:
-        return int(params["window"]) + 1  # type: ignore[arg-type]
+        """The Wilder averages' memory of their seeds (from bar 1)."""
+        return ind.wilder_warmup(int(params["window"]))  # type: ignore[arg-type]
 
     def signals(self, bars: pl.DataFrame, params: Params) -> Signals:
         r = ind.rsi(close_of(bars), int(params["window"]))  # type: ignore[arg-type]

@@ -98,7 +98,7 @@ class SmaCross(StrategyFamily):
             int(params["slow"]),
             int(params["trend"]),
             int(params["vol_window"]),  # type: ignore[arg-type]
-            int(params["atr_window"]) if params["atr_mult"] else 0,
+            ind.wilder_warmup(int(params["atr_window"])) if params["atr_mult"] else 0,  # type: ignore[arg-type]
         )  # type: ignore[arg-type]
 
     def signals(self, bars: pl.DataFrame, params: Params) -> Signals:

@@ -212,3 +212,43 @@ def test_the_held_out_period_never_starts_before_the_candidates_cut_off(
     report = fit_and_evaluate(ds, TrainSettings(holdout_fraction=0.4, configs=FAST.configs))
     assert report.n_holdout == ds.n - int((t < cutoff).sum())
     assert report.model.info["candidate_cutoff"] == ds.selection["cutoff"]
+
+
+def test_decisions_and_deployments_follow_a_baseline_champion(
+    ds: SelectorDataset, registry: MlflowRegistry
+) -> None:
+    """The model loses to its baselines here: the champion is the baseline policy, and the
+    decision every bot gets (and the assignment a deploy writes) is the policy's choice."""
+    from datetime import timedelta
+
+    from trading_pipeline.bots.fleet import candidates_from_decisions
+    from trading_pipeline.selector.decide import ModelRef, decide_once
+
+    report = train(ds, registry=registry, settings=FAST)
+    assert not report.beats_baselines and report.policy_gate is not None
+    version, _ = registry.champion(MODEL_NAME)  # type: ignore[misc]
+    assert version == report.policy_version
+    tags = registry.client.get_model_version(MODEL_NAME, str(version)).tags
+    policy = registry.load(MODEL_NAME)
+    assert isinstance(policy, BaselinePolicy) and tags["policy"] == f"baseline:{policy.kind}"
+    bars = market(n_bars=24 * 130, seed=21)
+    now = bars[ds.series[0]]["open_time"][-1] + timedelta(hours=1)
+    decisions = decide_once(
+        policy, bars, now, {}, model_ref=ModelRef(MODEL_NAME, version), fleet=FLEET
+    )
+    by_id = {c.id: c for c in ds.candidates}
+    for d in decisions:
+        assert d.model_version == version
+        pick = policy.choose_id(None) if policy.kind != "regime_lookup" else d.choice
+        bot = next(b for b in FLEET if b.name == d.bot)
+        c = by_id[pick]
+        runs_it = c.family == "cash" or (
+            bot.allows(c.family) and c.series.split("-")[1] in bot.symbols
+        )
+        assert d.choice == (pick if runs_it else "cash")
+    deployed = {
+        a.bot: a for a in candidates_from_decisions({d.bot: d for d in decisions}, {}, now=now)
+    }
+    for d in decisions:
+        assert deployed[d.bot].lineage["model_version"] == version
+        assert deployed[d.bot].family == by_id[d.choice].family

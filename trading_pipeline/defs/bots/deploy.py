@@ -70,6 +70,7 @@ def bot_assignments(
     decisions, stale = split_stale(bots_runtime.decisions(lake.layout), now=now)
     for bot, why in stale.items():
         context.log.warning(f"refused {bot}: {why}")
+        store.record_refusal(bot, why, stale_decision=True)  # in the bot's history.jsonl
     tags = context.run.tags if context.run is not None else {}
     lineage = {
         "dagster_run_id": context.run.run_id,

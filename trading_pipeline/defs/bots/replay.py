@@ -54,6 +54,7 @@ def _tables(data: dict[str, Any]) -> tuple[str, str]:
             _pct(b.get("buy_and_hold_return")),
             len(b["fills"]),
             len(b["risk_events"]),
+            "unknown" if b.get("in_sample_fraction") is None else f"{b['in_sample_fraction']:.0%}",
             b.get("note", ""),
         ]
         for name, b in data["bots"].items()
@@ -69,6 +70,7 @@ def _tables(data: dict[str, Any]) -> tuple[str, str]:
             "buy & hold",
             "fills",
             "risk events",
+            "in-sample",
             "note",
         ],
         pnl_rows,
@@ -93,7 +95,10 @@ def _log_mlflow(
     tracker = lake.tracker(EXPERIMENT)
     run_id = tracker.start_run(
         f"paper replay {data['from'][:10]} → {data['to'][:10]}",
-        tags={"dagster_run_id": dagster_run_id},
+        tags={
+            "dagster_run_id": dagster_run_id,
+            "in_sample_bots": ",".join(data.get("in_sample_bots", [])) or "none",
+        },
     )
     status = "FAILED"
     try:
@@ -116,6 +121,9 @@ def _log_mlflow(
             metrics[f"{name}.risk_events"] = len(b["risk_events"])
             if b.get("buy_and_hold_return") is not None:
                 metrics[f"{name}.buy_and_hold_return"] = b["buy_and_hold_return"]
+            if b.get("in_sample_fraction") is not None:  # overlaps its tuning windows
+                metrics[f"{name}.in_sample_fraction"] = b["in_sample_fraction"]
+                params[f"{name}.tuning_study"] = b["in_sample"]["study"]
         tracker.log_params(run_id, params)
         tracker.log_metrics(run_id, metrics)
         for f in files:
@@ -138,7 +146,7 @@ def paper_replay_report(
     lake: DataLake,
     bots_runtime: BotsRuntime,
 ) -> dg.MaterializeResult:
-    from trading_pipeline.bots.replay import replay_report, store_loader
+    from trading_pipeline.bots.replay import replay_report, store_loader, tuning_of_fleet
 
     start, end = _day(config.from_date, "from_date"), _day(config.to_date, "to_date")
     if end <= start:
@@ -155,6 +163,7 @@ def paper_replay_report(
         load=store_loader(layout.history_dir, start=start, end=end, market=bots_runtime.market),
         assignments=store.all_current() or None,
         capital=config.capital,
+        tuning=tuning_of_fleet(layout, store.all_current()),
     )
     report_json, report_png = target / "report.json", target / "equity.png"
     experiment_id, run_id = _log_mlflow(lake, data, [report_json, report_png], context.run.run_id)
