@@ -170,15 +170,15 @@ def _simulate(
     n_oos = block * splits * folds
     market = rng.standard_normal((sets, 1)) * math.sqrt(n_oos)
     market_sq = market * market / n_oos + rng.chisquare(n_oos - 1, size=(sets, 1))
-    gates = {
+    gates: dict[str, np.ndarray] = {
         "pbo": st["pbo"] <= max_pbo,
         "dsr": st["dsr"] >= dsr_level,
         "consistency": st["consistency"] >= min_consistency,
         "beats_buy_and_hold": st["sharpe"] > _sharpe(market, market_sq, n_oos),
     }
-    out = {k: v.any(axis=1) for k, v in gates.items()}
-    out["robust"] = np.logical_and.reduce(list(gates.values())).any(axis=1)
-    out["pbo_minima"] = st["pbo"].min(axis=1)
+    out = {k: np.asarray(v.any(axis=1)) for k, v in gates.items()}
+    out["robust"] = np.asarray(np.logical_and.reduce(list(gates.values())).any(axis=1))
+    out["pbo_minima"] = np.asarray(st["pbo"].min(axis=1))
     return out
 
 
