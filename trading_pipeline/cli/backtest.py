@@ -461,9 +461,9 @@ def sweep(
         rows,
     )
     print(
-        f"deflated Sharpe probability of the best row over {dsr['n_trials']} combinations tried: "
-        f"{dsr['probability']:.2f} (needs ≥ 0.95; luck alone reaches a per-bar Sharpe of "
-        f"{dsr['benchmark']:.4f}). Use `tune` for out-of-sample results."
+        f"in-sample deflated Sharpe probability of the best row over {dsr['n_trials']} "
+        f"combinations tried: {dsr['probability']:.2f} (needs ≥ 0.95; luck alone reaches a "
+        f"per-bar Sharpe of {dsr['benchmark']:.4f}). Use `tune` for out-of-sample results."
     )
 
 
@@ -477,8 +477,9 @@ def _in_sample_dsr(
     costs: Any,
     risk: Any,
     interval: str,
-) -> dict[str, float]:
-    """The best row's Sharpe deflated for the grid's size (Bailey & López de Prado)."""
+) -> dict[str, float | int]:
+    """The best row's Sharpe deflated for the grid's size (Bailey & López de Prado): every
+    combination is a trial, their Sharpe ratios' variance (all on the same bars) the paper's."""
     # lazy: loaded with this verb only, so the command line starts fast
     import math
 
@@ -506,7 +507,7 @@ def _in_sample_dsr(
         "probability": d.probability,
         "sharpe_per_bar": d.sharpe,
         "benchmark": d.benchmark,
-        "n_trials": float(d.n_trials),
+        "n_trials": int(d.n_trials),
     }
 
 

@@ -18,10 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from trading_pipeline.discovery.matrix import ALL, BENCHMARK
+from trading_pipeline.discovery.matrix import ALL, BENCHMARK, INSUFFICIENT, OK
 from trading_pipeline.discovery.results import StudyResult, collect
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline.discovery.tuning import TuneSpec, code_fingerprint, fingerprint, load_spec
+from trading_pipeline.discovery.tuning import (
+    SPEC_ATTR,
+    TuneSpec,
+    code_fingerprint,
+    fingerprint,
+    load_spec,
+)
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_write_text
 from trading_pipeline.history.layout import Series
@@ -92,6 +98,27 @@ class StudyCatalog:
         return sorted(
             {s.study_name.split(FOLD_MARK)[0] for s in names if FOLD_MARK in s.study_name}
         )
+
+    def trials_by_series(self) -> dict[str, int]:
+        """Per series key, every finished or pruned trial of every study group tried on it,
+        usable or not (a stale or other-version study was still a try): the number of trials
+        the ranking deflates each series' candidates for."""
+        import optuna  # lazy: optuna costs ~1 s and most callers of the module never list
+
+        counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        out: dict[str, int] = {}
+        for summary in optuna.get_all_study_summaries(self.storage, include_best_trial=False):
+            stored = summary.user_attrs.get(SPEC_ATTR)  # every fold study carries its settings
+            if stored is None:
+                continue
+            try:
+                series = TuneSpec.from_json(stored).series
+            except (KeyError, TypeError, ValueError):
+                continue
+            study_id = self.storage.get_study_id_from_name(summary.study_name)
+            n = len(self.storage.get_all_trials(study_id, deepcopy=False, states=counted))
+            out[series] = out.get(series, 0) + n
+        return out
 
     def spec(self, group: str) -> TuneSpec:
         """The settings stored with ``group`` (UserInputError when it is not in the storage)."""
@@ -186,25 +213,36 @@ class StudyCatalog:
 
 
 def best_per_regime(matrix: pl.DataFrame) -> pl.DataFrame:
-    """Per series and regime: the strategy with the highest Sharpe and buy-and-hold's beside."""
+    """Per series and regime: the strategy with the highest Sharpe among the cells whose
+    ``status`` is ``ok`` (enough bars and trades, see :mod:`.matrix`), its deflated Sharpe
+    probability, and buy-and-hold's beside. A regime whose every cell is insufficient keeps a
+    row with no strategy and ``status`` ``insufficient``: it has no best."""
     bh = matrix.filter(pl.col("strategy") == BENCHMARK).select(
         "series",
         "regime",
         pl.col("sharpe").alias("bh_sharpe"),
         pl.col("total_return").alias("bh_return"),
     )
-    tuned = matrix.filter(pl.col("strategy") != BENCHMARK).sort(
-        "sharpe", descending=True, nulls_last=True
+    tuned = matrix.filter(pl.col("strategy") != BENCHMARK)
+    regimes = tuned.select("series", "regime").unique()
+    best = (
+        tuned.filter(pl.col("status") == OK)
+        .sort("sharpe", descending=True, nulls_last=True)
+        .group_by("series", "regime", maintain_order=True)
+        .first()
     )
-    best = tuned.group_by("series", "regime", maintain_order=True).first()
     return (
-        best.join(bh, on=["series", "regime"], how="left")
+        regimes.join(best, on=["series", "regime"], how="left")
+        .with_columns(pl.col("status").fill_null(INSUFFICIENT))
+        .join(bh, on=["series", "regime"], how="left")
         .select(
             "series",
             "regime",
             "strategy",
+            "status",
             "bars",
             "sharpe",
+            "dsr_probability",
             "total_return",
             "max_drawdown",
             "trades",

@@ -59,7 +59,7 @@ def walk_forward_multi(
     Only the test windows are reported. With ``cash_unless_positive`` a fold whose best train
     score is not positive stays in cash (return 0; ``test`` still shows what the best
     combination would have done). The concatenated test windows' per-bar returns are deflated
-    for ``len(grid) × folds`` trials, their Sharpe variance pooled from the train windows as
+    for ``len(grid) × folds`` trials, their Sharpe variance taken over every train-window trial as
     :func:`~trading_pipeline.discovery.results.trial_variance` does for tuned studies."""
     fam = resolve_family(family)
     if not grid:
@@ -75,7 +75,6 @@ def walk_forward_multi(
     bench_growth = 1.0
     per_bar = math.sqrt(bars_per_year(interval))
     fold_sharpes: list[list[float]] = []
-    fold_bars: list[int] = []
     oos_returns: list[np.ndarray] = []
     for fold in splits:
         scored = []
@@ -112,7 +111,6 @@ def walk_forward_multi(
         in_cash = cash_unless_positive and not best_score > 0
         ret = 0.0 if in_cash else test.metrics["total_return"]
         n_test = fold.test_stop - fold.test_start
-        fold_bars.append(n_test)
         if in_cash or test.scored_equity is None:
             oos_returns.append(np.zeros(n_test))
         else:
@@ -133,7 +131,7 @@ def walk_forward_multi(
         if on_fold:
             on_fold(row)
     n_trials = len(grid) * len(splits)
-    dsr = deflate(np.concatenate(oos_returns), trial_variance(fold_sharpes, fold_bars), n_trials)
+    dsr = deflate(np.concatenate(oos_returns), trial_variance(fold_sharpes), n_trials)
     return WalkForwardMulti(
         out,
         {

@@ -14,7 +14,8 @@ reports and MLflow read. Beside it:
 
 * buy-and-hold over the same out-of-sample bars, same costs;
 * the deflated Sharpe ratio of the concatenated returns, deflated for every trial run across
-  the folds (pruned ones included) with the variance of the trials' test-window Sharpe ratios;
+  the folds (pruned ones included) with the variance of all the trials' test-window Sharpe
+  ratios (about their fold's mean), unscaled as the paper publishes it (:func:`trial_variance`);
 * PBO by CSCV over each fold's (test bars × finished trials) return matrix, logits pooled;
 * consistency: the share of folds whose test window has a positive Sharpe ratio.
 """
@@ -22,6 +23,7 @@ reports and MLflow read. Beside it:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -261,7 +263,7 @@ def collect(
     bh_metrics = metrics_from_returns(
         bh.returns, bars_per_year=ev.bars_per_year, in_position=bh.in_position, entries=bh.entries
     )
-    variance = trial_variance(fold_sharpes, [f.test[1] - f.test[0] for f in folds_out])
+    variance = trial_variance(fold_sharpes)
     dsr = deflate(returns, variance, n_trials)
     consistency = float(np.mean([f.test_metrics["sharpe"] > 0 for f in folds_out]))
     trials = pl.DataFrame(rows) if rows else pl.DataFrame()
@@ -301,17 +303,33 @@ def fold_slice(acct: Window, test: tuple[int, int], bars_per_year: float) -> dic
     )
 
 
-def trial_variance(fold_sharpes: list[list[float]], fold_bars: list[int]) -> float:
+def trial_variance(fold_sharpes: Sequence[Sequence[float]]) -> float:
     """Variance of the trials' per-bar Sharpe ratios, for the deflated Sharpe's benchmark.
 
-    Within-fold variances of the trials' test-window Sharpe ratios, pooled over folds (so the
-    folds' different markets do not inflate it), rescaled from a fold's length to the
-    concatenation's (a per-bar Sharpe ratio's sampling variance shrinks as 1/bars).
+    As Bailey & López de Prado (2014) publish it, with no rescaling: the sample variance of
+    ALL the trials' Sharpe ratios, each measured on its own fold's test window. The paper's
+    trials share one sample; here a fold's trials share its window, so each trial deviates from
+    its own fold's mean (the pooled within-fold variance, ``Σ (s - mean_fold)² / (trials -
+    folds)``): the spread between folds is their different markets, not luck. An earlier
+    version also divided this by the number of folds (a fold's Sharpe ratio rescaled to the
+    concatenation's length), which lowered the bar for luck (on sma_cross BTC 1h, 4 folds ×
+    50 trials: DSR probability 0.88 with it, 0.60 without).
     """
-    variances = [float(np.var(s, ddof=1)) for s in fold_sharpes if len(s) > 1]
-    var = float(np.mean(variances)) if variances else 0.0
-    total = max(1, int(np.sum(fold_bars)))
-    return var * float(np.mean(fold_bars)) / total if fold_bars else var
+    return pooled_variance(fold_sharpes)
+
+
+def pooled_variance(groups: Sequence[Sequence[float]]) -> float:
+    """Sample variance of every value about its own group's mean (0 below two degrees of
+    freedom); non-finite values are left out."""
+    squares = 0.0
+    dof = 0
+    for g in groups:
+        v = np.asarray(g, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size > 1:
+            squares += float(np.sum((v - v.mean()) ** 2))
+            dof += v.size - 1
+    return squares / dof if dof > 0 else 0.0
 
 
 def deflate(returns: np.ndarray, variance: float, n_trials: int) -> DeflatedSharpe:

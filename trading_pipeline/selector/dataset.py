@@ -286,7 +286,7 @@ def development_scores(
             for f in folds:
                 one = r.trials.filter(pl.col("fold") == f.index)
                 fold_sharpes.append(one.get_column("test_sharpe_per_bar").to_list())
-        variance = trial_variance(fold_sharpes, [f.test[1] - f.test[0] for f in folds])
+        variance = trial_variance(fold_sharpes)
         trades = int(np.sum(r.entries[:k]))
         dev[r.spec.study_group] = (r.returns[:k], sum(f.trials for f in folds), variance, trades)
     total = sum(t for _, t, _, _ in dev.values())

@@ -184,7 +184,10 @@ def test_sweep_json(data_file: Path, capsys: pytest.CaptureFixture[str]) -> None
         )
         == 0
     )
-    assert "combos/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "combos/s" in out and "IN-SAMPLE" in out
+    # window 7, 14, 21: the best row deflated for the 3 combinations, said to be in-sample
+    assert "in-sample deflated Sharpe probability of the best row over 3 combinations" in out
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.discovery.catalog import StudyCatalog, best_per_regime
-from trading_pipeline.discovery.matrix import ALL, BENCHMARK
+from trading_pipeline.discovery.matrix import ALL, BENCHMARK, INSUFFICIENT, OK
 from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.history.layout import Series
@@ -102,21 +102,35 @@ def test_top_strategies_file_round_trip(tmp_path: Path) -> None:
 
 def test_best_per_regime_puts_buy_and_hold_beside_the_best() -> None:
     rows = [
-        ("s", ALL, "sma_cross", 100, 0.5, 0.1),
-        ("s", ALL, "momentum", 100, 0.9, 0.2),
-        ("s", ALL, BENCHMARK, 100, 0.3, 0.05),
-        ("s", "bull", "sma_cross", 40, 1.5, 0.1),
-        ("s", "bull", "momentum", 40, None, None),
-        ("s", "bull", BENCHMARK, 40, 2.0, 0.3),
+        ("s", ALL, "sma_cross", 100, 0.5, 0.1, OK),
+        ("s", ALL, "momentum", 100, 0.9, 0.2, OK),
+        ("s", ALL, BENCHMARK, 100, 0.3, 0.05, "benchmark"),
+        ("s", "bull", "sma_cross", 40, 1.5, 0.1, OK),
+        ("s", "bull", "momentum", 40, None, None, OK),
+        ("s", "bull", "ema_cross", 40, 2.5, 0.4, INSUFFICIENT),  # the best number, too thin
+        ("s", "bull", BENCHMARK, 40, 2.0, 0.3, "benchmark"),
+        ("s", "bear", "sma_cross", 40, 0.7, 0.1, INSUFFICIENT),
+        ("s", "bear", BENCHMARK, 40, -1.0, -0.3, "benchmark"),
     ]
     matrix = pl.DataFrame(
         rows,
-        schema=["series", "regime", "strategy", "bars", "sharpe", "total_return"],
+        schema=["series", "regime", "strategy", "bars", "sharpe", "total_return", "status"],
         orient="row",
-    ).with_columns(max_drawdown=pl.lit(0.1), trades=pl.lit(3))
+    ).with_columns(max_drawdown=pl.lit(0.1), trades=pl.lit(3), dsr_probability=pl.lit(0.5))
     best = best_per_regime(matrix)
-    assert best.select("regime", "strategy", "sharpe", "bh_sharpe").rows() == [
-        (ALL, "momentum", 0.9, 0.3),
-        ("bull", "sma_cross", 1.5, 2.0),
+    assert best.select("regime", "strategy", "status", "sharpe", "bh_sharpe").rows() == [
+        (ALL, "momentum", OK, 0.9, 0.3),
+        ("bear", None, INSUFFICIENT, None, -1.0),  # no cell rests on enough: no best
+        ("bull", "sma_cross", OK, 1.5, 2.0),
     ]
     assert best.columns[-2:] == ["bh_sharpe", "bh_return"]
+    assert "dsr_probability" in best.columns
+
+
+def test_trials_by_series_counts_every_study_usable_or_not(
+    catalog: tuple[StudyCatalog, dict[str, str]],
+) -> None:
+    cat, _ = catalog
+    # BTC: sma_cross, momentum and the other-version sma_cross; ETH: the stale one; each
+    # 2 folds × 3 trials
+    assert cat.trials_by_series() == {BTC.key: 18, ETH.key: 6}

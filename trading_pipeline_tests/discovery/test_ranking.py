@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 from trading_pipeline.backtest.costs import CostModel
-from trading_pipeline.discovery.ranking import RankingRule, rank, top
-from trading_pipeline.discovery.results import FoldResult, StudyResult, deflate
+from trading_pipeline.discovery.ranking import RankingRule, rank, series_trials, top
+from trading_pipeline.discovery.results import FoldResult, StudyResult, deflate, pooled_variance
 from trading_pipeline.discovery.robustness import PBOResult
 from trading_pipeline.discovery.tuning import TuneSpec, WalkForward
 
@@ -92,3 +93,57 @@ def test_inconsistent_or_missing_pbo_is_not_robust() -> None:
     table = rank([flaky, unknown, ok], rule)
     assert table.filter(pl.col("robust"))["strategy"].to_list() == ["ok"]
     assert table["strategy"][0] == "ok"
+
+
+def test_a_candidate_below_buy_and_hold_is_labelled_and_not_robust() -> None:
+    rule = RankingRule(min_trades=10, dsr_level=0.5, max_pbo=0.25, min_consistency=0.5)
+    a = candidate("a", mean=0.002, trades=40, pbo=0.1, consistency=1.0, seed=9)
+    b = candidate("b", mean=0.002, trades=40, pbo=0.1, consistency=1.0, seed=9)
+    b.spec = TuneSpec(
+        "b", 1, "spot-X-1h", "1h", WalkForward(folds=4), CostModel(), 1000.0, 4000, "x"
+    )
+    b.bh_metrics = {"sharpe": b.metrics["sharpe"] + 0.1, "total_return": 0.5}
+    table = rank([b, a], rule)
+    rows = {r["strategy"]: r for r in table.iter_rows(named=True)}
+    assert rows["a"]["robust"] and rows["a"]["verdict"] == "robust"
+    assert not rows["b"]["robust"] and rows["b"]["verdict"] == "below buy-and-hold"
+    assert table["strategy"].to_list() == ["a", "b"]
+
+
+def test_each_series_is_deflated_for_every_trial_tried_on_it() -> None:
+    a = candidate("a", mean=0.0006, trades=50, pbo=0.2, consistency=0.75, n_trials=50, seed=5)
+    alone = rank([a])["dsr_probability"][0]
+    # candidates on another series are another selection: they do not raise a's bar
+    other = candidate("o", mean=0.0, trades=50, pbo=0.5, consistency=0.5, n_trials=5000, seed=6)
+    other.spec = TuneSpec(
+        "o", 1, "spot-Y-1h", "1h", WalkForward(folds=4), CostModel(), 1000.0, 4000, "x"
+    )
+    beside = rank([a, other]).filter(pl.col("strategy") == "a")
+    assert beside["dsr_probability"][0] == alone
+    # the catalog's count of every trial on the series (studies not ranked here included) does
+    counted = rank([a], trials={"spot-X-1h": 5000})
+    assert counted["series_trials"][0] == 5000 and counted["n_trials"][0] == 50
+    assert counted["dsr_probability"][0] < alone
+
+
+def test_the_series_variance_is_that_of_all_trials_about_their_folds_mean() -> None:
+    rng = np.random.default_rng(1)
+    a = candidate("a", mean=0.001, trades=50, pbo=0.2, consistency=0.75, n_trials=8, seed=1)
+    b = candidate("b", mean=0.001, trades=50, pbo=0.2, consistency=0.75, n_trials=8, seed=2)
+    frames = []
+    for r, shift in ((a, 0.0), (b, 0.05)):
+        # two folds of four trials; the folds' markets differ (their means), not their luck
+        s = {
+            0: 0.01 + shift + 0.002 * rng.standard_normal(4),
+            1: -0.02 + 0.002 * rng.standard_normal(4),
+        }
+        frame = pl.DataFrame(
+            {"fold": [0] * 4 + [1] * 4, "test_sharpe_per_bar": np.concatenate([s[0], s[1]])}
+        )
+        r.trials = frame
+        frames.append([s[0].tolist(), s[1].tolist()])
+    sel = series_trials([a, b])["spot-X-1h"]
+    expected = pooled_variance(frames[0] + frames[1])
+    assert sel.n_trials == 16 and sel.variance == pytest.approx(expected)
+    everything = np.concatenate([f for fr in frames for f in fr])
+    assert sel.variance < float(np.var(everything, ddof=1)) / 10  # fold means are not luck

@@ -25,6 +25,7 @@ from trading_pipeline.defs.discovery.partitions import family_series, split_fami
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.discovery.calibration import NOISE_MAX_PBO
 from trading_pipeline.discovery.catalog import best_per_regime
 from trading_pipeline.discovery.gate import require_no_lookahead
 from trading_pipeline.discovery.matrix import BENCHMARK, pivot
@@ -67,7 +68,7 @@ class TopConfig(dg.Config):
     top: int = 5
     min_trades: int = 10
     dsr_level: float = 0.95
-    max_pbo: float = 0.5
+    max_pbo: float = NOISE_MAX_PBO  # calibrated: pure noise passes it ≤ 10% of the time
     min_consistency: float = 0.5
 
 
@@ -272,6 +273,7 @@ TOP_COLUMNS = (
     "strategy",
     "series",
     "robust",
+    "verdict",
     "dsr_probability",
     "pbo",
     "consistency",
@@ -299,8 +301,9 @@ def top_strategies(
         min_consistency=config.min_consistency,
     )
     results = [t.result for t in tuned]
-    ranked = rank(results, rule)
-    best = top(results, config.top, rule)
+    trials = lake.catalog().trials_by_series()  # every trial tried on each series
+    ranked = rank(results, rule, trials=trials)
+    best = top(results, config.top, rule, trials=trials)
     by_study = {t.result.spec.study_group: t for t in tuned}
 
     def entry(row: dict[str, Any]) -> dict[str, Any]:
