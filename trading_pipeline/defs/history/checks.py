@@ -2,12 +2,21 @@
 
 Duplicates, OHLC violations and misaligned bars are blocking: a failure stops every asset
 downstream of klines in the run. Gaps are reported, never invented, so that check only warns.
+
+In a ranged run (the single-run backfill) Dagster plans each check once per month but records
+the check's returned result without a partition, so every month would show the check as
+skipped. Each month's own result is therefore logged as an ``AssetCheckEvaluation`` for its
+partition (pointing at that month's materialization); the returned result sums up the range
+and keeps the blocking behaviour for the run.
 """
 
 from collections.abc import Callable
 
 import dagster as dg
 import polars as pl
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import frame_preview
@@ -24,23 +33,74 @@ SAMPLE_ROWS = 5
 Finder = Callable[[pl.DataFrame, str], pl.DataFrame]
 
 
+def evaluate_months(
+    partition_keys: list[str], lake: DataLake, finder: Finder
+) -> dict[str, pl.DataFrame | None]:
+    """The offending rows of each month (None: no klines file for that month)."""
+    layout = lake.layout.history
+    out: dict[str, pl.DataFrame | None] = {}
+    for key in partition_keys:
+        series, year, month = split_key(key)
+        path = layout.parquet_path(series, year, month)
+        out[key] = finder(pl.read_parquet(path), series.interval) if path.exists() else None
+    return out
+
+
 def evaluate(
     partition_keys: list[str], lake: DataLake, finder: Finder
 ) -> tuple[int, dict[str, int], pl.DataFrame | None]:
     """(findings, findings by partition, sample of the first offending rows) over the keys."""
-    layout = lake.layout.history
-    total, by_partition, sample = 0, {}, None
-    for key in partition_keys:
-        series, year, month = split_key(key)
-        path = layout.parquet_path(series, year, month)
-        if not path.exists():
-            continue
-        found = finder(pl.read_parquet(path), series.interval)
-        by_partition[key] = found.height
-        total += found.height
-        if found.height and sample is None:
-            sample = found.head(SAMPLE_ROWS)
-    return total, by_partition, sample
+    return _summed(evaluate_months(partition_keys, lake, finder))
+
+
+def _summed(
+    per_month: dict[str, pl.DataFrame | None],
+) -> tuple[int, dict[str, int], pl.DataFrame | None]:
+    found = {k: f for k, f in per_month.items() if f is not None}
+    by_partition = {k: f.height for k, f in found.items()}
+    sample = next((f.head(SAMPLE_ROWS) for f in found.values() if f.height), None)
+    return sum(by_partition.values()), by_partition, sample
+
+
+def _month_evaluation(
+    context: dg.AssetCheckExecutionContext,
+    key: str,
+    found: pl.DataFrame | None,
+    what: str,
+    severity: dg.AssetCheckSeverity,
+) -> dg.AssetCheckEvaluation:
+    """The check's result for one month of a ranged run, for that month's partition."""
+    spec = context.check_specs[0]
+    metadata: dict[str, dg.RawMetadataValue] = {what: 0 if found is None else found.height}
+    if found is None:
+        metadata["note"] = "no klines file for this month"
+    elif found.height:
+        metadata["sample"] = dg.MetadataValue.md(frame_preview(found.head(SAMPLE_ROWS)))
+    return dg.AssetCheckEvaluation(
+        asset_key=spec.asset_key,
+        check_name=spec.name,
+        passed=found is None or found.height == 0,
+        metadata=metadata,
+        target_materialization_data=_target(context, spec.asset_key, key),
+        severity=severity,
+        blocking=spec.blocking,
+        partition=key,
+    )
+
+
+def _target(
+    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The month's latest materialization, the one its check result is about."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
+    ).records
+    if not records:
+        return None
+    r = records[0]
+    return AssetCheckEvaluationTargetMaterializationData(
+        run_id=r.event_log_entry.run_id, storage_id=r.storage_id, timestamp=r.timestamp
+    )
 
 
 def _result(
@@ -51,7 +111,12 @@ def _result(
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
     keys = list(context.partition_keys)
-    total, by_partition, sample = evaluate(keys, lake, finder)
+    per_month = evaluate_months(keys, lake, finder)
+    if not context.has_partition_key:  # a range: each month gets its own result too
+        for key, found in per_month.items():
+            event = _month_evaluation(context, key, found, what, severity)
+            context.op_execution_context.log_event(event)
+    total, by_partition, sample = _summed(per_month)
     bad = {k: n for k, n in by_partition.items() if n}
     metadata: dict[str, dg.RawMetadataValue] = {
         what: total,
