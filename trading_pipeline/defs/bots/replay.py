@@ -88,12 +88,16 @@ def _tables(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def _log_mlflow(
-    lake: DataLake, data: dict[str, Any], files: list[Any], dagster_run_id: str
+    lake: DataLake,
+    data: dict[str, Any],
+    files: list[Any],
+    dagster_run_id: str,
+    asset_key: dg.AssetKey,
 ) -> tuple[str, str]:
     tracker = lake.tracker(EXPERIMENT)
     run_id = tracker.start_run(
         f"paper replay {data['from'][:10]} → {data['to'][:10]}",
-        tags={"dagster_run_id": dagster_run_id},
+        tags={"dagster_run_id": dagster_run_id, **lake.dagster_tags(dagster_run_id, asset_key)},
     )
     status = "FAILED"
     try:
@@ -157,7 +161,9 @@ def paper_replay_report(
         capital=config.capital,
     )
     report_json, report_png = target / "report.json", target / "equity.png"
-    experiment_id, run_id = _log_mlflow(lake, data, [report_json, report_png], context.run.run_id)
+    experiment_id, run_id = _log_mlflow(
+        lake, data, [report_json, report_png], context.run.run_id, context.asset_key
+    )
     pnl, risk = _tables(data)
     metadata: dict[str, Any] = {
         "capital": dg.MetadataValue.float(float(data["capital"])),
@@ -168,6 +174,7 @@ def paper_replay_report(
         "report": dg.MetadataValue.path(str(report_json)),
         "mlflow_experiment_id": experiment_id,
         "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(lake.run_link(experiment_id, run_id)),
     }
     if report_png.exists():
         png = base64.b64encode(report_png.read_bytes()).decode()

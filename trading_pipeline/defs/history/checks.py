@@ -11,6 +11,7 @@ and keeps the blocking behaviour for the run.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
@@ -62,37 +63,68 @@ def _summed(
     return sum(by_partition.values()), by_partition, sample
 
 
-def _month_evaluation(
-    context: dg.AssetCheckExecutionContext,
-    key: str,
+@dataclass(frozen=True)
+class MonthCheck:
+    """One klines check: what it finds in a month's bars and how a finding weighs."""
+
+    name: str
+    finder: Finder
+    what: str  # the metadata label of the count of findings
+    severity: dg.AssetCheckSeverity
+    blocking: bool
+
+
+DUPLICATES_CHECK = MonthCheck(
+    DUPLICATES,
+    lambda df, _i: quality.find_duplicates(df),
+    "duplicate_rows",
+    dg.AssetCheckSeverity.ERROR,
+    True,
+)
+OHLC_CHECK = MonthCheck(
+    OHLC,
+    lambda df, _i: quality.find_ohlc_violations(df),
+    "violations",
+    dg.AssetCheckSeverity.ERROR,
+    True,
+)
+ALIGNED_CHECK = MonthCheck(
+    ALIGNED, quality.find_off_grid, "misaligned_bars", dg.AssetCheckSeverity.ERROR, True
+)
+GAPS_CHECK = MonthCheck(GAPS, quality.find_gaps, "gaps", dg.AssetCheckSeverity.WARN, False)
+MONTH_CHECKS = (DUPLICATES_CHECK, OHLC_CHECK, ALIGNED_CHECK, GAPS_CHECK)
+
+
+def month_evaluation(
+    check: MonthCheck,
+    partition: str,
     found: pl.DataFrame | None,
-    what: str,
-    severity: dg.AssetCheckSeverity,
+    target: AssetCheckEvaluationTargetMaterializationData | None,
 ) -> dg.AssetCheckEvaluation:
-    """The check's result for one month of a ranged run, for that month's partition."""
-    spec = context.check_specs[0]
-    metadata: dict[str, dg.RawMetadataValue] = {what: 0 if found is None else found.height}
+    """The check's result for one month, for that month's partition (a ranged run logs one per
+    month; ``import freqtrade`` reports them without a run)."""
+    metadata: dict[str, dg.RawMetadataValue] = {check.what: 0 if found is None else found.height}
     if found is None:
         metadata["note"] = "no klines file for this month"
     elif found.height:
         metadata["sample"] = dg.MetadataValue.md(frame_preview(found.head(SAMPLE_ROWS)))
     return dg.AssetCheckEvaluation(
-        asset_key=spec.asset_key,
-        check_name=spec.name,
+        asset_key=klines.key,
+        check_name=check.name,
         passed=found is None or found.height == 0,
         metadata=metadata,
-        target_materialization_data=_target(context, spec.asset_key, key),
-        severity=severity,
-        blocking=spec.blocking,
-        partition=key,
+        target_materialization_data=target,
+        severity=check.severity,
+        blocking=check.blocking,
+        partition=partition,
     )
 
 
-def _target(
-    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition: str
+def latest_materialization(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str
 ) -> AssetCheckEvaluationTargetMaterializationData | None:
     """The month's latest materialization, the one its check result is about."""
-    records = context.instance.fetch_materializations(
+    records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
     ).records
     if not records:
@@ -104,22 +136,18 @@ def _target(
 
 
 def _result(
-    context: dg.AssetCheckExecutionContext,
-    lake: DataLake,
-    finder: Finder,
-    what: str,
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    context: dg.AssetCheckExecutionContext, lake: DataLake, check: MonthCheck
 ) -> dg.AssetCheckResult:
     keys = list(context.partition_keys)
-    per_month = evaluate_months(keys, lake, finder)
+    per_month = evaluate_months(keys, lake, check.finder)
     if not context.has_partition_key:  # a range: each month gets its own result too
         for key, found in per_month.items():
-            event = _month_evaluation(context, key, found, what, severity)
-            context.op_execution_context.log_event(event)
+            target = latest_materialization(context.instance, klines.key, key)
+            context.op_execution_context.log_event(month_evaluation(check, key, found, target))
     total, by_partition, sample = _summed(per_month)
     bad = {k: n for k, n in by_partition.items() if n}
     metadata: dict[str, dg.RawMetadataValue] = {
-        what: total,
+        check.what: total,
         "partitions_checked": len(by_partition),
         "partitions_failing": len(bad),
     }
@@ -127,7 +155,7 @@ def _result(
         metadata["failing"] = ", ".join(sorted(bad)[:20])
     if sample is not None:
         metadata["sample"] = dg.MetadataValue.md(frame_preview(sample, SAMPLE_ROWS))
-    return dg.AssetCheckResult(passed=total == 0, severity=severity, metadata=metadata)
+    return dg.AssetCheckResult(passed=total == 0, severity=check.severity, metadata=metadata)
 
 
 @dg.asset_check(asset=klines, name=DUPLICATES, partitions_def=series_month, blocking=True)
@@ -135,13 +163,13 @@ def no_duplicate_bars(
     context: dg.AssetCheckExecutionContext, lake: DataLake
 ) -> dg.AssetCheckResult:
     """No open_time appears twice in a month's klines."""
-    return _result(context, lake, lambda df, _i: quality.find_duplicates(df), "duplicate_rows")
+    return _result(context, lake, DUPLICATES_CHECK)
 
 
 @dg.asset_check(asset=klines, name=OHLC, partitions_def=series_month, blocking=True)
 def ohlc_consistent(context: dg.AssetCheckExecutionContext, lake: DataLake) -> dg.AssetCheckResult:
     """Low ≤ open, close ≤ high; prices present; volumes not negative."""
-    return _result(context, lake, lambda df, _i: quality.find_ohlc_violations(df), "violations")
+    return _result(context, lake, OHLC_CHECK)
 
 
 @dg.asset_check(asset=klines, name=ALIGNED, partitions_def=series_month, blocking=True)
@@ -149,10 +177,10 @@ def bars_on_interval_grid(
     context: dg.AssetCheckExecutionContext, lake: DataLake
 ) -> dg.AssetCheckResult:
     """Every bar opens on the interval grid and closes one interval (less 1 ms/µs) later."""
-    return _result(context, lake, quality.find_off_grid, "misaligned_bars")
+    return _result(context, lake, ALIGNED_CHECK)
 
 
 @dg.asset_check(asset=klines, name=GAPS, partitions_def=series_month, blocking=False)
 def no_gaps(context: dg.AssetCheckExecutionContext, lake: DataLake) -> dg.AssetCheckResult:
     """Missing bars (exchange maintenance gaps are permanent): a warning, never a stop."""
-    return _result(context, lake, quality.find_gaps, "gaps", severity=dg.AssetCheckSeverity.WARN)
+    return _result(context, lake, GAPS_CHECK)

@@ -146,7 +146,13 @@ def selector_model(
     registry = lake.registry(EXPERIMENT)
     try:
         report = train(
-            ds, registry=registry, settings=settings, tags={"dagster_run_id": context.run.run_id}
+            ds,
+            registry=registry,
+            settings=settings,
+            tags={
+                "dagster_run_id": context.run.run_id,
+                **lake.dagster_tags(context.run.run_id, context.asset_key),
+            },
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector model: {exc}") from exc
@@ -170,6 +176,9 @@ def selector_model(
         metadata={
             "model_name": report.model.info.get("name", "strategy-selector"),
             "model_version": report.version,
+            "model": dg.MetadataValue.url(
+                lake.model_link(report.model.info.get("name", EXPERIMENT), report.version)
+            ),
             "mlflow_run_id": report.run_id or "",
             "mlflow_run": dg.MetadataValue.url(
                 lake.run_link(registry.experiment_id, report.run_id or "")
