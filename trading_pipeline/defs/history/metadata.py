@@ -52,7 +52,6 @@ UNCHANGED = "unchanged"  # rebuilt from the same files: the same bytes as before
 KEPT = "kept"  # no Binance Vision file for the month; the file already there (an import) is kept
 NO_DATA = "no data"  # nothing published for the month and no file in the store
 IMPORTED = "imported"  # written by `import freqtrade` (reported without a run)
-FETCHED = "fetched"  # written by `venue fetch` (reported without a run)
 
 
 def month_file_metadata(
