@@ -143,7 +143,9 @@ def _result(
     if not context.has_partition_key:  # a range: each month gets its own result too
         for key, found in per_month.items():
             target = latest_materialization(context.instance, klines.key, key)
-            context.op_execution_context.log_event(month_evaluation(check, key, found, target))
+            event = month_evaluation(check, key, found, target)
+            # log_event takes check evaluations (its annotation lists only the older events)
+            context.op_execution_context.log_event(event)  # type: ignore[arg-type]
     total, by_partition, sample = _summed(per_month)
     bad = {k: n for k, n in by_partition.items() if n}
     metadata: dict[str, dg.RawMetadataValue] = {
