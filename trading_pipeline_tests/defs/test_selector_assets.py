@@ -71,6 +71,9 @@ def test_discovery_to_selector_model_and_the_gate(
     assert set(tmeta["partitions"].value.split(", ")) == {
         str(family_series_key(f, BTC.key)) for f in FAMILIES
     }
+    runs = str(tmeta["discovery_runs"].value)
+    assert "(http://127.0.0.1:3000/assets/strategy_results?view=partitions&partition=" in runs
+    assert runs.count("[MLflow run](http://127.0.0.1:5000/#/runs/") == len(FAMILIES)
 
     mmeta = result.asset_materializations_for_node("selector_model")[0].metadata
     assert str(mmeta["holdout"].value).startswith(str(ds.candidate_cutoff))

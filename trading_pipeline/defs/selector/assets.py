@@ -20,6 +20,7 @@ from trading_pipeline.defs.discovery.assets import collect_materialized, strateg
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.links import md_link
 
 GROUP = "selector"
 EXPERIMENT = "strategy-selector"
@@ -101,6 +102,23 @@ def selector_training_set(
                 )
             ),
             "partitions": ", ".join(provenance["partitions"]),
+            "discovery_runs": dg.MetadataValue.md(
+                markdown_table(
+                    ["study partition", "discovery run"],
+                    (
+                        (
+                            md_link(
+                                t.partition,
+                                lake.dagster_asset_link(strategy_results.key, t.partition),
+                            ),
+                            md_link("MLflow run", lake.run_link(None, t.mlflow_run_id))
+                            if t.mlflow_run_id
+                            else "-",
+                        )
+                        for t in tuned
+                    ),
+                )
+            ),
         }
     )
 
