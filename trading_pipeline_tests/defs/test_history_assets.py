@@ -150,6 +150,19 @@ def test_a_partition_range_runs_as_one_run_and_fills_from_dailies(
     per_month = _check_records(instance, [str(k) for k in months if ETH.key in k])
     assert len(per_month) == 4 * 3
     assert {r.status.value for r in per_month.values()} == {"SUCCEEDED"}
+    # the same range again: the same files, so every month says it is unchanged
+    again = dg.materialize(
+        [*ASSETS, *CHECKS],
+        instance=instance,
+        resources=store.resources,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(RANGE_START),
+            ASSET_PARTITION_RANGE_END_TAG: str(end),
+        },
+    )
+    assert again.success
+    statuses = {k: m["status"].value for k, m in _latest_per_month(instance, klines.key).items()}
+    assert {statuses[k] for k in statuses if ETH.key in k} == {"unchanged"}
     materialized = instance.get_materialized_partitions(dg.AssetKey(["history", "klines"]))
     assert {k for k in materialized if ETH.key in k} == {
         str(series_month_key(ETH.key, f"{y}-{m:02d}-01")) for y, m in [*MONTHLY, DAILY_ONLY]

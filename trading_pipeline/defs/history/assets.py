@@ -122,7 +122,11 @@ def raw_zips(
             + "; ".join(f"{f.key}: {f.error}" for f in failed[:5]),
             metadata=metadata,
         )
-    return dg.MaterializeResult(metadata=metadata)
+    context.log.info(
+        f"{len(keys)} month(s): {metadata['files_new']} new file(s), "
+        f"{metadata['files_skipped']} up to date, {metadata['months_without_files']} without files"
+    )
+    return dg.MaterializeResult(metadata={"partitions": len(keys)})  # the rest is per month
 
 
 @dg.asset(
