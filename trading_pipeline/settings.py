@@ -26,6 +26,9 @@ VENUE_URL_ENV = {
     "coinbase": "TP_COINBASE_URL",
 }
 DEFAULT_START = "2019-01-01"
+# where a person opens the UIs: links in Dagster metadata and MLflow tags are built on these
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
+DEFAULT_DAGSTER_UI_URL = "http://127.0.0.1:3000"
 
 
 class SettingsError(ValueError):
@@ -56,6 +59,9 @@ class Settings:
     venue_urls: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
     fleet_file: Path | None = None  # TP_FLEET_FILE; None = the fleet shipped in the package
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL  # TP_MLFLOW_UI_URL
+    dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL  # TP_DAGSTER_UI_URL
+    dagster_home: Path | None = None  # DAGSTER_HOME: the instance runless events are recorded in
 
     @property
     def history_dir(self) -> Path:
@@ -122,7 +128,20 @@ class Settings:
                 if (url := env.get(var, "")).strip()
             },
             fleet_file=fleet_file_from_env(env),
+            mlflow_ui_url=_ui_url(env, "TP_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI_URL),
+            dagster_ui_url=_ui_url(env, "TP_DAGSTER_UI_URL", DEFAULT_DAGSTER_UI_URL),
+            dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
         )
+
+
+def _ui_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """An http(s) base URL from ``name`` (trailing slash dropped), else ``default``."""
+    value = (env.get(name) or "").strip().rstrip("/")
+    if not value:
+        return default
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s):// URL, got {value!r}")
+    return value
 
 
 def fleet_file_from_env(env: Mapping[str, str] | None = None) -> Path | None:

@@ -97,3 +97,10 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     ):
         return _all_slow(collection_path) or None
     return None
+
+
+@pytest.fixture(autouse=True)
+def _no_dagster_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``make`` exports DAGSTER_HOME (the repo's instance): a test that wants an instance names
+    its own, so that ``import freqtrade``/``venue fetch`` in tests never record into the repo's."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)

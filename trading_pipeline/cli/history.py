@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from trading_pipeline.cli.instance import record_in_instance
 from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, check_writable, settings_from
 from trading_pipeline.errors import EnvironmentFault, UserInputError
 from trading_pipeline.settings import DEFAULT_INTERVAL, DEFAULT_START
@@ -204,7 +205,8 @@ def import_freqtrade(
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.history.importer import import_freqtrade as run_import
 
-    history = settings_from(data_dir, history_dir).layout.history
+    settings = settings_from(data_dir, history_dir)
+    history = settings.layout.history
     summary = run_import(directory, layout=history, exchange=exchange, market=market)
     for f in summary.files:
         print(f.describe())
@@ -215,3 +217,12 @@ def import_freqtrade(
         f"{summary.months_written} month(s) written, {summary.months_unchanged} unchanged "
         f"into {history.root}"
     )
+    if summary.months_written:
+
+        def report(instance: Any) -> Any:
+            # lazy: dagster takes seconds to import; only with an instance to record in
+            from trading_pipeline.defs.history.runless import report_import
+
+            return report_import(summary, layout=history, instance=instance)
+
+        record_in_instance(settings, report)

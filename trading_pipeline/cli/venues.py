@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from trading_pipeline.cli.instance import record_in_instance
 from trading_pipeline.cli.options import DataDirOpt, HistoryDirOpt, settings_from
 from trading_pipeline.settings import DEFAULT_INTERVAL
 
@@ -85,4 +86,13 @@ def fetch(
         return 1
     for line in summary.lines():
         print(line)
+    if summary.count("written"):
+
+        def record(instance: Any) -> Any:
+            # lazy: dagster takes seconds to import; only with an instance to record in
+            from trading_pipeline.defs.history.runless import report_venue_fetch
+
+            return report_venue_fetch(summary, instance=instance)
+
+        record_in_instance(settings, record)
     return 0

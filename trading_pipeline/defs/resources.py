@@ -15,13 +15,19 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from trading_pipeline import links
 from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.features.resources import FearGreedSource
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.parquet_io import ParquetIOManager
 from trading_pipeline.defs.selector.resources import SelectorRuntime
 from trading_pipeline.defs.venues.resources import VenueExchanges
-from trading_pipeline.settings import DataLayout, Settings
+from trading_pipeline.settings import (
+    DEFAULT_DAGSTER_UI_URL,
+    DEFAULT_MLFLOW_UI_URL,
+    DataLayout,
+    Settings,
+)
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -40,6 +46,8 @@ class DataLake(dg.ConfigurableResource):
     bots_dir: str | None = None
     mlflow_tracking_uri: str | None = None
     optuna_storage: str | None = None
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL  # TP_MLFLOW_UI_URL: where links to MLflow point
+    dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL  # TP_DAGSTER_UI_URL: where MLflow links back
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataLake:
@@ -49,6 +57,8 @@ class DataLake(dg.ConfigurableResource):
             bots_dir=_str(settings.bots_dir_override),
             mlflow_tracking_uri=settings.mlflow_tracking_uri,
             optuna_storage=settings.optuna_storage,
+            mlflow_ui_url=settings.mlflow_ui_url,
+            dagster_ui_url=settings.dagster_ui_url,
         )
 
     @property
@@ -94,12 +104,37 @@ class DataLake(dg.ConfigurableResource):
         uri = self.layout.ensure_mlflow_dir()
         return MlflowRegistry(uri, experiment, artifact_root=self.artifact_root())
 
-    def run_link(self, experiment_id: str, run_id: str) -> str:
-        """The run's page for a tracking server; the run id under the URI for a local store."""
-        uri = self.layout.mlflow_tracking_uri
-        if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        return f"{uri}#experiment={experiment_id}&run={run_id}"
+    def run_link(self, experiment_id: str | None, run_id: str) -> str:
+        """The MLflow run's page (``TP_MLFLOW_UI_URL``, or the tracking server itself)."""
+        return links.mlflow_run_url(self._mlflow_ui(), run_id, experiment_id)
+
+    def model_link(self, name: str, version: int | str) -> str:
+        """The MLflow model version's page."""
+        return links.mlflow_model_version_url(self._mlflow_ui(), name, version)
+
+    def dagster_run_link(self, run_id: str) -> str:
+        return links.dagster_run_url(self.dagster_ui_url, run_id)
+
+    def dagster_asset_link(self, asset_key: dg.AssetKey, partition: str | None = None) -> str:
+        return links.dagster_asset_url(self.dagster_ui_url, asset_key.path, partition)
+
+    def dagster_tags(
+        self,
+        run_id: str,
+        asset_key: dg.AssetKey | None = None,
+        partition: str | None = None,
+    ) -> dict[str, str]:
+        """Tags for an MLflow run made in Dagster run ``run_id``: links back to it and the
+        partition it materialized."""
+        return links.dagster_tags(
+            self.dagster_ui_url,
+            run_id,
+            asset_key=None if asset_key is None else asset_key.path,
+            partition=partition,
+        )
+
+    def _mlflow_ui(self) -> str:
+        return links.mlflow_ui(self.mlflow_ui_url, self.layout.mlflow_tracking_uri)
 
 
 def _str(path: Path | None) -> str | None:

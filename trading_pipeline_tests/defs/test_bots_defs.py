@@ -115,6 +115,12 @@ def test_decisions_become_assignments_and_an_invalid_one_is_refused(
 ) -> None:
     rt = runtime(tmp_path)
     deploy(rt, instance)
+    rt.layout.selector_dir.mkdir(parents=True, exist_ok=True)  # the training set's provenance
+    (rt.layout.selector_dir / "training_set.json").write_text(
+        json.dumps(
+            {"provenance": {"discovery_mlflow_runs": {"sma_cross|spot-BTCUSDT-1h": "disc-run-1"}}}
+        )
+    )
     decisions = DecisionStore(decisions_path(rt.data_dir))
     decisions.record(decision("bot1", "sma_cross", {"fast": 20, "slow": 80}))
     decisions.record(decision("bot2", "rsi_reversion", {"window": 9999}, series="spot-BTCUSDT-5m"))
@@ -133,6 +139,23 @@ def test_decisions_become_assignments_and_an_invalid_one_is_refused(
     bot2 = store.current("bot2")
     assert bot2 is not None and bot2.version == 1 and bot2.family == "cash"  # kept the old one
     assert store.history("bot2")[-1]["event"] == "refused"
+    # each bot's lineage, as links: model version, training run, discovery run, study partition
+    lineage: Any = mat.metadata["lineage_json"].value
+    one = lineage["bot1"]
+    assert one["family"] == "sma_cross" and one["params"]["fast"] == 20
+    assert one["model_url"] == "http://127.0.0.1:5000/#/models/strategy-selector/versions/3"
+    assert one["training_run_url"] == "http://127.0.0.1:5000/#/runs/run-3"
+    assert one["discovery_run_url"] == "http://127.0.0.1:5000/#/runs/disc-run-1"
+    assert one["study_partition_url"] == (
+        "http://127.0.0.1:3000/assets/strategy_results"
+        "?view=partitions&partition=sma_cross%7Cspot-BTCUSDT-1h"
+    )
+    assert one["decision"].startswith(f"#{bot1.lineage['decision_id']} sma_cross@")
+    table = str(mat.metadata["lineage"].value)
+    assert (
+        "[strategy-selector v3](http://127.0.0.1:5000/#/models/strategy-selector/versions/3)"
+        in table
+    )
 
 
 def _register_champion(data_dir: Path, versions: int) -> None:
@@ -229,6 +252,11 @@ def test_paper_replay_report_asset_logs_metadata_and_an_mlflow_run(
     assert run.data.metrics["final"] == pytest.approx(report["final"])
     assert run.data.params["bot1.family"] == "sma_cross"
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"report.json", "equity.png"}
+    # linked both ways: the metadata opens the MLflow run, the run opens the Dagster run
+    assert md["mlflow_run"].value == (
+        f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+    assert run.data.tags["dagster.run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
 
 
 def test_replay_bad_window_fails_the_run(tmp_path: Path, instance: dg.DagsterInstance) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +23,7 @@ from trading_pipeline.discovery.matrix import ALL, BENCHMARK
 from trading_pipeline.discovery.report import EXPERIMENT
 from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import code_fingerprint
+from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.settings import DataLayout
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
@@ -36,6 +38,7 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
     assert set(FAMILIES) <= set(TUNED_FAMILIES) and BENCHMARK not in TUNED_FAMILIES
     resources = discovery_resources(data_dir)
     run_ids = {}
+    dagster_runs = {}
     for family in FAMILIES:
         key = family_series_key(family, BTC.key)
         result = dg.materialize(
@@ -53,7 +56,21 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         assert "| metric |" in meta["summary"].value and BENCHMARK in meta["summary"].value
         assert 0.0 <= meta["dsr_probability"].value <= 1.0
         run_ids[family] = meta["mlflow_run_id"].value
-        assert run_ids[family] in meta["mlflow_run"].value
+        dagster_runs[family] = (result.run_id, str(key))
+        # a link a browser opens (TP_MLFLOW_UI_URL's default), not the store's URI
+        assert re.fullmatch(
+            rf"http://127\.0\.0\.1:5000/#/experiments/\d+/runs/{run_ids[family]}",
+            str(meta["mlflow_run"].value),
+        )
+        # each month the study read: a link to its klines partition and the file's sha256
+        month = (
+            "[spot-BTCUSDT-1h 2021-02](http://127.0.0.1:3000/assets/history/klines"
+            "?view=partitions&partition=2021-02-01%7Cspot-BTCUSDT-1h)"
+        )
+        sha = sha256_file(
+            DataLake(data_dir=str(data_dir)).layout.history.parquet_path(BTC, 2021, 2)
+        )
+        assert f"| {month} | {sha} |" in meta["data_partitions"].value
 
     # the MLflow runs exist in the SQLite store under the data dir, with the study's numbers
     from mlflow.tracking import MlflowClient
@@ -67,6 +84,13 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags["strategy"] == family and run.data.tags["series"] == BTC.key
+        # … and links back to the Dagster run and partition that made it
+        dagster_run, partition = dagster_runs[family]
+        assert run.data.tags["dagster.run_url"] == f"http://127.0.0.1:3000/runs/{dagster_run}"
+        assert run.data.tags["dagster.partition"] == partition
+        assert run.data.tags["dagster.asset_url"].startswith(
+            "http://127.0.0.1:3000/assets/strategy_results?view=partitions&partition="
+        )
         assert "oos_sharpe" in run.data.metrics and "bh_sharpe" in run.data.metrics
         artifacts = {a.path for a in client.list_artifacts(run_id)}
         assert {"oos_equity.png", "trials.csv", "summary.json"} <= artifacts
@@ -171,6 +195,11 @@ def test_the_lake_comes_from_the_environment(
     assert lake.layout.discovery_dir == tmp_path / "d" / "discovery"
     monkeypatch.delenv("TP_OPTUNA_STORAGE")
     monkeypatch.delenv("TP_MLFLOW_TRACKING_URI")
+    monkeypatch.setenv("TP_MLFLOW_UI_URL", "http://127.0.0.1:5005")
+    monkeypatch.setenv("TP_DAGSTER_UI_URL", "http://127.0.0.1:3003")
+    embedded = defs().resources["lake"]
+    assert embedded.run_link("2", "x") == "http://127.0.0.1:5005/#/experiments/2/runs/x"
+    assert embedded.dagster_run_link("r") == "http://127.0.0.1:3003/runs/r"
     local = defs().resources["lake"].layout
     assert (
         local.optuna_storage_url

@@ -136,3 +136,47 @@ def test_fear_greed_from_fake_server(
     assert meta["days"].value == 4 and meta["missing_days"].value == 1
     stored = pl.read_parquet(DataLake(data_dir=str(data_dir)).layout.feature_path("fear_greed"))
     assert stored["value"].to_list() == [30, 31, 33, 34]
+
+
+def test_a_ranged_run_gives_each_month_its_own_regimes_and_chart(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    first, last = (series_month_key(ETH.key, m) for m in ("2021-02-01", "2021-03-01"))
+    result = dg.materialize(
+        [features, regime_periods],
+        instance=instance,
+        resources=_resources(data_dir),
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(first),
+            ASSET_PARTITION_RANGE_END_TAG: str(last),
+        },
+    )
+    assert result.success
+    layout = DataLake(data_dir=str(data_dir)).layout
+    charts = set()
+    for key, month in ((first, "2021-02"), (last, "2021-03")):
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=regime_periods.key, asset_partitions=[str(key)]),
+            limit=1,
+        ).records[0]
+        meta = record.asset_materialization.metadata  # type: ignore[union-attr]
+        labels = pl.read_parquet(
+            layout.feature_path("regime_labels", f"series={ETH.key}", f"month={month}")
+        )
+        assert meta["bars"].value == labels.height
+        assert f"| {month}-01 00:00:00 |" in meta["periods"].value  # its own month's periods
+        charts.add(meta["chart"].value)
+        fmeta = (
+            instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=features.key, asset_partitions=[str(key)]), limit=1
+            )
+            .records[0]
+            .asset_materialization.metadata
+        )  # type: ignore[union-attr]
+        assert fmeta["path"].value.endswith(f"month={month}/data.parquet")
+    assert len(charts) == 2  # two months, two charts

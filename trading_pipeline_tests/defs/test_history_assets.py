@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -16,6 +17,7 @@ from trading_pipeline.defs.history.checks import (
     ohlc_consistent,
 )
 from trading_pipeline.defs.history.partitions import series_month, series_month_key
+from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.history.vision import monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY, HistoryKit
@@ -35,6 +37,37 @@ def _expected_rows(year: int, month: int) -> int:
 
 def _check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def _latest_per_month(
+    instance: dg.DagsterInstance, key: dg.AssetKey
+) -> dict[str, dict[str, dg.MetadataValue]]:
+    """The metadata of each partition's latest materialization, from the event log."""
+    out: dict[str, dict[str, dg.MetadataValue]] = {}
+    for partition in instance.get_materialized_partitions(key):
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records[0]
+        out[partition] = dict(record.asset_materialization.metadata)  # type: ignore[union-attr]
+    return out
+
+
+def _check_records(
+    instance: dg.DagsterInstance, partitions: list[str]
+) -> dict[tuple[str, str], Any]:
+    """The latest execution record of each klines check for each partition."""
+    from dagster._core.storage.event_log.base import PartitionKeyFilter
+
+    out = {}
+    for check in CHECKS:
+        check_key = next(iter(check.check_keys))
+        for partition in partitions:
+            records = instance.event_log_storage.get_asset_check_execution_history(
+                check_key, limit=1, partition_filter=PartitionKeyFilter(key=partition)
+            )
+            if records:
+                out[(check_key.name, partition)] = records[0]
+    return out
 
 
 @dg.asset(
@@ -99,9 +132,37 @@ def test_a_partition_range_runs_as_one_run_and_fills_from_dailies(
     for year, month in [*MONTHLY, DAILY_ONLY]:
         frame = pl.read_parquet(store.layout().parquet_path(ETH, year, month))
         assert frame.height == _expected_rows(year, month)
-    raw_meta = result.asset_materializations_for_node("history__raw_zips")[0].metadata
-    assert "| ETHUSDT" not in raw_meta["sources"].value  # series keys, not bare symbols
-    assert "spot-ETHUSDT-1h 2024-03 | daily | 31 |" in raw_meta["sources"].value
+    # every month carries its own metadata, read back from the instance's event log
+    zips = _latest_per_month(instance, raw_zips.key)
+    assert zips[str(end)]["source"].value == "daily" and zips[str(end)]["files"].value == 31
+    assert zips[str(RANGE_START)]["source"].value == "monthly"
+    months = _latest_per_month(instance, klines.key)
+    for year, month in [*MONTHLY, DAILY_ONLY]:
+        key = str(series_month_key(ETH.key, f"{year}-{month:02d}-01"))
+        meta = months[key]
+        path = store.layout().parquet_path(ETH, year, month)
+        assert meta["rows"].value == _expected_rows(year, month)
+        assert meta["parquet_path"].value == str(path)
+        assert meta["sha256"].value == sha256_file(path)
+        assert meta["first_bar"].value == datetime(year, month, 1, tzinfo=UTC).timestamp()
+        assert meta["status"].value == "built"
+    # … and each check is recorded per month: 4 checks × 3 months passed, none skipped
+    per_month = _check_records(instance, [str(k) for k in months if ETH.key in k])
+    assert len(per_month) == 4 * 3
+    assert {r.status.value for r in per_month.values()} == {"SUCCEEDED"}
+    # the same range again: the same files, so every month says it is unchanged
+    again = dg.materialize(
+        [*ASSETS, *CHECKS],
+        instance=instance,
+        resources=store.resources,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(RANGE_START),
+            ASSET_PARTITION_RANGE_END_TAG: str(end),
+        },
+    )
+    assert again.success
+    statuses = {k: m["status"].value for k, m in _latest_per_month(instance, klines.key).items()}
+    assert {statuses[k] for k in statuses if ETH.key in k} == {"unchanged"}
     materialized = instance.get_materialized_partitions(dg.AssetKey(["history", "klines"]))
     assert {k for k in materialized if ETH.key in k} == {
         str(series_month_key(ETH.key, f"{y}-{m:02d}-01")) for y, m in [*MONTHLY, DAILY_ONLY]

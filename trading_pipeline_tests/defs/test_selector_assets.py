@@ -71,6 +71,9 @@ def test_discovery_to_selector_model_and_the_gate(
     assert set(tmeta["partitions"].value.split(", ")) == {
         str(family_series_key(f, BTC.key)) for f in FAMILIES
     }
+    runs = str(tmeta["discovery_runs"].value)
+    assert "(http://127.0.0.1:3000/assets/strategy_results?view=partitions&partition=" in runs
+    assert runs.count("[MLflow run](http://127.0.0.1:5000/#/runs/") == len(FAMILIES)
 
     mmeta = result.asset_materializations_for_node("selector_model")[0].metadata
     assert str(mmeta["holdout"].value).startswith(str(ds.candidate_cutoff))
@@ -102,6 +105,11 @@ def test_discovery_to_selector_model_and_the_gate(
     )
     assert str(family_series_key(FAMILIES[0], BTC.key)) in run.data.params["data_partitions"]
     assert run.data.tags["dagster_run_id"] == result.run_id
+    assert run.data.tags["dagster.run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    assert mmeta["mlflow_run"].value == (
+        f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    )
+    assert mmeta["model"].value == "http://127.0.0.1:5000/#/models/strategy-selector/versions/1"
 
     # the same data again: no better than the champion → registered, refused, check fails (WARN)
     again = dg.materialize(

@@ -75,7 +75,7 @@ def test_a_partition_fetches_its_month_through_ccxt_into_the_store(
     )
     assert result.success
     meta = result.asset_materializations_for_node("venues__venue_candles")[0].metadata
-    assert meta["rows"].value == 29 * 24 and meta["months_written"].value == 1
+    assert meta["rows"].value == 29 * 24 and meta["status"].value == "written"
     assert meta["requests"].value == 3  # 696 bars in 300-bar pages
     back = load_store(store.layout.history_dir, market="coinbase", symbol="BTCUSD", interval="1h")
     cols = ["open_time", "open", "high", "low", "close", "volume"]
@@ -85,7 +85,7 @@ def test_a_partition_fetches_its_month_through_ccxt_into_the_store(
         [venue_candles], partition_key=str(key), instance=instance, resources=resources
     )
     meta = again.asset_materializations_for_node("venues__venue_candles")[0].metadata
-    assert meta["months_already_complete"].value == 1 and meta["requests"].value == 0
+    assert meta["status"].value == "complete" and meta["requests"].value == 0
 
 
 def test_a_symbol_the_venue_does_not_list_fails_the_run_with_the_reason(

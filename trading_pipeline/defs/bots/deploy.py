@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from trading_pipeline.defs.bots.lineage import lineage_metadata
 from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
@@ -107,6 +108,7 @@ def bot_assignments(
             ),
             "stale_decisions": len(stale),
             "bots_dir": dg.MetadataValue.path(str(store.bots_dir)),
+            **lineage_metadata(lake, fleet),
         }
     )
 

@@ -90,7 +90,11 @@ def _tables(data: dict[str, Any]) -> tuple[str, str]:
 
 
 def _log_mlflow(
-    lake: DataLake, data: dict[str, Any], files: list[Any], dagster_run_id: str
+    lake: DataLake,
+    data: dict[str, Any],
+    files: list[Any],
+    dagster_run_id: str,
+    asset_key: dg.AssetKey,
 ) -> tuple[str, str]:
     tracker = lake.tracker(EXPERIMENT)
     run_id = tracker.start_run(
@@ -98,6 +102,7 @@ def _log_mlflow(
         tags={
             "dagster_run_id": dagster_run_id,
             "in_sample_bots": ",".join(data.get("in_sample_bots", [])) or "none",
+            **lake.dagster_tags(dagster_run_id, asset_key),
         },
     )
     status = "FAILED"
@@ -166,7 +171,9 @@ def paper_replay_report(
         tuning=tuning_of_fleet(layout, store.all_current()),
     )
     report_json, report_png = target / "report.json", target / "equity.png"
-    experiment_id, run_id = _log_mlflow(lake, data, [report_json, report_png], context.run.run_id)
+    experiment_id, run_id = _log_mlflow(
+        lake, data, [report_json, report_png], context.run.run_id, context.asset_key
+    )
     pnl, risk = _tables(data)
     metadata: dict[str, Any] = {
         "capital": dg.MetadataValue.float(float(data["capital"])),
@@ -177,6 +184,7 @@ def paper_replay_report(
         "report": dg.MetadataValue.path(str(report_json)),
         "mlflow_experiment_id": experiment_id,
         "mlflow_run_id": run_id,
+        "mlflow_run": dg.MetadataValue.url(lake.run_link(experiment_id, run_id)),
     }
     if report_png.exists():
         png = base64.b64encode(report_png.read_bytes()).decode()

@@ -10,6 +10,7 @@
 """
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from trading_pipeline.defs.discovery.charts import heatmap_png
 from trading_pipeline.defs.discovery.partitions import family_series, split_family_series
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.partitions import series_month_key
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.discovery.calibration import NOISE_MAX_PBO
 from trading_pipeline.discovery.catalog import best_per_regime
@@ -31,18 +33,26 @@ from trading_pipeline.discovery.gate import require_no_lookahead
 from trading_pipeline.discovery.matrix import BENCHMARK, pivot
 from trading_pipeline.discovery.matrix import performance_matrix as build_matrix
 from trading_pipeline.discovery.ranking import RankingRule, rank, top
-from trading_pipeline.discovery.report import EXPERIMENT, log_study, provenance_from_store
+from trading_pipeline.discovery.report import (
+    EXPERIMENT,
+    DataProvenance,
+    log_study,
+    provenance_from_store,
+)
 from trading_pipeline.discovery.results import StudyResult, collect
 from trading_pipeline.discovery.storage import redact
 from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.layout import Series
+from trading_pipeline.history.manifest import Manifest
+from trading_pipeline.links import md_link
 from trading_pipeline.market.candles import CandleError, load_store
 from trading_pipeline.regimes import get_labeller
 from trading_pipeline.strategies.registry import get_family
 
 GROUP = "discovery"
+_HIVE_MONTH = re.compile(r"year=(\d{4})/month=(\d{2})")
 LABELLER = "rules"
 SUMMARY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "exposure", "bars")
 
@@ -146,6 +156,7 @@ def strategy_results(
         extra_tags={
             "dagster_run_id": context.run.run_id,
             "dagster_partition": context.partition_key,
+            **lake.dagster_tags(context.run.run_id, strategy_results.key, context.partition_key),
         },
     )
     pbo = None if result.pbo is None else result.pbo.pbo
@@ -186,10 +197,34 @@ def strategy_results(
         "mlflow_experiment_id": tracker.experiment_id,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(lake.run_link(tracker.experiment_id, run_id)),
+        "data_partitions": dg.MetadataValue.md(_data_partitions(lake, series, provenance)),
     }
     if pbo is not None:
         metadata["pbo"] = pbo
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _data_partitions(lake: DataLake, series: Series, provenance: DataProvenance) -> str:
+    """The klines months the study read, each a link to its Dagster partition, with the
+    sha256 its provenance records (the manifest's, as the MLflow run's ``data_partitions.json``
+    lists them; the file's own when the manifest has no entry)."""
+    periods = {
+        key: entry.period[:7]
+        for key, entry in Manifest(lake.layout.history.manifest_path).load().items()
+        if entry.period
+    }
+    by_month: dict[str, str] = {}
+    for key, digest in provenance.checksums.items():
+        hive = _HIVE_MONTH.search(key)
+        month = periods.get(key) or (f"{hive[1]}-{hive[2]}" if hive else None)
+        if month is not None:
+            by_month[month] = digest
+    rows = []
+    for month in sorted(by_month):
+        partition = str(series_month_key(series.key, f"{month}-01"))
+        link = md_link(f"{series.key} {month}", lake.dagster_asset_link(klines.key, partition))
+        rows.append((link, by_month[month]))
+    return markdown_table(["klines partition", "sha256"], rows)
 
 
 @dataclass(frozen=True)

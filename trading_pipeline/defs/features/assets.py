@@ -3,19 +3,20 @@ and the Fear & Greed index.
 
 Per-month assets read the month's klines plus the warm-up bars before it from the history
 store, so a new month recomputes only its own partition. Each writes Parquet under the feature
-store and returns metadata a person reads in the UI.
+store; each month of a run (a ranged run covers many) gets its own metadata, chart included.
 """
 
 import base64
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from trading_pipeline.defs.features.resources import FearGreedSource
 from trading_pipeline.defs.history.assets import klines
-from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.metadata import add_month_metadata, markdown_table
 from trading_pipeline.defs.history.partitions import month_partitions, series_month, split_key
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
@@ -78,13 +79,13 @@ def _month_label(key: str) -> str:
 def features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Every indicator output for the month's bars, warmed up on the bars before the month."""
     warm = warmup_bars()
-    rows = []
+    per_month: dict[str, dict[str, Any]] = {}
     for key in context.partition_keys:
         series, year, month = split_key(key)
         bars = _load_with_history(lake, series, year, month, warm)
         if bars is None:
             context.log.info(f"{_month_label(key)}: no klines, nothing to compute")
-            rows.append((_month_label(key), 0, 0, ""))
+            per_month[key] = {"status": "no klines", "rows": 0}
             continue
         start, end = month_bounds(year, month)
         feats = window_features(bars, start, end)
@@ -93,16 +94,18 @@ def features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Materializ
         )
         _write(feats, path)
         before = bars.filter(pl.col("open_time") < start).height
-        rows.append((_month_label(key), feats.height, min(before, warm), str(path)))
+        per_month[key] = {
+            "status": "computed",
+            "rows": feats.height,
+            "warmup_bars_used": min(before, warm),
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    add_month_metadata(context, per_month)
     return dg.MaterializeResult(
         metadata={
-            "partitions": len(rows),
-            "rows": sum(r[1] for r in rows),
+            "partitions": len(per_month),
             "indicator_outputs": len(feature_names()),
             "warmup_bars_needed": warm,
-            "months": dg.MetadataValue.md(
-                markdown_table(["month", "rows", "warm-up bars used", "path"], rows)
-            ),
         }
     )
 
@@ -121,14 +124,13 @@ def _png_markdown(png: bytes, alt: str) -> str:
 def regime_periods(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Regime labels (rules labeller) of the month's bars and their periods, with a chart."""
     labeller = get_labeller(LABELLER)
-    per_month = []
-    last: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, str] | None = None
+    per_month: dict[str, dict[str, Any]] = {}
     for key in context.partition_keys:
         series, year, month = split_key(key)
         per_day = 86_400_000 / INTERVAL_MS[series.interval]
         bars = _load_with_history(lake, series, year, month, int(HISTORY_DAYS[LABELLER] * per_day))
         if bars is None:
-            per_month.append((_month_label(key), 0, 0, ""))
+            per_month[key] = {"status": "no klines", "bars": 0, "periods_count": 0}
             continue
         start, _ = month_bounds(year, month)
         labels = labeller.label(bars).filter(pl.col("open_time") >= start)
@@ -137,22 +139,26 @@ def regime_periods(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
         month_dir = (f"series={series.key}", f"month={year:04d}-{month:02d}")
         _write(labels, lake.layout.feature_path("regime_labels", *month_dir))
         _write(periods, lake.layout.feature_path("regime_periods", *month_dir))
-        top = max(share(labels).items(), key=lambda kv: kv[1])[0]
-        per_month.append((_month_label(key), labels.height, periods.height, top))
-        last = (inside, labels, periods, _month_label(key))
-    metadata: dict[str, dg.RawMetadataValue] = {
-        "partitions": len(per_month),
-        "labeller": LABELLER,
-        "months": dg.MetadataValue.md(
-            markdown_table(["month", "bars", "periods", "main regime"], per_month)
+        per_month[key] = _regime_month(_month_label(key), inside, labels, periods)
+    add_month_metadata(context, per_month)
+    return dg.MaterializeResult(metadata={"partitions": len(per_month), "labeller": LABELLER})
+
+
+def _regime_month(
+    title: str, inside: pl.DataFrame, labels: pl.DataFrame, periods: pl.DataFrame
+) -> dict[str, Any]:
+    """One month's regimes as a person reads them: share, periods and the month's own chart."""
+    shares = share(labels)
+    png = regime_chart_png(inside, periods, title=f"{title} regimes ({LABELLER})")
+    return {
+        "status": "computed",
+        "bars": labels.height,
+        "periods_count": periods.height,
+        "main_regime": max(shares.items(), key=lambda kv: kv[1])[0],
+        "share": dg.MetadataValue.md(
+            markdown_table(["regime", "share"], ((r, f"{s:.1%}") for r, s in shares.items()))
         ),
-    }
-    if last is not None:
-        inside, labels, periods, title = last
-        metadata["share"] = dg.MetadataValue.md(
-            markdown_table(["regime", "share"], ((r, f"{s:.1%}") for r, s in share(labels).items()))
-        )
-        metadata["periods"] = dg.MetadataValue.md(
+        "periods": dg.MetadataValue.md(
             markdown_table(
                 ["start", "end", "regime", "bars", "return", "volatility"],
                 (
@@ -167,10 +173,9 @@ def regime_periods(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Mate
                     for p in periods.iter_rows(named=True)
                 ),
             )
-        )
-        png = regime_chart_png(inside, periods, title=f"{title} regimes ({LABELLER})")
-        metadata["chart"] = dg.MetadataValue.md(_png_markdown(png, "regimes"))
-    return dg.MaterializeResult(metadata=metadata)
+        ),
+        "chart": dg.MetadataValue.md(_png_markdown(png, "regimes")),
+    }
 
 
 @dg.asset(
@@ -185,7 +190,7 @@ def market_correlation(
 ) -> dg.MaterializeResult:
     """Rolling correlation, breadth and BTC dominance across the universe, per month."""
     universe = history_source.series()
-    rows: list[tuple[object, ...]] = []
+    per_month: dict[str, dict[str, Any]] = {}
     for key in context.partition_keys:
         day = datetime.fromisoformat(key)
         year, month = day.year, day.month
@@ -197,7 +202,7 @@ def market_correlation(
                 closes[s.symbol] = bars
         if len(closes) < 2:
             context.log.info(f"{key}: fewer than two series with klines, nothing to compute")
-            rows.append((key[:7], len(closes), 0, None, None))
+            per_month[key] = {"status": "fewer than two series", "symbols": len(closes), "rows": 0}
             continue
         frame = cross_asset_features(closes, window=CORRELATION_WINDOW)
         frame = frame.filter((pl.col("open_time") >= start) & (pl.col("open_time") < end))
@@ -207,19 +212,25 @@ def market_correlation(
         corr_cols = [c for c in frame.columns if c.startswith("corr_")]
         mean_corr = frame.select(pl.mean_horizontal(corr_cols).mean()).item()
         breadth = frame.get_column("breadth_up").mean()
-        rows.append((key[:7], len(closes), frame.height, mean_corr, breadth))
+        per_month[key] = {
+            "status": "computed",
+            "symbols": len(closes),
+            "rows": frame.height,
+            "mean_pairwise_corr": _float_or_none(mean_corr),
+            "mean_breadth_up": _float_or_none(breadth),
+        }
+    add_month_metadata(context, per_month)
     return dg.MaterializeResult(
         metadata={
-            "partitions": len(rows),
-            "symbols": ", ".join(s.symbol for s in universe),
+            "partitions": len(per_month),
+            "universe": ", ".join(s.symbol for s in universe),
             "window_bars": CORRELATION_WINDOW,
-            "months": dg.MetadataValue.md(
-                markdown_table(
-                    ["month", "symbols", "rows", "mean pairwise corr", "mean breadth up"], rows
-                )
-            ),
         }
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dg.asset(group_name=GROUP, kinds={"polars", "parquet"})

@@ -1,24 +1,42 @@
 """The history chain as assets: verified raw zips → extracted CSVs → monthly Parquet klines.
 
 Each asset is a thin loop over the run's partitions (one, or a whole range when a backfill runs
-as a single run) calling the fetcher core, which writes the files; the asset returns metadata.
+as a single run) calling the fetcher core, which writes the files. Each month gets its own
+metadata (``add_month_metadata``), with a ``status`` saying what the run did to it: ``built``,
+``unchanged`` (rebuilt to the same bytes), ``kept`` (no Binance Vision file: the file already in
+the store, e.g. an import, is described, not rebuilt) or ``no data``. A single-run backfill
+records a materialization for every month of its range (Dagster cannot leave some months of one
+run out, dagster-io/dagster#17836), so that status is where a month says it was not built.
 """
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import polars as pl
 
-from trading_pipeline.defs.history.metadata import frame_preview, markdown_table
+from trading_pipeline.defs.history.metadata import (
+    BUILT,
+    KEPT,
+    NO_DATA,
+    UNCHANGED,
+    add_month_metadata,
+    markdown_table,
+    month_file_metadata,
+)
 from trading_pipeline.defs.history.partitions import series_month, split_key
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history import fetch
+from trading_pipeline.history.checksum import sha256_file
+from trading_pipeline.history.layout import HistoryLayout
+from trading_pipeline.history.manifest import Manifest
 
 GROUP = "market_data"
 KEY_PREFIX = ["history"]
 BACKFILL = dg.BackfillPolicy.single_run()
-PREVIEW_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "trades")
+Meta = dict[str, Any]  # one month's metadata (Dagster's raw metadata values)
 
 
 class FetchConfig(dg.Config):
@@ -31,6 +49,23 @@ class FetchConfig(dg.Config):
 def _label(key: str) -> str:
     series, year, month = split_key(key)
     return f"{series.key} {year:04d}-{month:02d}"
+
+
+def _zips_month(m: fetch.MonthDownload) -> Meta:
+    """One month's zips: where they came from, what changed, and each file's checksum."""
+    return {
+        "source": m.source,
+        "files": len(m.files),
+        "files_new": sum(f.status == "new" for f in m.files),
+        "files_skipped": sum(f.status == "skipped" for f in m.files),
+        "files_failed": len(m.failed),
+        "checksums": dg.MetadataValue.md(
+            markdown_table(
+                ["file", "sha256", "bytes", "status"],
+                ((f.key.rsplit("/", 1)[-1], f.sha256, f.size, f.status) for f in m.files),
+            )
+        ),
+    }
 
 
 @dg.asset(
@@ -73,43 +108,25 @@ def raw_zips(
     failed = [f for f in files if f.status == "failed"]
     for f in failed:
         context.log.error(f"{f.key}: {f.error}")
-    metadata: dict[str, dg.RawMetadataValue] = {
+    metadata: Meta = {
         "partitions": len(keys),
         "files_new": sum(f.status == "new" for f in files),
         "files_skipped": sum(f.status == "skipped" for f in files),
         "files_failed": len(failed),
         "months_without_files": sum(m.source == "none" for m in months),
-        "sources": dg.MetadataValue.md(
-            markdown_table(
-                ["month", "source", "files", "new", "failed"],
-                (
-                    (
-                        _label(k),
-                        m.source,
-                        len(m.files),
-                        sum(f.status == "new" for f in m.files),
-                        len(m.failed),
-                    )
-                    for k, m in zip(keys, months, strict=True)
-                ),
-            )
-        ),
-        "checksums": dg.MetadataValue.md(
-            markdown_table(
-                ["file", "sha256", "bytes", "status"],
-                ((f.key.rsplit("/", 1)[-1], f.sha256, f.size, f.status) for f in files),
-            )
-        ),
     }
-    if len(months) == 1:
-        metadata["source"] = months[0].source
+    add_month_metadata(context, {k: _zips_month(m) for k, m in zip(keys, months, strict=True)})
     if failed:
         raise dg.Failure(
             description=f"{len(failed)} file(s) failed: "
             + "; ".join(f"{f.key}: {f.error}" for f in failed[:5]),
             metadata=metadata,
         )
-    return dg.MaterializeResult(metadata=metadata)
+    context.log.info(
+        f"{len(keys)} month(s): {metadata['files_new']} new file(s), "
+        f"{metadata['files_skipped']} up to date, {metadata['months_without_files']} without files"
+    )
+    return dg.MaterializeResult(metadata={"partitions": len(keys)})  # the rest is per month
 
 
 @dg.asset(
@@ -123,17 +140,20 @@ def raw_zips(
 def kline_csv(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """The CSV inside each verified zip, extracted next to the raw mirror."""
     layout = lake.layout.history
-    rows = []
+    per_month: dict[str, Meta] = {}
     for key in context.partition_keys:
         series, year, month = split_key(key)
         paths = fetch.extract_month(series, year, month, layout=layout)
-        rows.append((_label(key), len(paths), paths[0].name if paths else ""))
+        per_month[key] = {
+            "csv_files": len(paths),
+            "first": paths[0].name if paths else "",
+            "status": "extracted" if paths else NO_DATA,
+        }
+    add_month_metadata(context, per_month)
     return dg.MaterializeResult(
         metadata={
-            "partitions": len(rows),
-            "csv_files": sum(r[1] for r in rows),
+            "partitions": len(per_month),
             "csv_dir": dg.MetadataValue.path(str(layout.csv_dir)),
-            "months": dg.MetadataValue.md(markdown_table(["month", "csv files", "first"], rows)),
         }
     )
 
@@ -149,44 +169,59 @@ def kline_csv(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Materiali
 def klines(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Canonical klines, one Parquet file per series and month (Hive layout)."""
     layout = lake.layout.history
-    builds: list[tuple[str, fetch.MonthBuild | None]] = []
+    per_month: dict[str, Meta] = {}
+    owners: dict[str, str] = {}  # parquet path → who wrote it, read once if a month needs it
     for key in context.partition_keys:
         series, year, month = split_key(key)
+        path = layout.parquet_path(series, year, month)
         if not fetch.source_keys(layout, series, year, month):
-            context.log.info(f"{_label(key)}: no file published, nothing to build")
-            builds.append((key, None))
+            if path.exists() and not owners:
+                owners = _owners(layout)
+            per_month[key] = _unbuilt_month(context, key, path, series.interval, owners)
             continue
-        builds.append((key, fetch.build_month_parquet(series, year, month, layout=layout)))
-    built = [b for _, b in builds if b is not None]
-    metadata: dict[str, dg.RawMetadataValue] = {
-        "partitions": len(builds),
-        "rows": sum(b.rows for b in built),
-        "gaps": sum(b.gaps for b in built),
-        "missing_bars": sum(b.missing_bars for b in built),
-        "duplicates_dropped": sum(b.duplicates_dropped for b in built),
-        "months_without_data": len(builds) - len(built),
-        "parquet_root": dg.MetadataValue.path(str(layout.parquet_dir)),
-    }
-    if built:
-        first = min(b.first_open_time for b in built if b.first_open_time is not None)
-        last = max(b.last_open_time for b in built if b.last_open_time is not None)
-        metadata["first_bar"] = dg.MetadataValue.timestamp(first)
-        metadata["last_bar"] = dg.MetadataValue.timestamp(last)
-    metadata["months"] = dg.MetadataValue.md(
-        markdown_table(
-            ["month", "rows", "first bar", "last bar", "gaps", "sha256"],
-            (
-                (_label(k), b.rows, b.first_open_time, b.last_open_time, b.gaps, b.sha256[:16])
-                if b is not None
-                else (_label(k), 0, None, None, None, "no file published")
-                for k, b in builds
+        before = sha256_file(path) if path.exists() else None
+        build = fetch.build_month_parquet(series, year, month, layout=layout)
+        status = UNCHANGED if build.sha256 == before else BUILT
+        per_month[key] = {
+            **month_file_metadata(
+                build.path, series.interval, status=status, source="binance vision"
             ),
-        )
+            "duplicates_dropped": build.duplicates_dropped,
+        }
+    add_month_metadata(context, per_month)
+    counts = Counter(str(m["status"]) for m in per_month.values())
+    context.log.info(
+        f"{len(per_month)} month(s): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     )
-    if len(built) == 1 and len(builds) == 1:
-        only = built[0]
-        metadata["parquet_path"] = dg.MetadataValue.path(str(only.path))
-        metadata["sha256"] = only.sha256
-        frame = pl.read_parquet(only.path)
-        metadata["preview"] = dg.MetadataValue.md(frame_preview(frame, 5, PREVIEW_COLUMNS))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata={
+            "partitions": len(per_month),
+            "parquet_root": dg.MetadataValue.path(str(layout.parquet_dir)),
+        }
+    )
+
+
+def _unbuilt_month(
+    context: dg.AssetExecutionContext,
+    key: str,
+    path: Path,
+    interval: str,
+    owners: dict[str, str],
+) -> Meta:
+    """A month with no Binance Vision file: the file already in the store (an import) is
+    kept and described as it is; with no file at all, the month says it holds no data."""
+    if not path.exists():
+        context.log.info(f"{_label(key)}: no file published, nothing to build")
+        return {"status": NO_DATA, "rows": 0, "source": "none"}
+    context.log.info(f"{_label(key)}: no Binance Vision file; the file in the store is kept")
+    source = owners.get(path.as_posix(), "unknown")
+    return month_file_metadata(path, interval, status=KEPT, source=source)
+
+
+def _owners(layout: HistoryLayout) -> dict[str, str]:
+    """Who wrote each Parquet file according to the manifest (``freqtrade:<file>``, …)."""
+    return {
+        (layout.root / e.parquet_path).as_posix(): e.source or e.kind or "unknown"
+        for e in Manifest(layout.manifest_path).load().values()
+        if e.parquet_path
+    }

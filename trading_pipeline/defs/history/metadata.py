@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import polars as pl
+
+from trading_pipeline.history.checksum import sha256_file
+from trading_pipeline.market.quality import count_gaps
 
 MAX_TABLE_ROWS = 40
 
@@ -36,3 +41,51 @@ def frame_preview(df: pl.DataFrame, n: int = 5, columns: Sequence[str] | None = 
     cols = [c for c in (columns or df.columns) if c in df.columns]
     head = df.select(cols).head(n)
     return markdown_table(cols, head.iter_rows())
+
+
+# ------------------------------------------------------------------ one month of klines
+
+PREVIEW_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "trades")
+# what happened to a month's klines partition in a run (or an import)
+BUILT = "built"  # written from the month's verified Binance Vision files, content new or changed
+UNCHANGED = "unchanged"  # rebuilt from the same files: the same bytes as before
+KEPT = "kept"  # no Binance Vision file for the month; the file already there (an import) is kept
+NO_DATA = "no data"  # nothing published for the month and no file in the store
+IMPORTED = "imported"  # written by `import freqtrade` (reported without a run)
+
+
+def month_file_metadata(
+    path: Path, interval: str, *, status: str, source: str
+) -> dict[str, dg.RawMetadataValue]:
+    """The metadata of one month's klines file as a run or an import reports it: status, rows,
+    first/last bar, gaps, sha256, path, source and a preview; read from the file itself."""
+    frame = pl.read_parquet(path)
+    gaps, missing = count_gaps(frame, interval) if frame.height else (0, 0)
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "status": status,
+        "source": source,
+        "rows": frame.height,
+        "gaps": gaps,
+        "missing_bars": missing,
+        "sha256": sha256_file(path),
+        "parquet_path": dg.MetadataValue.path(str(path)),
+        "preview": dg.MetadataValue.md(frame_preview(frame, 5, PREVIEW_COLUMNS)),
+    }
+    if frame.height:
+        times = frame.get_column("open_time")
+        metadata["first_bar"] = dg.MetadataValue.timestamp(_utc(times.min()))
+        metadata["last_bar"] = dg.MetadataValue.timestamp(_utc(times.max()))
+    return metadata
+
+
+def _utc(value: Any) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def add_month_metadata(
+    context: dg.AssetExecutionContext, per_month: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Give each month of the run its own metadata (a ranged run would otherwise record the
+    same metadata on every month)."""
+    for key, metadata in per_month.items():
+        context.add_asset_metadata(dict(metadata), partition_key=key)

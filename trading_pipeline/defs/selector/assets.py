@@ -20,6 +20,7 @@ from trading_pipeline.defs.discovery.assets import collect_materialized, strateg
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.links import md_link
 
 GROUP = "selector"
 EXPERIMENT = "strategy-selector"
@@ -101,6 +102,23 @@ def selector_training_set(
                 )
             ),
             "partitions": ", ".join(provenance["partitions"]),
+            "discovery_runs": dg.MetadataValue.md(
+                markdown_table(
+                    ["study partition", "discovery run"],
+                    (
+                        (
+                            md_link(
+                                t.partition,
+                                lake.dagster_asset_link(strategy_results.key, t.partition),
+                            ),
+                            md_link("MLflow run", lake.run_link(None, t.mlflow_run_id))
+                            if t.mlflow_run_id
+                            else "-",
+                        )
+                        for t in tuned
+                    ),
+                )
+            ),
         }
     )
 
@@ -146,7 +164,13 @@ def selector_model(
     registry = lake.registry(EXPERIMENT)
     try:
         report = train(
-            ds, registry=registry, settings=settings, tags={"dagster_run_id": context.run.run_id}
+            ds,
+            registry=registry,
+            settings=settings,
+            tags={
+                "dagster_run_id": context.run.run_id,
+                **lake.dagster_tags(context.run.run_id, context.asset_key),
+            },
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector model: {exc}") from exc
@@ -170,6 +194,9 @@ def selector_model(
         metadata={
             "model_name": report.model.info.get("name", "strategy-selector"),
             "model_version": report.version,
+            "model": dg.MetadataValue.url(
+                lake.model_link(report.model.info.get("name", EXPERIMENT), report.version)
+            ),
             "mlflow_run_id": report.run_id or "",
             "mlflow_run": dg.MetadataValue.url(
                 lake.run_link(registry.experiment_id, report.run_id or "")

@@ -13,11 +13,12 @@ unset means the real venues), read by the ``VenueExchanges`` resource.
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from trading_pipeline.defs.history.metadata import markdown_table
+from trading_pipeline.defs.history.metadata import add_month_metadata
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.venues.resources import VenueExchanges
 from trading_pipeline.errors import UserInputError
@@ -122,30 +123,35 @@ def venue_candles(
     results = [r for _, r in done if r is not None]
     metadata: dict[str, dg.RawMetadataValue] = {
         "partitions": len(done),
-        "rows": sum(r.rows for r in results),
-        "gaps": sum(r.gaps for r in results),
-        "months_written": sum(r.status == "written" for r in results),
-        "months_unchanged": sum(r.status == "unchanged" for r in results),
-        "months_already_complete": sum(r.status == "complete" for r in results),
-        "months_in_progress": sum(not r.complete for r in results),
         "requests": sum(p.requests for p in pagers.values()),
         "retries": sum(p.retries for p in pagers.values()),
-        "months": dg.MetadataValue.md(
-            markdown_table(
-                ["partition", "status", "rows", "gaps", "complete", "sha256"],
-                (
-                    (k, r.status, r.rows, r.gaps, r.complete, (r.sha256 or "")[:16])
-                    if r is not None
-                    else (k, "not started", 0, None, False, "")
-                    for k, r in done
-                ),
-            )
-        ),
     }
-    if len(results) == 1 and results[0].path is not None:
-        metadata["parquet_path"] = dg.MetadataValue.path(str(results[0].path))
-        metadata["sha256"] = results[0].sha256 or ""
+    add_month_metadata(context, {k: venue_month_metadata(r) for k, r in done})
+    context.log.info(
+        f"{len(done)} month(s): {sum(r.status == 'written' for r in results)} written, "
+        f"{sum(r.status in ('unchanged', 'complete') for r in results)} unchanged"
+    )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def venue_month_metadata(r: MonthResult | None) -> dict[str, Any]:
+    """One venue month as a run (or ``venue fetch``) reports it."""
+    if r is None:
+        return {"status": "not started", "rows": 0, "complete": False}
+    metadata: dict[str, Any] = {
+        "status": r.status,
+        "rows": r.rows,
+        "gaps": r.gaps,
+        "missing_bars": r.missing_bars,
+        "complete": r.complete,
+    }
+    if r.path is not None:
+        metadata["parquet_path"] = dg.MetadataValue.path(str(r.path))
+        metadata["sha256"] = r.sha256 or ""
+    if r.first_open_time is not None and r.last_open_time is not None:
+        metadata["first_bar"] = dg.MetadataValue.timestamp(r.first_open_time)
+        metadata["last_bar"] = dg.MetadataValue.timestamp(r.last_open_time)
+    return metadata
 
 
 venue_candles_job = dg.define_asset_job(
