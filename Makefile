@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead report-selector report-arbitrage report-oos clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead report-selector report-arbitrage report-oos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ ui: setup ## the Dagster UI on 127.0.0.1:3000 (Ctrl-C stops it)
 
 mlflow: setup ## the MLflow UI over the embedded store on 127.0.0.1:5000 (Ctrl-C stops it)
 	$(TP) mlflow-ui
+
+optuna: setup ## optuna-dashboard over the study storage on 127.0.0.1:8080, read-only (Ctrl-C stops it)
+	$(TP) studies dashboard --port 8080
 
 bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead ## every benchmark
 

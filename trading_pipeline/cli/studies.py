@@ -113,3 +113,40 @@ def show(
         for t in f.top:
             params = ", ".join(f"{k}={v}" for k, v in sorted(t["params"].items()))
             print(f"    #{t['trial']:<5} {_num(t['in_sample_objective'])}  {params}")
+
+
+@studies.command("dashboard")
+def dashboard(
+    storage: StorageOpt = None,
+    data_dir: DataDirOpt = None,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="port on 127.0.0.1")] = 8080,
+    writable: Annotated[
+        bool, typer.Option("--writable", help="allow notes, feedback and deleting studies")
+    ] = False,
+) -> None:
+    """Serve optuna-dashboard over the study storage on 127.0.0.1 (read-only unless --writable);
+    Ctrl-C or SIGTERM stops it."""
+    import signal
+
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.discovery.dashboard import make_dashboard_server
+
+    if not 1 <= port <= 65535:
+        raise UserInputError(f"--port must be 1-65535, got {port}")
+    try:
+        server = make_dashboard_server(_storage(storage, data_dir), port=port, writable=writable)
+    except OSError as exc:
+        raise UserInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    mode = "writable" if writable else "read-only"
+    print(f"optuna-dashboard ({mode}) on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

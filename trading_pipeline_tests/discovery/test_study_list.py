@@ -99,3 +99,31 @@ def test_a_missing_storage_file_is_an_error_and_not_created(
     missing = tmp_path / "none.log"
     assert main(["studies", "list", "--storage", f"journal:{missing}"]) == 2
     assert capsys.readouterr().err.startswith("error:") and not missing.exists()
+
+
+def test_dashboard_serves_the_studies_read_only(journal: str) -> None:
+    import threading
+
+    import httpx
+
+    from trading_pipeline.discovery.dashboard import make_dashboard_server
+
+    server = make_dashboard_server(journal_storage(journal), port=0)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        listed = httpx.get(f"{base}/api/studies", timeout=30).json()["study_summaries"]
+        names = {s["study_name"] for s in listed}
+        groups = list_groups(journal_storage(journal))
+        assert names == {f"{g.group}-wf{k}of{g.folds}" for g in groups for k in (1, 2)}
+        assert httpx.get(f"{base}/dashboard", timeout=30).status_code == 200
+        study_id = listed[0]["study_id"]
+        refused = httpx.delete(f"{base}/api/studies/{study_id}", timeout=30)
+        assert refused.status_code == 403 and "read-only" in refused.text
+        after = httpx.get(f"{base}/api/studies", timeout=30).json()["study_summaries"]
+        assert len(after) == len(listed)  # nothing was deleted
+    finally:
+        server.shutdown()
+        server.server_close()
