@@ -174,6 +174,51 @@ def status(
         signal.signal(signal.SIGTERM, previous)
 
 
+@fleet_app.command("web")
+def web(
+    mode: Mode = "paper",
+    bots_dir: BotsDir = None,
+    data_dir: DataDir = None,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="port on 127.0.0.1")] = 8050,
+) -> None:
+    """A read-only page of the fleet on http://127.0.0.1:PORT/ (assignments with lineage links,
+    positions, equity curves, today's loss against the limit, risk events); Ctrl-C stops it."""
+    import signal
+
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.bots.web import fleet_snapshot, make_server, now_ms
+
+    if mode not in {"paper", "live"}:
+        raise UserInputError(f"--mode must be paper or live, got {mode!r}")
+    if not 1 <= port <= 65535:
+        raise UserInputError(f"--port must be 1-65535, got {port}")
+    root = _bots_dir(data_dir, bots_dir)
+    settings = settings_from(data_dir)
+
+    def snapshot() -> dict[str, Any]:
+        return fleet_snapshot(
+            root, mode, now_ms=now_ms(), mlflow_ui=settings.mlflow_ui_url,
+            dagster_ui=settings.dagster_ui_url,
+        )  # fmt: skip
+
+    try:
+        server = make_server(snapshot, port=port)
+    except OSError as exc:
+        raise UserInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"fleet ({mode}) on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def _show(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print(data)
