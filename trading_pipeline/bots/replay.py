@@ -251,7 +251,13 @@ class FleetGuard:
         return trip if trip is not None and utc_day(close_ms) == day else None
 
 
-def _run_lanes(lanes: Mapping[str, _Lane], guard: FleetGuard, idle: float) -> None:
+def _run_lanes(
+    lanes: Mapping[str, _Lane],
+    guard: FleetGuard,
+    idle: float,
+    progress: Callable[[float, float], None] | None = None,
+    span: tuple[int, int] = (0, 0),
+) -> None:
     """Step every bot at its bar closes in time order; at each close ``t`` the fleet's equity
     (the bots closing at ``t`` valued as they are about to mark it, the others at their last
     mark) goes to the guard first, so a trip at ``t`` acts in the steps at ``t``."""
@@ -277,6 +283,8 @@ def _run_lanes(lanes: Mapping[str, _Lane], guard: FleetGuard, idle: float) -> No
             value = lane.runner.equity_at(lane.now) if name in due else None
             total += value if value is not None else (lane.ledger.last_equity() or lane.initial)
         guard.mark(t, total)
+        if progress is not None and span[1] > span[0]:
+            progress(min(t, span[1]) - span[0], span[1] - span[0])
         for name in due:
             lane = lanes[name]
             lane.runner.step(lane.now)
@@ -448,6 +456,7 @@ def replay_fleet(
     split: Mapping[str, float] | None = None,
     costs: CostModel | None = None,
     tuning: Mapping[str, TuningWindows] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> ReplayResult:
     """Replay every bot of the fleet in force; write ``report.json`` and ``equity.png`` in
     ``out_dir``.
@@ -458,7 +467,8 @@ def replay_fleet(
     ``costs`` overrides them for all. The bots step together in time order and the fleet's
     daily-loss limit (the fleet file's ``daily_loss``) is enforced by a :class:`FleetGuard`.
     ``tuning`` (bot → the windows its parameters were tuned on, :mod:`.tuned`) marks the share
-    of the replay that is in-sample for each bot (``in_sample`` of its result).
+    of the replay that is in-sample for each bot (``in_sample`` of its result). ``progress``
+    is told ``(done, total)`` in milliseconds of the replayed span as the bars close.
     """
     from trading_pipeline.bots.assignment import default_assignment
 
@@ -511,7 +521,7 @@ def replay_fleet(
         )
     try:
         idle = sum(b.initial for b in result.bots.values())
-        _run_lanes(lanes, guard, idle)
+        _run_lanes(lanes, guard, idle, progress, (to_ms(start), to_ms(end)))
         for name, lane in lanes.items():
             result.bots[name] = lane.result()
             result.bots[name].buy_and_hold = benchmarks[name]

@@ -280,19 +280,24 @@ def replay_cmd(
     if target.exists() and not target.is_dir():
         raise UserInputError(f"--out {target} exists and is not a folder")
     check_writable(target, "report folder")
-    data = replay_report(
-        target,
-        start=start,
-        end=end,
-        load=bars_in_range(
-            store_loader(settings.history_dir, start=start, end=end, market=settings.market),
-            first,
-            last,
-        ),
-        assignments=assignments,
-        capital=capital,
-        tuning=tuning,
-    )
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.cli.progress import progress_bar
+
+    with progress_bar(f"paper replay {first} … {last}") as advance:
+        data = replay_report(
+            target,
+            start=start,
+            end=end,
+            load=bars_in_range(
+                store_loader(settings.history_dir, start=start, end=end, market=settings.market),
+                first,
+                last,
+            ),
+            assignments=assignments,
+            capital=capital,
+            tuning=tuning,
+            progress=advance,
+        )
     if as_json:
         print(json.dumps(data, indent=2, default=str))
         return

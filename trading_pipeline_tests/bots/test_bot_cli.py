@@ -152,3 +152,17 @@ def test_to_is_the_last_day_included(env: Path, capsys: pytest.CaptureFixture[st
     assert report["from"] == "2020-01-10T00:00:00+00:00"
     assert report["to"] == "2020-01-11T00:00:00+00:00"
     assert (env / "bots" / "replays" / "20200110-20200110" / "report.json").is_file()
+
+
+def test_paper_replay_shows_progress_on_stderr_only(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TP_PROGRESS", "1")
+    argv = ["paper", "replay", "--from", "2020-01-10", "--to", "2020-01-12", "--json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["capital"] == 1000.0  # stdout stays one JSON document
+    assert "paper replay 2020-01-10 … 2020-01-12" in err and "100%" in err
+    monkeypatch.setenv("TP_PROGRESS", "0")
+    assert main(argv) == 0
+    assert "100%" not in capsys.readouterr().err
