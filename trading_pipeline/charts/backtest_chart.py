@@ -114,3 +114,58 @@ def write_html(fig: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
     return path
+
+
+def ledger_figure(
+    bot: str,
+    bars: Mapping[str, pl.DataFrame],
+    fills: pl.DataFrame,
+    equity: pl.DataFrame,
+) -> Any:
+    """A bot's ledger: each symbol's candles with the bot's buys and sells, then its equity."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    symbols = list(bars)
+    rows = len(symbols) + 1
+    fig = make_subplots(
+        rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.03,
+        subplot_titles=[*symbols, "equity"],
+    )  # fmt: skip
+    for row, symbol in enumerate(symbols, start=1):
+        b = bars[symbol]
+        fig.add_trace(
+            go.Candlestick(
+                x=b["open_time"].to_list(), open=b["open"].to_list(), high=b["high"].to_list(),
+                low=b["low"].to_list(), close=b["close"].to_list(), name=symbol,
+            ),
+            row=row, col=1,
+        )  # fmt: skip
+        mine = fills.filter(pl.col("symbol") == symbol) if fills.height else fills
+        for side, marker, color in (("buy", "triangle-up", "#2e7d32"),
+                                    ("sell", "triangle-down", "#c62828")):  # fmt: skip
+            rows_ = mine.filter(pl.col("side") == side) if mine.height else mine
+            fig.add_trace(
+                go.Scatter(
+                    x=[_ms(t) for t in (rows_["time_ms"].to_list() if rows_.height else [])],
+                    y=rows_["price"].to_list() if rows_.height else [],
+                    mode="markers", name=f"{symbol} {side}",
+                    marker={"symbol": marker, "size": 9, "color": color},
+                ),
+                row=row, col=1,
+            )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(x=equity["time"].to_list(), y=equity["equity"].to_list(), name="equity"),
+        rows, 1,
+    )  # fmt: skip
+    fig.update_layout(
+        title=f"{bot}: {fills.height} fills", xaxis_rangeslider_visible=False,
+        height=300 * rows, template="plotly_white", legend={"orientation": "h"},
+    )  # fmt: skip
+    return fig
+
+
+def _ms(ms: int) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC)

@@ -22,7 +22,6 @@ from trading_pipeline.cli.options import (
     MarketOpt,
     SlippageOpt,
     StrategyFileOpt,
-    StrategyOpt,
     SymbolOpt,
     ToOpt,
     bars_from_options,
@@ -37,7 +36,9 @@ APPS = [(verbs, None)]
 
 @verbs.command("plot")
 def plot(
-    strategy: StrategyOpt,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", metavar="NAME", help="strategy family")
+    ] = None,
     param: ParamOpt = None,
     strategy_file: StrategyFileOpt = None,
     indicator: Annotated[
@@ -66,8 +67,27 @@ def plot(
             "--out", metavar="FILE", help="the .html page (default DATA_DIR/plots/NAME.html)"
         ),
     ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option("--ledger", metavar="BOT", help="chart a bot's ledger instead of a backtest"),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option("--mode", metavar="MODE", help="with --ledger: paper or live")
+    ] = "paper",
+    bots_dir: Annotated[
+        Path | None, typer.Option("--bots-dir", metavar="DIR", help="with --ledger: bots folder")
+    ] = None,
 ) -> None:
-    """Write an interactive HTML chart of one backtest and print its path."""
+    """Write an interactive HTML chart of one backtest (or of a bot's ledger) and print its path."""
+    if out is not None and out.suffix.lower() != ".html":
+        raise UserInputError(f"--out {out}: the chart is an .html page")
+    if ledger is not None:
+        if strategy is not None:
+            raise UserInputError("give --strategy (a backtest) or --ledger BOT, not both")
+        print(_plot_ledger(ledger, mode, data_dir, history_dir, bots_dir, market, out))
+        return
+    if strategy is None:
+        raise UserInputError("give --strategy NAME (a backtest) or --ledger BOT")
     # lazy: loaded with this verb only, so the command line starts fast
     import numpy as np
 
@@ -78,8 +98,6 @@ def plot(
     from trading_pipeline.market.indicators.registry import REGISTRY, select
     from trading_pipeline.strategies.base import LONG_ENTRY, LONG_EXIT, Signals
 
-    if out is not None and out.suffix.lower() != ".html":
-        raise UserInputError(f"--out {out}: the chart is an .html page")
     names = list(indicator or [])
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
@@ -123,3 +141,59 @@ def plot(
             settings_from(data_dir).layout.data_dir / "plots" / f"{fam.name}-{series}-{stamp}.html"
         )
     print(write_html(fig, out))
+
+
+def _plot_ledger(
+    bot: str,
+    mode: str,
+    data_dir: Path | None,
+    history_dir: Path | None,
+    bots_dir: Path | None,
+    market: str,
+    out: Path | None,
+) -> Path:
+    # lazy: loaded with this verb only, so the command line starts fast
+    import polars as pl
+
+    from trading_pipeline.bots.ledger import Ledger
+    from trading_pipeline.charts.backtest_chart import ledger_figure, write_html
+    from trading_pipeline.market.candles import CandleError, load_store
+
+    if mode not in {"paper", "live"}:
+        raise UserInputError(f"--mode must be paper or live, got {mode!r}")
+    settings = settings_from(data_dir, history_dir, bots_dir)
+    path = settings.layout.ledger_path(bot, mode)
+    if not path.is_file():
+        raise UserInputError(f"no {mode} ledger for {bot} at {path}")
+    book = Ledger(path)
+    try:
+        fills, equity = book.fills(), book.equity()
+    finally:
+        book.close()
+    if equity.height == 0 and fills.height == 0:
+        raise UserInputError(f"{bot}'s {mode} ledger has no fills and no equity marks yet")
+    first = equity["time"].min() if equity.height else None
+    last = equity["time"].max() if equity.height else None
+    from trading_pipeline.bots.assignment import default_assignment
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+
+    assigned = DeploymentStore(settings.bots_dir).current(bot) or default_assignment(bot)
+    interval = assigned.interval
+    bars = {}
+    for symbol in sorted(set(fills["symbol"].to_list()) if fills.height else []):
+        try:
+            frame = load_store(
+                settings.history_dir, market=market, symbol=symbol.split(":")[-1],
+                interval=interval,
+            )  # fmt: skip
+        except (CandleError, OSError, ValueError):
+            continue
+        if first is not None and last is not None:
+            frame = frame.filter(pl.col("open_time").is_between(first, last))
+        if frame.height:
+            bars[symbol] = frame
+    fig = ledger_figure(bot, bars, fills, equity)
+    if out is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = settings.layout.data_dir / "plots" / f"{bot}-{mode}-ledger-{stamp}.html"
+    return write_html(fig, out)

@@ -77,3 +77,36 @@ def test_bad_plot_options_fail_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and err.count("\n") == 1
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_plot_a_bots_ledger_after_a_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trading_pipeline_tests.fakes.store import write_frames
+
+    data_dir = tmp_path / "data"
+    frames = {s: make_bars(900, seed=i, vol=0.006) for i, s in enumerate(("BTCUSDT", "ETHUSDT",
+                                                                         "BNBUSDT"))}  # fmt: skip
+    write_frames(data_dir / "history", frames)
+    monkeypatch.setenv("TP_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("TP_BOTS_DIR", str(tmp_path / "bots"))
+    first = frames["BTCUSDT"]["open_time"][100].date().isoformat()
+    last = frames["BTCUSDT"]["open_time"][800].date().isoformat()
+    argv = ["bot", "run", "--bot", "bot1", "--replay-from", first, "--replay-to", last]
+    assert main(argv) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # the replay's ledger lives in its replay folder; chart the live paper ledger path instead
+    ledger = Path(run["ledger"])
+    target = tmp_path / "bots" / "bot1" / "paper" / "ledger.sqlite"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(ledger.read_bytes())
+    out = tmp_path / "ledger.html"
+    assert main(["plot", "--ledger", "bot1", "--out", str(out)]) == 0
+    fig = _figure(out.read_text())
+    names = [t.get("name") for t in fig["data"]]
+    assert "equity" in names and any(n and n.endswith(" buy") for n in names)
+    buys = sum(len(t["x"]) for t in fig["data"] if (t.get("name") or "").endswith(" buy"))
+    sells = sum(len(t["x"]) for t in fig["data"] if (t.get("name") or "").endswith(" sell"))
+    assert buys + sells == run["fills"] > 0
+    assert main(["plot", "--ledger", "bot2", "--out", str(out)]) == 2  # never ran
+    assert "no paper ledger for bot2" in capsys.readouterr().err
