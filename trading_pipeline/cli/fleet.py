@@ -183,10 +183,9 @@ def web(
 ) -> None:
     """A read-only page of the fleet on http://127.0.0.1:PORT/ (assignments with lineage links,
     positions, equity curves, today's loss against the limit, risk events); Ctrl-C stops it."""
-    import signal
-
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.bots.web import fleet_snapshot, make_server, now_ms
+    from trading_pipeline.serving import serve_in_foreground
 
     if mode not in {"paper", "live"}:
         raise UserInputError(f"--mode must be paper or live, got {mode!r}")
@@ -206,17 +205,7 @@ def web(
     except OSError as exc:
         raise UserInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    print(f"fleet ({mode}) on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_in_foreground(server, f"fleet ({mode}) on http://127.0.0.1:{port}/ (Ctrl-C stops)")
 
 
 def _show(data: dict[str, Any], as_json: bool) -> None:

@@ -126,10 +126,9 @@ def dashboard(
 ) -> None:
     """Serve optuna-dashboard over the study storage on 127.0.0.1 (read-only unless --writable);
     Ctrl-C or SIGTERM stops it."""
-    import signal
-
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.discovery.dashboard import make_dashboard_server
+    from trading_pipeline.serving import serve_in_foreground
 
     if not 1 <= port <= 65535:
         raise UserInputError(f"--port must be 1-65535, got {port}")
@@ -138,15 +137,7 @@ def dashboard(
     except OSError as exc:
         raise UserInputError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     mode = "writable" if writable else "read-only"
-    print(f"optuna-dashboard ({mode}) on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_in_foreground(
+        server, f"optuna-dashboard ({mode}) on http://127.0.0.1:{port}/ (Ctrl-C stops)"
+    )

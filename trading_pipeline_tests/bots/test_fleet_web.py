@@ -124,3 +124,25 @@ def test_the_page_renders_in_headless_chromium(
     print(f"screenshot: {keep}")
     doc = json.loads(httpx.get(f"{served}/api/fleet", timeout=30).text)
     assert doc["mode"] == "paper"
+
+
+def test_fleet_web_verb_serves_and_stops_on_sigterm(bots_dir: Path) -> None:
+    import signal
+    import socket
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "trading_pipeline", "fleet", "web", "--bots-dir", str(bots_dir)]
+    proc = subprocess.Popen([*cmd, "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
+        data = httpx.get(f"http://127.0.0.1:{port}/api/fleet", timeout=30).json()
+        assert data["bots"]["bot1"]["equity"] == pytest.approx(300.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
