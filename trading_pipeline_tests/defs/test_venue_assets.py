@@ -12,16 +12,10 @@ import polars as pl
 import pytest
 
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.defs.venues.assets import (
-    VENUE_SERIES,
-    basis_path,
-    read_basis,
-    venue_basis,
-    venue_candles,
-    venue_candles_daily_schedule,
-    venue_month_key,
-)
+from trading_pipeline.defs.venues.assets import basis_path, read_basis, venue_basis, venue_candles
+from trading_pipeline.defs.venues.partitions import VENUE_SERIES, venue_month_key
 from trading_pipeline.defs.venues.resources import VenueExchanges
+from trading_pipeline.defs.venues.schedules import venue_candles_daily_schedule
 from trading_pipeline.history.importer import import_freqtrade
 from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.history.manifest import Manifest

@@ -9,14 +9,19 @@ assignment get their spec default. The job is requested by the selector's decisi
 (a bot's choice changed) and by :func:`champion_change_sensor` (the champion model moved).
 """
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from trading_pipeline.bots.lineage import with_discovery_lineage
 from trading_pipeline.defs.bots.resources import BotsRuntime
+from trading_pipeline.defs.discovery.assets import top_strategies
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.selector.assets import selector_model
 
 GROUP = "bots"
 DEPLOY_JOB = "deploy_assignments"
@@ -56,6 +61,7 @@ def _rows(report: Any, fleet: dict[str, Any]) -> list[list[Any]]:
     group_name=GROUP,
     kinds={"json"},
     description="Validated, versioned assignment per bot in the deployment store (TP_BOTS_DIR).",
+    deps=[top_strategies, selector_model],
 )
 def bot_assignments(
     context: dg.AssetExecutionContext,
@@ -81,6 +87,12 @@ def bot_assignments(
         seed_defaults=config.seed_defaults,
         lineage=lineage,
         now=now,
+    )
+    # the ranked studies behind each choice (top_strategies) and the champion (selector_model)
+    candidates = with_discovery_lineage(
+        candidates,
+        _read_top(lake.layout.top_strategies_path),
+        champion_version=bots_runtime.champion_version(lake.layout),
     )
     report = store.deploy(candidates)
     fleet = store.all_current()
@@ -108,6 +120,11 @@ def bot_assignments(
             "bots_dir": dg.MetadataValue.path(str(store.bots_dir)),
         }
     )
+
+
+def _read_top(path: Path) -> dict[str, Any] | None:
+    """``top_strategies.json`` as top_strategies wrote it (None before discovery ran)."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def utc_now() -> datetime:
