@@ -56,6 +56,7 @@ class Settings:
     venue_urls: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
     fleet_file: Path | None = None  # TP_FLEET_FILE; None = the fleet shipped in the package
+    automation: bool = False  # TP_AUTOMATION=on: declarative re-materialization (continuous re-tuning)
 
     @property
     def history_dir(self) -> Path:
@@ -102,6 +103,9 @@ class Settings:
         universe = _split(env.get("TP_UNIVERSE", ""))
         if env.get("TP_UNIVERSE", "").strip() and not universe:
             raise SettingsError(f"TP_UNIVERSE names no symbol: {env['TP_UNIVERSE']!r}")
+        automation = (env.get("TP_AUTOMATION") or "off").strip().lower()
+        if automation not in ("on", "off"):
+            raise SettingsError(f"TP_AUTOMATION must be on or off, got {env['TP_AUTOMATION']!r}")
         return cls(
             data_dir=data_dir,
             history_dir_override=Path(history) if history else None,
@@ -122,6 +126,7 @@ class Settings:
                 if (url := env.get(var, "")).strip()
             },
             fleet_file=fleet_file_from_env(env),
+            automation=automation == "on",
         )
 
 

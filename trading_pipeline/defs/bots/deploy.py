@@ -134,7 +134,7 @@ def utc_now() -> datetime:
 
 deploy_assignments = dg.define_asset_job(
     DEPLOY_JOB,
-    selection=[bot_assignments],
+    selection=dg.AssetSelection.assets(bot_assignments),
     description="Build assignments from the selector's decisions, validate and deploy them.",
 )
 
