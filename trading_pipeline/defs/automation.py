@@ -30,7 +30,7 @@ A = dg.AutomationCondition
 MONTHLY = A.eager().without(A.in_latest_time_window()).with_label("month_landed")
 
 # what exists already is refreshed when an input changed since it was last requested or
-# updated; nothing missing is started, nothing runs while an input is still being built
+# updated; nothing missing is started, nothing runs while an input is being built
 REFRESH = (
     A.any_deps_updated().since_last_handled()
     & ~A.missing()
@@ -41,24 +41,41 @@ REFRESH = (
 FEAR_GREED_CRON = "0 2 * * *"
 
 MONTHLY_ASSETS = ("features", "regime_periods", "market_correlation")
-REFRESH_ASSETS = (
-    "strategy_results",
-    "performance_matrix",
-    "top_strategies",
-    "selector_model",
-    "bot_assignments",
-    "paper_replay_report",
-    "venues/venue_basis",
-    "venues/arbitrage_study",
-)
+
+
+def _refresh(*not_triggering: str) -> dg.AutomationCondition:
+    """REFRESH, where an update of the named inputs alone does not trigger (they are still
+    read): each stage waits for the one upstream stage that last changes in a new month."""
+    if not not_triggering:
+        return REFRESH
+    return REFRESH.ignore(dg.AssetSelection.assets(*not_triggering))
 
 
 def conditions() -> dict[str, dg.AutomationCondition]:
-    """The automation condition of each automated asset (keys as user strings)."""
+    """The automation condition of each automated asset (keys as user strings).
+
+    In a new month the stages run one after the other: the month's regimes (after its klines)
+    → the series' tuned studies → the matrix, the top and the training set → the selector →
+    the assignments → the replay; each stage is triggered by the stage before it only, so
+    nothing runs twice for one month.
+    """
     out: dict[str, dg.AutomationCondition] = {k: MONTHLY for k in MONTHLY_ASSETS}
-    out.update({k: REFRESH for k in REFRESH_ASSETS})
-    # the training set refreshes with discovery and the regimes, not with each new index day
-    out["selector_training_set"] = REFRESH.ignore(dg.AssetSelection.assets("fear_greed"))
+    out.update(
+        {
+            # re-tuned once the month's regimes are stored (they come after its klines)
+            "strategy_results": _refresh("history/klines"),
+            "performance_matrix": _refresh("regime_periods"),
+            "top_strategies": _refresh(),
+            # a new day of the index alone does not retrain (the next month's training reads it)
+            "selector_training_set": _refresh("regime_periods", "fear_greed"),
+            "selector_model": _refresh(),
+            # the selector retrains whenever discovery changed: deploy after it, once
+            "bot_assignments": _refresh("top_strategies"),
+            "paper_replay_report": _refresh(),
+            "venues/venue_basis": _refresh(),
+            "venues/arbitrage_study": _refresh(),
+        }
+    )
     out["fear_greed"] = A.on_cron(FEAR_GREED_CRON, cron_timezone="UTC")
     return out
 
