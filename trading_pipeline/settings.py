@@ -56,7 +56,9 @@ class Settings:
     venue_urls: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, str] = field(default_factory=dict)
     fleet_file: Path | None = None  # TP_FLEET_FILE; None = the fleet shipped in the package
-    automation: bool = False  # TP_AUTOMATION=on: declarative re-materialization (continuous re-tuning)
+    automation: bool = (
+        False  # TP_AUTOMATION=on: declarative re-materialization (continuous re-tuning)
+    )
 
     @property
     def history_dir(self) -> Path:

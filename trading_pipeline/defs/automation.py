@@ -92,6 +92,8 @@ def with_automation(defs: dg.Definitions, enabled: bool) -> dg.Definitions:
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
         condition = table.get(spec.key.to_user_string())
-        return spec if condition is None else spec.replace_attributes(automation_condition=condition)
+        return (
+            spec if condition is None else spec.replace_attributes(automation_condition=condition)
+        )
 
     return defs.map_asset_specs(func=apply)

@@ -411,14 +411,14 @@ def build_dataset(
     fear_greed: pl.DataFrame | None = None,
     provenance: Mapping[str, Any] | None = None,
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
-    regimes: Mapping[str, pl.DataFrame] | None = None,
+    regime_labels: Mapping[str, pl.DataFrame] | None = None,
 ) -> SelectorDataset:
     """Decision rows from ``results`` (out-of-sample returns) and the series' ``bars``.
 
     ``bars`` maps series keys to their full bar history (the state needs the bars *before*
     each window, also before the out-of-sample period starts). ``holdout_fraction`` is the
     share the training will hold out: the candidates are chosen on the returns before it
-    (see the module docstring). ``regimes`` maps series keys to stored labels
+    (see the module docstring). ``regime_labels`` maps series keys to stored labels
     (``open_time, regime``, e.g. what the ``regime_periods`` step wrote); a series without
     them is labelled here by the rules labeller.
     """
@@ -471,7 +471,7 @@ def build_dataset(
     # regimes of record (the full rules labeller, causal) of every series, at the same bar
     labeller = get_labeller(REGIME_LABELLER)
     for s in sorted({r.spec.series for r in picked}):
-        given = (regimes or {}).get(s)
+        given = (regime_labels or {}).get(s)
         source = given if given is not None else labeller.label(bars[s].sort("open_time"))
         lab = source.select(
             (pl.col("open_time") + step).alias("_at"), pl.col("regime").alias(f"regime@{s}")

@@ -255,9 +255,7 @@ def collect_materialized(context: dg.AssetExecutionContext, lake: DataLake) -> l
     return out
 
 
-@dg.asset(
-    group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results, regime_periods]
-)
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results, regime_periods])
 def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Out-of-sample Sharpe, return, drawdown, trades and exposure per strategy × regime, the
     regimes being the labels ``regime_periods`` stored for each series."""

@@ -73,8 +73,9 @@ def selector_training_set(
     stored = {k: load_labels(lake.layout.features_dir, k) for k in sorted(bars)}
     regimes = {k: v for k, v in stored.items() if v is not None}
     fng = read_fear_greed(lake.layout.feature_path("fear_greed"))
+    regimes_from = {k: "regime_periods" if k in regimes else "labelled here" for k in stored}
     provenance = {
-        "regime_labels": {k: "regime_periods" if k in regimes else "labelled here" for k in stored},
+        "regime_labels": regimes_from,
         "fear_greed": "stored" if fng is not None else "not materialized",
         "partitions": [t.partition for t in tuned],
         "discovery_mlflow_runs": {t.partition: t.mlflow_run_id for t in tuned},
@@ -90,7 +91,7 @@ def selector_training_set(
             holdout_fraction=config.holdout_fraction,
             fleet=current_fleet().bots,
             fear_greed=fng,
-            regimes=regimes,
+            regime_labels=regimes,
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector training set: {exc}") from exc
@@ -117,7 +118,7 @@ def selector_training_set(
                 )
             ),
             "partitions": ", ".join(provenance["partitions"]),
-            "regimes_from": ", ".join(f"{k}: {v}" for k, v in provenance["regime_labels"].items()),
+            "regimes_from": ", ".join(f"{k}: {v}" for k, v in regimes_from.items()),
             "fear_greed": str(provenance["fear_greed"]),
         }
     )
