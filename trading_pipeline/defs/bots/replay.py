@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from trading_pipeline.defs.bots.deploy import GROUP, bot_assignments
+from trading_pipeline.defs.bots.assets import GROUP, bot_assignments
 from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
