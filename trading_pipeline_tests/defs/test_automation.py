@@ -80,6 +80,10 @@ def test_a_new_month_requests_exactly_what_depends_on_it(
             run_config=ops_config(strategy_results=TINY),
         )
         assert tuned.success
+        # the study is split by the labels regime_periods stored, not labelled again
+        tmeta = tuned.asset_materializations_for_node("strategy_results")[0].metadata
+        assert "stored by regime_periods" in str(tmeta["regime_labels"].value)
+        assert "| strategy | regime |" in str(tmeta["oos_by_regime"].value)
         ranked = dg.materialize(
             [performance_matrix, top_strategies],
             instance=instance,
@@ -87,6 +91,8 @@ def test_a_new_month_requests_exactly_what_depends_on_it(
             run_config=ops_config(top_strategies={"min_trades": 0}),
         )
         assert ranked.success
+        mmeta = ranked.asset_materializations_for_node("performance_matrix")[0].metadata
+        assert mmeta["series_without_labels"].value == "none"
         for name in RECORDED:
             _record(instance, name)
 
