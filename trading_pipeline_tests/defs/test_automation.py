@@ -26,7 +26,7 @@ from trading_pipeline.defs.discovery.partitions import family_series_key
 from trading_pipeline.defs.features.assets import features, market_correlation, regime_periods
 from trading_pipeline.defs.history.assets import kline_csv, klines, raw_zips
 from trading_pipeline.defs.history.partitions import series_month_key, series_partitions
-from trading_pipeline.settings import SettingsError
+from trading_pipeline.settings import Settings, SettingsError
 from trading_pipeline_tests.defs.conftest import BTC, HistoryKit, ops_config
 
 pytestmark = pytest.mark.slow  # Dagster instance runs, a mirror server, Optuna and MLflow
@@ -191,6 +191,15 @@ def test_automation_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_bad_switch_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env({"TP_AUTOMATION": "ON "}).automation
+    with pytest.raises(SettingsError, match="TP_AUTOMATION must be on or off, got 'yes please'"):
+        Settings.from_env({"TP_AUTOMATION": "yes please"})
     monkeypatch.setenv("TP_AUTOMATION", "yes please")
-    with pytest.raises(SettingsError, match="TP_AUTOMATION must be on or off"):
-        defs()
+    with pytest.raises(Exception) as failed:
+        defs()  # the location does not load
+    causes = []
+    error: BaseException | None = failed.value
+    while error is not None:
+        causes.append(error)
+        error = error.__cause__
+    assert any(isinstance(e, SettingsError) for e in causes)
