@@ -62,6 +62,7 @@ class Settings:
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL  # TP_MLFLOW_UI_URL
     dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL  # TP_DAGSTER_UI_URL
     dagster_home: Path | None = None  # DAGSTER_HOME: the instance runless events are recorded in
+    automation: bool = False  # TP_AUTOMATION=on: declarative re-materialization (re-tuning)
 
     @property
     def history_dir(self) -> Path:
@@ -108,6 +109,9 @@ class Settings:
         universe = _split(env.get("TP_UNIVERSE", ""))
         if env.get("TP_UNIVERSE", "").strip() and not universe:
             raise SettingsError(f"TP_UNIVERSE names no symbol: {env['TP_UNIVERSE']!r}")
+        automation = (env.get("TP_AUTOMATION") or "off").strip().lower()
+        if automation not in ("on", "off"):
+            raise SettingsError(f"TP_AUTOMATION must be on or off, got {env['TP_AUTOMATION']!r}")
         return cls(
             data_dir=data_dir,
             history_dir_override=Path(history) if history else None,
@@ -131,6 +135,7 @@ class Settings:
             mlflow_ui_url=_ui_url(env, "TP_MLFLOW_UI_URL", DEFAULT_MLFLOW_UI_URL),
             dagster_ui_url=_ui_url(env, "TP_DAGSTER_UI_URL", DEFAULT_DAGSTER_UI_URL),
             dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
+            automation=automation == "on",
         )
 
 

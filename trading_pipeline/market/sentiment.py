@@ -16,6 +16,7 @@ value is never carried further than one day.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -98,3 +99,9 @@ def align_to_bars(fng: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
         tolerance=VALID_FOR,
     )
     return joined.select("open_time", "fear_greed")
+
+
+def read_fear_greed(path: Path) -> pl.DataFrame | None:
+    """The index as the ``fear_greed`` step stored it (``published_at, value, classification``),
+    or None when it was never stored."""
+    return pl.read_parquet(path) if Path(path).is_file() else None

@@ -460,13 +460,16 @@ def build_dataset(
     fear_greed: pl.DataFrame | None = None,
     provenance: Mapping[str, Any] | None = None,
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+    regime_labels: Mapping[str, pl.DataFrame] | None = None,
 ) -> SelectorDataset:
     """Decision rows from ``results`` (out-of-sample returns) and the series' ``bars``.
 
     ``bars`` maps series keys to their full bar history (the state needs the bars *before*
     each window, also before the out-of-sample period starts). ``holdout_fraction`` is the
     share the training will hold out: the candidates are chosen on the returns before it
-    (see the module docstring).
+    (see the module docstring). ``regime_labels`` maps series keys to stored labels
+    (``open_time, regime``, e.g. what the ``regime_periods`` step wrote); a series without
+    them is labelled here by the rules labeller.
     """
     delta = _every_delta(every)
     picked, selection = _choose(
@@ -517,7 +520,9 @@ def build_dataset(
     # regimes of record (the full rules labeller, causal) of every series, at the same bar
     labeller = get_labeller(REGIME_LABELLER)
     for s in sorted({r.spec.series for r in picked}):
-        lab = labeller.label(bars[s].sort("open_time")).select(
+        given = (regime_labels or {}).get(s)
+        source = given if given is not None else labeller.label(bars[s].sort("open_time"))
+        lab = source.select(
             (pl.col("open_time") + step).alias("_at"), pl.col("regime").alias(f"regime@{s}")
         )
         rows = rows.join_asof(

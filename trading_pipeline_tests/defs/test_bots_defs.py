@@ -13,14 +13,11 @@ import pytest
 
 from trading_pipeline.bots.deploy_store import DeploymentStore
 from trading_pipeline.definitions import defs
-from trading_pipeline.defs.bots.deploy import (
-    DEPLOY_JOB,
-    bot_assignments,
-    champion_change_sensor,
-    deploy_assignments,
-)
+from trading_pipeline.defs.bots.assets import DEPLOY_JOB, bot_assignments
+from trading_pipeline.defs.bots.jobs import deploy_assignments
 from trading_pipeline.defs.bots.replay import paper_replay_report
 from trading_pipeline.defs.bots.resources import BotsRuntime
+from trading_pipeline.defs.bots.sensors import champion_change_sensor
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.history.layout import Series
 from trading_pipeline.selector.decisions import Decision, DecisionStore, decisions_path
@@ -281,7 +278,7 @@ def test_fleet_risk_sensor_halts_on_a_crash_day(
 ) -> None:
     import time
 
-    from trading_pipeline.defs.bots.deploy import fleet_risk_sensor
+    from trading_pipeline.defs.bots.sensors import fleet_risk_sensor
     from trading_pipeline_tests.bots.test_fleet import make_ledger
 
     rt = runtime(tmp_path)

@@ -33,6 +33,7 @@ ASSETS = [
     "selector_training_set",
     "strategy_results",
     "top_strategies",
+    "venues/arbitrage_study",
     "venues/venue_basis",
     "venues/venue_candles",
 ]
@@ -209,11 +210,56 @@ def lineage_islands(location: dg.Definitions) -> list[list[str]]:
     return sorted(sorted(i) for i in islands.values())
 
 
-def test_lineage_islands_never_grow(location: dg.Definitions) -> None:
-    """A ratchet toward one connected lineage graph (the chain issue wires it): today the
-    history → discovery → selector chain, the venues, fear & greed and the two bots assets."""
+def test_the_lineage_is_one_connected_graph(location: dg.Definitions) -> None:
     islands = lineage_islands(location)
-    print("lineage islands:", len(islands), [i[0] for i in islands])
-    assert len(islands) <= 5
-    chain = next(i for i in islands if "history/raw_zips" in i)
-    assert {"strategy_results", "top_strategies", "selector_model"} <= set(chain)
+    print("lineage islands:", len(islands), islands)
+    assert islands == [ASSETS]
+
+
+# every edge of the chain, each carrying data the downstream asset reads
+EDGES = {
+    "history/kline_csv": {"history/raw_zips"},
+    "history/klines": {"history/kline_csv"},
+    "features": {"history/klines"},
+    "regime_periods": {"history/klines"},
+    "market_correlation": {"history/klines"},
+    "strategy_results": {"history/klines", "regime_periods"},
+    "performance_matrix": {"strategy_results", "regime_periods"},
+    "top_strategies": {"strategy_results"},
+    "selector_training_set": {"strategy_results", "regime_periods", "fear_greed"},
+    "selector_model": {"selector_training_set"},
+    "bot_assignments": {"top_strategies", "selector_model"},
+    "paper_replay_report": {"bot_assignments"},
+    "venues/venue_basis": {"venues/venue_candles", "history/klines"},
+    "venues/arbitrage_study": {"venues/venue_basis"},
+}
+
+
+def test_each_stage_reads_the_stage_before_it(location: dg.Definitions) -> None:
+    graph = location.resolve_asset_graph()
+    parents = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+        for k in graph.get_all_asset_keys()
+    }
+    assert {k: v for k, v in parents.items() if v} == EDGES
+
+
+def test_discovery_reads_every_month_of_its_own_series(location: dg.Definitions) -> None:
+    """strategy_results (family × series) ← klines and regime_periods (series × month): the
+    partition's series, all its months; nothing of another series."""
+    graph = location.resolve_asset_graph()
+    node = graph.get(dg.AssetKey("strategy_results"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("series", ["spot-BTCUSDT-1h", "spot-ETHUSDT-1h"])
+        for up in ("regime_periods", "history/klines"):
+            upstream = graph.get(dg.AssetKey.from_user_string(up))
+            mapping = node.partition_mappings[upstream.key]
+            result = mapping.get_upstream_mapped_partitions_result_for_partitions(
+                node.partitions_def.subset_with_partition_keys(["sma_cross|spot-BTCUSDT-1h"]),
+                node.partitions_def,
+                upstream.partitions_def,
+                dynamic_partitions_store=instance,
+            )
+            keys = list(result.partitions_subset.get_partition_keys())
+            assert keys and all(k.endswith("|spot-BTCUSDT-1h") for k in keys)
+            assert "2024-03-01|spot-BTCUSDT-1h" in keys

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.defs.selector import decision
-from trading_pipeline.defs.selector.decision import DEPLOY_JOB, selector_decision_sensor
+from trading_pipeline.defs.selector import sensors as decision
 from trading_pipeline.defs.selector.resources import SelectorRuntime
+from trading_pipeline.defs.selector.sensors import DEPLOY_JOB, selector_decision_sensor
 from trading_pipeline.selector.decisions import DecisionStore, decisions_path
 from trading_pipeline.selector.registry import MlflowRegistry
 from trading_pipeline.tracking import default_tracking_uri
@@ -37,7 +37,7 @@ NOW = START + hours(SERVED - 1) + hours(1) / 3  # the last served bar is still o
 @pytest.fixture(autouse=True)
 def pinned_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(decision, "utc_now", lambda: NOW)
-    from trading_pipeline.defs.bots import deploy as deploy_module
+    from trading_pipeline.defs.bots import assets as deploy_module
 
     monkeypatch.setattr(deploy_module, "utc_now", lambda: NOW)  # decisions are judged by it
 
@@ -151,7 +151,8 @@ def test_a_changed_choice_requests_one_deployment(
     assert {d.model_version for d in store.current().values()} == {1}
 
     # the requested run, executed with the deployment job's own code, deploys the choices
-    from trading_pipeline.defs.bots.deploy import bot_assignments, deploy_assignments
+    from trading_pipeline.defs.bots.assets import bot_assignments
+    from trading_pipeline.defs.bots.jobs import deploy_assignments
     from trading_pipeline.defs.bots.resources import BotsRuntime
 
     lake = DataLake(data_dir=str(data))

@@ -12,16 +12,11 @@ import polars as pl
 import pytest
 
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.defs.venues.assets import (
-    VENUE_SERIES,
-    basis_path,
-    read_basis,
-    venue_basis,
-    venue_candles,
-    venue_candles_daily_schedule,
-    venue_month_key,
-)
+from trading_pipeline.defs.venues.arbitrage import arbitrage_study
+from trading_pipeline.defs.venues.assets import basis_path, read_basis, venue_basis, venue_candles
+from trading_pipeline.defs.venues.partitions import VENUE_SERIES, venue_month_key
 from trading_pipeline.defs.venues.resources import VenueExchanges
+from trading_pipeline.defs.venues.schedules import venue_candles_daily_schedule
 from trading_pipeline.history.importer import import_freqtrade
 from trading_pipeline.history.layout import HistoryLayout
 from trading_pipeline.history.manifest import Manifest
@@ -154,6 +149,17 @@ def test_basis_excludes_bars_missing_on_either_side_and_measures_the_spread(
     assert "USDT vs USD" in str(meta["quote_difference"].value)
     out = read_basis(basis_path(store.layout.venue_basis_dir, BN, CB, "1h"))
     assert out.height == 741 and out["basis_bps"].min() == pytest.approx(5.0, abs=1e-6)
+    assert {"a_open", "b_open", "a_close", "b_close"} <= set(out.columns)
+
+    # the arbitrage study reads that basis: 5 bps never pays Binance + Coinbase fees
+    study = dg.materialize(
+        [arbitrage_study], instance=instance, resources={"lake": store},
+        run_config={"ops": {"venues__arbitrage_study": {"config": {"folds": 2}}}},
+    )  # fmt: skip
+    assert study.success
+    smeta = study.asset_materializations_for_node("venues__arbitrage_study")[0].metadata
+    assert smeta["bars"].value == 741 and smeta["net_arb_pnl"].value <= 0.0
+    assert Path(str(smeta["report"].value)).is_file()
 
 
 def test_basis_refuses_usdt_against_usd_unless_the_config_allows_it(

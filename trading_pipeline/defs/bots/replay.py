@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from trading_pipeline.defs.bots.deploy import GROUP
+from trading_pipeline.defs.bots.assets import GROUP, bot_assignments
 from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
@@ -144,6 +144,7 @@ def _log_mlflow(
     group_name=GROUP,
     kinds={"python", "mlflow"},
     description="The whole fleet replayed on history with paper brokers: PnL, equity, risk.",
+    deps=[bot_assignments],  # the assignments in force are what the replay trades
 )
 def paper_replay_report(
     context: dg.AssetExecutionContext,

@@ -22,7 +22,12 @@ import polars as pl
 from trading_pipeline.backtest.costs import CostModel
 from trading_pipeline.backtest.metrics import json_safe
 from trading_pipeline.defs.discovery.charts import heatmap_png
-from trading_pipeline.defs.discovery.partitions import family_series, split_family_series
+from trading_pipeline.defs.discovery.partitions import (
+    SERIES_OF_KLINES,
+    family_series,
+    split_family_series,
+)
+from trading_pipeline.defs.features.assets import regime_periods
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.history.partitions import series_month_key
@@ -48,18 +53,13 @@ from trading_pipeline.history.layout import Series
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.links import md_link
 from trading_pipeline.market.candles import CandleError, load_store
-from trading_pipeline.regimes import get_labeller
+from trading_pipeline.regimes.stored import load_labels
 from trading_pipeline.strategies.registry import get_family
 
 GROUP = "discovery"
 _HIVE_MONTH = re.compile(r"year=(\d{4})/month=(\d{2})")
-LABELLER = "rules"
+LABELLER = "rules"  # the labeller regime_periods stores (its labels are read back here)
 SUMMARY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "exposure", "bars")
-
-# every month of the partition's series feeds it
-SERIES_OF_KLINES = dg.MultiPartitionMapping(
-    {"series": dg.DimensionPartitionMapping("series", dg.IdentityPartitionMapping())}
-)
 
 
 class TuneConfig(dg.Config):
@@ -111,7 +111,10 @@ def _summary_table(result: StudyResult) -> str:
     partitions_def=family_series,
     group_name=GROUP,
     kinds={"optuna", "mlflow"},
-    deps=[dg.AssetDep(klines, partition_mapping=SERIES_OF_KLINES)],
+    deps=[
+        dg.AssetDep(klines, partition_mapping=SERIES_OF_KLINES),
+        dg.AssetDep(regime_periods, partition_mapping=SERIES_OF_KLINES),
+    ],
 )
 def strategy_results(
     context: dg.AssetExecutionContext,
@@ -201,6 +204,7 @@ def strategy_results(
     }
     if pbo is not None:
         metadata["pbo"] = pbo
+    metadata.update(_by_regime(lake, result))
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -225,6 +229,20 @@ def _data_partitions(lake: DataLake, series: Series, provenance: DataProvenance)
         link = md_link(f"{series.key} {month}", lake.dagster_asset_link(klines.key, partition))
         rows.append((link, by_month[month]))
     return markdown_table(["klines partition", "sha256"], rows)
+
+
+def _by_regime(lake: DataLake, result: StudyResult) -> dict[str, Any]:
+    """The study's out-of-sample result split by the labels ``regime_periods`` stored for its
+    series (nothing when none are stored yet)."""
+    labels = load_labels(lake.layout.features_dir, result.spec.series)
+    if labels is None:
+        return {"regime_labels": "none stored for this series: materialize regime_periods"}
+    rows = build_matrix([result], {result.spec.series: labels})
+    cols = ["strategy", "regime", "bars", "sharpe", "total_return", "max_drawdown", "trades"]
+    return {
+        "regime_labels": f"{labels.height} bars stored by regime_periods",
+        "oos_by_regime": dg.MetadataValue.md(markdown_table(cols, rows.select(cols).iter_rows())),
+    }
 
 
 @dataclass(frozen=True)
@@ -273,15 +291,24 @@ def collect_materialized(context: dg.AssetExecutionContext, lake: DataLake) -> l
     return out
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results])
+@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results, regime_periods])
 def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
-    """Out-of-sample Sharpe, return, drawdown, trades and exposure per strategy × regime."""
+    """Out-of-sample Sharpe, return, drawdown, trades and exposure per strategy × regime, the
+    regimes being the labels ``regime_periods`` stored for each series."""
     tuned = collect_materialized(context, lake)
-    labeller = get_labeller(LABELLER)
-    labels = {}
-    for t in tuned:
-        if t.result.spec.series not in labels:
-            labels[t.result.spec.series] = labeller.label(t.bars)
+    labels: dict[str, pl.DataFrame] = {}
+    unlabelled = []
+    for series in sorted({t.result.spec.series for t in tuned}):
+        stored = load_labels(lake.layout.features_dir, series)
+        if stored is None:
+            unlabelled.append(series)
+        else:
+            labels[series] = stored
+    if unlabelled:
+        context.log.warning(
+            f"no regime labels stored for {', '.join(unlabelled)}: their bars count as "
+            "unlabelled (materialize regime_periods for those series)"
+        )
     matrix = build_matrix([t.result for t in tuned], labels)
     path = lake.layout.performance_matrix_path
     with atomic_path(path) as tmp:
@@ -291,8 +318,10 @@ def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.
     return dg.MaterializeResult(
         metadata={
             "studies": len(tuned),
-            "series": ", ".join(sorted(labels)),
+            "series": ", ".join(sorted({t.result.spec.series for t in tuned})),
             "labeller": LABELLER,
+            "labels_from": "regime_periods (stored labels)",
+            "series_without_labels": ", ".join(unlabelled) or "none",
             "rows": matrix.height,
             "path": dg.MetadataValue.path(str(path)),
             "sharpe_by_regime": dg.MetadataValue.md(markdown_table(wide.columns, wide.iter_rows())),

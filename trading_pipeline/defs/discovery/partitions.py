@@ -15,6 +15,11 @@ family_series = dg.MultiPartitionsDefinition(
     {"family": family_partitions, "series": series_partitions}
 )
 
+# a family × series partition reads every month of its series (klines, regime labels)
+SERIES_OF_KLINES = dg.MultiPartitionMapping(
+    {"series": dg.DimensionPartitionMapping("series", dg.IdentityPartitionMapping())}
+)
+
 
 def family_series_key(family: str, series: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"family": family, "series": series})

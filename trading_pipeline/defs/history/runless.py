@@ -29,8 +29,9 @@ from trading_pipeline.defs.history.checks import (
 )
 from trading_pipeline.defs.history.metadata import IMPORTED, month_file_metadata
 from trading_pipeline.defs.history.partitions import FIRST_MONTH, series_partitions
-from trading_pipeline.defs.venues.assets import FIRST_MONTH as VENUE_FIRST_MONTH
-from trading_pipeline.defs.venues.assets import VENUE_SERIES, venue_candles, venue_month_metadata
+from trading_pipeline.defs.venues.assets import venue_candles, venue_month_metadata
+from trading_pipeline.defs.venues.partitions import FIRST_MONTH as VENUE_FIRST_MONTH
+from trading_pipeline.defs.venues.partitions import VENUE_SERIES
 from trading_pipeline.history.importer import ImportSummary
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.market.schema import MARKETS

@@ -17,10 +17,13 @@ import polars as pl
 
 from trading_pipeline.bots.spec import current_fleet
 from trading_pipeline.defs.discovery.assets import collect_materialized, strategy_results
+from trading_pipeline.defs.features.assets import fear_greed, regime_periods
 from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.links import md_link
+from trading_pipeline.market.sentiment import read_fear_greed
+from trading_pipeline.regimes.stored import load_labels
 
 GROUP = "selector"
 EXPERIMENT = "strategy-selector"
@@ -46,14 +49,20 @@ class SelectorModelConfig(dg.Config):
     min_improvement: float = 0.0
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results])
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    deps=[strategy_results, regime_periods, fear_greed],
+)
 def selector_training_set(
     context: dg.AssetExecutionContext,
     config: TrainingSetConfig,
     lake: DataLake,
 ) -> dg.MaterializeResult:
-    """Decision rows from discovery's out-of-sample returns: state at each window's start,
-    label = the candidate (or cash) with the best net return over the window."""
+    """Decision rows from discovery's out-of-sample returns: state at each window's start
+    (with the stored Fear & Greed index when ``fear_greed`` was materialized), regimes of
+    record from ``regime_periods``' stored labels, label = the candidate (or cash) with the best
+    net return over the window."""
     from trading_pipeline.selector.dataset import build_dataset
 
     tuned = collect_materialized(context, lake)
@@ -62,7 +71,13 @@ def selector_training_set(
         key = t.result.spec.series
         if key not in bars or bars[key].height < t.bars.height:
             bars[key] = t.bars
+    stored = {k: load_labels(lake.layout.features_dir, k) for k in sorted(bars)}
+    regimes = {k: v for k, v in stored.items() if v is not None}
+    fng = read_fear_greed(lake.layout.feature_path("fear_greed"))
+    regimes_from = {k: "regime_periods" if k in regimes else "labelled here" for k in stored}
     provenance = {
+        "regime_labels": regimes_from,
+        "fear_greed": "stored" if fng is not None else "not materialized",
         "partitions": [t.partition for t in tuned],
         "discovery_mlflow_runs": {t.partition: t.mlflow_run_id for t in tuned},
         "dagster_run_id": context.run.run_id,
@@ -76,6 +91,8 @@ def selector_training_set(
             provenance=provenance,
             holdout_fraction=config.holdout_fraction,
             fleet=current_fleet().bots,
+            fear_greed=fng,
+            regime_labels=regimes,
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector training set: {exc}") from exc
@@ -119,6 +136,8 @@ def selector_training_set(
                     ),
                 )
             ),
+            "regimes_from": ", ".join(f"{k}: {v}" for k, v in regimes_from.items()),
+            "fear_greed": str(provenance["fear_greed"]),
         }
     )
 

@@ -36,6 +36,7 @@ class SelectorRuntime(dg.ConfigurableResource):
     def _build(self, layout: DataLayout) -> Decider:
         # lazy: the selector, sklearn and mlflow load only when the sensor first ticks
         from trading_pipeline.bots.spec import current_fleet
+        from trading_pipeline.market.sentiment import read_fear_greed
         from trading_pipeline.selector.decide import Decider, Hysteresis, open_registry
         from trading_pipeline.selector.decisions import DecisionStore
         from trading_pipeline.selector.live import CandleSource, LiveCandles, StoreCandles
@@ -54,6 +55,8 @@ class SelectorRuntime(dg.ConfigurableResource):
             fleet=current_fleet().bots,
             hysteresis=Hysteresis(persist=self.persist, margin=self.margin),
             open_registry=lambda: open_registry(uri),
+            # the index the fear_greed asset stored (a model trained with it reads it too)
+            fear_greed=lambda _now: read_fear_greed(layout.feature_path("fear_greed")),
         )
 
     def tick(self, layout: DataLayout, now: datetime | None = None) -> TickResult:

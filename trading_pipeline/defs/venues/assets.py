@@ -1,9 +1,10 @@
-"""Venue candles (ccxt) partitioned by venue series × month, their schedule, and the basis asset.
+"""Venue candles (ccxt) partitioned by venue series × month, and the basis asset.
 
 ``venue_candles`` calls ``venues.ohlcv.fetch_month`` for each partition: the files go into the
 history store under ``market=<venue>`` with manifest entries, exactly as ``trading-pipeline venue
 fetch`` writes them. ``venue_basis`` joins Binance (Vision history, ``market=spot``) and Coinbase
-on UTC open time through ``market.align`` and writes the per-bar basis as Parquet. The USDT/USD
+on UTC open time through ``market.align`` and writes the aligned bars with the per-bar basis as
+Parquet (the arbitrage study reads it). The USDT/USD
 quote difference is accepted only because the asset's config names it (``equate_quotes``), and the
 metadata says that the basis includes the USDT/USD rate.
 
@@ -11,20 +12,21 @@ The venues' URLs come from ``TP_COINBASE_URL`` / ``TP_BINANCEUS_URL`` (a mirror 
 unset means the real venues), read by the ``VenueExchanges`` resource.
 """
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import add_month_metadata
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.venues.partitions import split_venue_key, venue_month
 from trading_pipeline.defs.venues.resources import VenueExchanges
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.checksum import sha256_file
-from trading_pipeline.history.layout import Series
 from trading_pipeline.market.align import align_venues, alignment_report, basis
 from trading_pipeline.market.candles import CandleError, load_store
 from trading_pipeline.venues.ohlcv import (
@@ -46,33 +48,6 @@ from trading_pipeline.venues.symbols import (
 
 GROUP = "venues"
 KEY_PREFIX = ["venues"]
-FIRST_MONTH = "2024-01-01"
-# The series the venue assets keep current: BTC and ETH in USD on Coinbase; BTC on Binance US in
-# USD (the arbitrage pair against Coinbase) and in USDT (the bridge to Binance's USDT books).
-VENUE_SERIES: tuple[str, ...] = (
-    "coinbase-BTCUSD-1h",
-    "coinbase-ETHUSD-1h",
-    "binanceus-BTCUSD-1h",
-    "binanceus-BTCUSDT-1h",
-)
-DAILY_CRON = "30 4 * * *"
-
-venue_series_partitions = dg.StaticPartitionsDefinition(list(VENUE_SERIES))
-venue_month_partitions = dg.MonthlyPartitionsDefinition(start_date=FIRST_MONTH, end_offset=1)
-venue_month = dg.MultiPartitionsDefinition(
-    {"series": venue_series_partitions, "month": venue_month_partitions}
-)
-
-
-def venue_month_key(series_key: str, month: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"series": series_key, "month": month})
-
-
-def split_venue_key(key: str) -> tuple[Series, int, int]:
-    """``"2024-03-01|coinbase-BTCUSD-1h"`` → (series, 2024, 3)."""
-    dims = venue_month.get_partition_key_from_str(key).keys_by_dimension
-    year, month = (int(x) for x in dims["month"].split("-")[:2])
-    return Series.parse(dims["series"]), year, month
 
 
 class VenueFetchConfig(dg.Config):
@@ -154,33 +129,6 @@ def venue_month_metadata(r: MonthResult | None) -> dict[str, Any]:
     return metadata
 
 
-venue_candles_job = dg.define_asset_job(
-    "venue_candles_job",
-    selection=dg.AssetSelection.assets(venue_candles),
-    description="Fetch venue candles (Coinbase, Binance US) for venue series × months.",
-)
-
-
-@dg.schedule(
-    cron_schedule=DAILY_CRON,
-    job=venue_candles_job,
-    execution_timezone="UTC",
-    description="Every day at 04:30 UTC: the month of yesterday for every venue series.",
-)
-def venue_candles_daily_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    """Yesterday's month: the month in progress grows, and on the 1st last month is completed."""
-    yesterday: date = context.scheduled_execution_time.date() - timedelta(days=1)
-    month = f"{yesterday.year:04d}-{yesterday.month:02d}-01"
-    return [
-        dg.RunRequest(
-            run_key=f"venue-daily|{key}|{yesterday.isoformat()}",
-            partition_key=venue_month_key(key, month),
-            tags={"trading_pipeline/trigger": "venue-daily"},
-        )
-        for key in VENUE_SERIES
-    ]
-
-
 # ---------------------------------------------------------------- the basis
 
 
@@ -225,7 +173,8 @@ def basis_path(basis_dir: Path, a: VenueSymbol, b: VenueSymbol, interval: str) -
 
 @dg.asset(
     key_prefix=KEY_PREFIX,
-    deps=[venue_candles],
+    # venue a is Binance's Vision history (history/klines, market=spot), venue b a ccxt venue
+    deps=[venue_candles, klines],
     group_name=GROUP,
     kinds={"polars", "parquet"},
 )
@@ -251,9 +200,7 @@ def venue_basis(
         raise dg.Failure(description=str(exc)) from exc
     aligned = align_venues(frames[0], frames[1], interval=config.interval)
     report = alignment_report(frames[0], frames[1], interval=config.interval, aligned=aligned)
-    out = aligned.select("open_time", "a_close", "b_close").join(
-        basis(aligned), on="open_time", how="left"
-    )
+    out = aligned.join(basis(aligned), on="open_time", how="left")
     path = basis_path(lake.layout.venue_basis_dir, a, b, config.interval)
     with atomic_path(path) as tmp:
         out.write_parquet(tmp, compression="zstd", statistics=True)
@@ -284,5 +231,6 @@ def venue_basis(
 
 
 def read_basis(path: str | Path) -> pl.DataFrame:
-    """The basis file the asset wrote (``open_time, a_close, b_close, basis_bps, log_basis_bps``)."""
+    """The basis file the asset wrote: the aligned bars (``open_time, a_open … a_volume,
+    b_open … b_volume``) with ``basis_bps, log_basis_bps``."""
     return pl.read_parquet(path)
