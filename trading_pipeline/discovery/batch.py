@@ -30,6 +30,7 @@ from trading_pipeline.backtest.engine import make_cfg, series_of
 from trading_pipeline.backtest.fused import build_plan, cfgs_for, run_plan, same_rule
 from trading_pipeline.backtest.metrics import METRICS
 from trading_pipeline.discovery.evaluate import Evaluator
+from trading_pipeline.discovery.storage import add_trials
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import SearchSpace
 
@@ -320,7 +321,7 @@ def run_direct(
         number += k
         left -= k
         if len(pending) >= write or left == 0:
-            study.add_trials(pending)
+            add_trials(study, pending)  # one journal append per write
             pending = []
     return n_trials
 

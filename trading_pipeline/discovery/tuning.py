@@ -55,6 +55,7 @@ from trading_pipeline.discovery.batch import (
 )
 from trading_pipeline.discovery.evaluate import Evaluator
 from trading_pipeline.discovery.splits import Fold, walk_forward
+from trading_pipeline.discovery.storage import add_trials
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import StrategyFamily
 
@@ -281,7 +282,7 @@ def optimize_buffered(
     """Run ``n_trials`` trials of ``study`` in memory, writing them to its storage in batches.
 
     Each batch starts from an in-memory copy of every finished trial in the storage (other
-    workers' included), runs up to ``batch`` trials with the study's own sampler and pruner
+    workers' included; the previous batch's copy when no other worker wrote since), runs up to ``batch`` trials with the study's own sampler and pruner
     (the same objects across batches, so a seeded sampler stays reproducible), then appends
     the finished trials to the storage in one go, which numbers them (also when the batch is
     interrupted by Ctrl-C or an error). A killed process loses at most one unwritten batch.
@@ -296,13 +297,22 @@ def optimize_buffered(
         run(study, n_trials)
         return n_trials
     done = 0
+    mem: optuna.Study | None = None
     while done < n_trials:
         k = min(batch, n_trials - done)
-        mem = optuna.create_study(direction="maximize", sampler=study.sampler, pruner=study.pruner)
-        mem.add_trials(study.get_trials(deepcopy=False, states=_finished_states()))
+        stored = study.get_trials(deepcopy=False, states=_finished_states())
+        if mem is None or len(mem.get_trials(deepcopy=False)) != len(stored):
+            # the first batch, or other workers wrote trials meanwhile: a fresh copy (else the
+            # copy already holds every stored trial: the previous batches' own)
+            mem = optuna.create_study(
+                direction="maximize", sampler=study.sampler, pruner=study.pruner
+            )
+            mem.add_trials(stored)
         carried = study._storage.get_study_system_attrs(study._study_id)
+        had = mem._storage.get_study_system_attrs(mem._study_id)
         for key, value in carried.items():
-            mem._storage.set_study_system_attr(mem._study_id, key, value)
+            if had.get(key) != value:
+                mem._storage.set_study_system_attr(mem._study_id, key, value)
         base = len(mem.get_trials(deepcopy=False))
         try:
             if run is None:
@@ -311,7 +321,7 @@ def optimize_buffered(
                 run(mem, k)
         finally:  # Ctrl-C or an error: keep the trials that did finish
             fresh = mem.get_trials(deepcopy=False)[base:]
-            study.add_trials([t for t in fresh if t.state in _finished_states()])
+            add_trials(study, [t for t in fresh if t.state in _finished_states()])
             for key, value in mem._storage.get_study_system_attrs(mem._study_id).items():
                 if carried.get(key) != value:
                     study._storage.set_study_system_attr(study._study_id, key, value)
