@@ -47,6 +47,7 @@ import polars as pl
 from trading_pipeline.backtest.costs import CostModel, RiskRules
 from trading_pipeline.discovery.batch import (
     BatchEvaluator,
+    check_sampler,
     default_ask,
     direct_runner,
     make_sampler,
@@ -245,9 +246,8 @@ def batch_runner(
 ) -> Callable[[Fold], Callable[[optuna.Study, int], None]] | None:
     """Per fold, the batched ask/tell loop of :mod:`.batch` (``None`` when the family has no
     compiled form or ``ask == 0``: Optuna's own loop, one ``signals()`` per trial, then)."""
+    check_sampler(sampler, ask)
     k = default_ask(sampler) if ask is None else ask
-    if k < 0:
-        raise UserInputError("--ask must be >= 0")
     batch_eval = BatchEvaluator(evaluator)
     if sampler != "fast-random" and (k == 0 or not batch_eval.fused):
         return None
