@@ -22,7 +22,7 @@ from trading_pipeline.discovery.batch import (
 from trading_pipeline.discovery.evaluate import Evaluator
 from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
+from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune, work
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.registry import FAMILIES, get_family
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
@@ -171,3 +171,48 @@ def test_journal_batches_equal_memory_and_resume(
             storage = open_storage(resumed, data_dir=tmp_path)
             tune(bars, fam, spec=spec, storage=storage, n_trials=n, ask=ask, **kw)  # type: ignore[arg-type]
         assert repr(view(open_storage(resumed, data_dir=tmp_path))) == want
+
+
+def _worker(url: str, data_dir: str, group: str, n: int) -> None:
+    """A tune-worker process: fast-random, 16 per fused call, its own (random) seed."""
+    bars = make_bars(3000, seed=41, trend="walk_traded", start=START_2021)
+    storage = open_storage(url, data_dir=data_dir, create=False)
+    work(
+        bars,
+        get_family("sma_cross"),
+        study_group=group,
+        storage=storage,
+        n_trials=n,
+        sampler="fast-random",
+        ask=16,
+        batch=20,
+    )
+
+
+@pytest.mark.slow  # two worker processes
+def test_two_worker_processes_share_one_journal(bars: pl.DataFrame, tmp_path: Path) -> None:
+    """Two processes adding batches of trials to the same journal studies at once: every trial
+    of both lands once, numbered 0..n-1, and the workers drew different sets."""
+    import multiprocessing
+
+    fam = get_family("sma_cross")
+    url = f"journal:{tmp_path / 'shared.log'}"
+    spec = make_spec(bars, fam, series="spot-RW-1h", interval="1h", walk=WalkForward(folds=2))
+    tune(bars, fam, spec=spec, storage=open_storage(url, data_dir=tmp_path), n_trials=10, seed=1)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker, args=(url, str(tmp_path), spec.study_group, 100))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    storage = open_storage(url, data_dir=tmp_path)
+    for k in range(2):
+        trials = optuna.load_study(study_name=spec.fold_study(k), storage=storage).trials
+        assert [t.number for t in trials] == list(range(210))
+        assert all(t.state.is_finished() for t in trials)
+        added = [str(sorted(t.params.items())) for t in trials[10:]]
+        assert len(set(added)) > 150  # two seeds: not the same 100 sets twice
