@@ -286,8 +286,8 @@ def optimize_buffered(
     to ``batch`` trials with the study's own sampler and pruner (the same objects across
     batches, so a seeded sampler stays reproducible), then appends the finished trials to the
     storage in one go (one journal append: :func:`.storage.add_trials`), which numbers them
-    (also when the batch is interrupted by Ctrl-C or an error). A killed process loses at most one unwritten batch.
-    ``batch=1`` writes every trial as it finishes. ``run(mem, k)``, when given, runs the
+    (also when the batch is interrupted by Ctrl-C or an error). A killed process loses at
+    most one unwritten batch. ``batch=1`` writes every trial as it finishes. ``run(mem, k)``, when given, runs the
     ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of :mod:`.batch`; a ``run``
     with ``direct = True`` gets the study itself and writes ``batch`` at a time). The
     study's system attributes (a QMC sampler's position) travel through the in-memory copy.
