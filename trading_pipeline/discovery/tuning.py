@@ -287,10 +287,11 @@ def optimize_buffered(
     batches, so a seeded sampler stays reproducible), then appends the finished trials to the
     storage in one go (one journal append: :func:`.storage.add_trials`), which numbers them
     (also when the batch is interrupted by Ctrl-C or an error). A killed process loses at
-    most one unwritten batch. ``batch=1`` writes every trial as it finishes. ``run(mem, k)``, when given, runs the
-    ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of :mod:`.batch`; a ``run``
-    with ``direct = True`` gets the study itself and writes ``batch`` at a time). The
-    study's system attributes (a QMC sampler's position) travel through the in-memory copy.
+    most one unwritten batch. ``batch=1`` writes every trial as it finishes. ``run(mem, k)``,
+    when given, runs the ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of
+    :mod:`.batch`; a ``run`` with ``direct = True`` gets the study itself and writes ``batch``
+    at a time). The study's system attributes (a QMC sampler's position) travel through the
+    in-memory copy.
     """
     import optuna
 
