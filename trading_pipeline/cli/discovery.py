@@ -61,6 +61,24 @@ TrainBarsOpt = Annotated[
 EmbargoOpt = Annotated[
     int, typer.Option("--embargo", min=0, metavar="N", help="bars skipped between train and test")
 ]
+SamplerOpt = Annotated[
+    str,
+    typer.Option(
+        "--sampler",
+        metavar="NAME",
+        help="tpe (learns from every trial), random, qmc (scrambled Sobol) or fast-random "
+        "(random sets drawn and pruned without Optuna's per-trial objects: the fastest)",
+    ),
+]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch",
+        metavar="N",
+        help="trials evaluated per fused call (0: one at a time through signals(); "
+        "default 1 for tpe, 64 for the others)",
+    ),
+]
 
 
 def series_key(*, market: str, symbol: str | None, interval: str, data: Path | None) -> str:
@@ -172,6 +190,8 @@ def tune(
     anchored: AnchoredOpt = False,
     train_bars: TrainBarsOpt = None,
     embargo: EmbargoOpt = 0,
+    sampler: SamplerOpt = "tpe",
+    batch: BatchOpt = None,
     fee: FeeOpt = FEE,
     slippage_bps: SlippageOpt = SLIPPAGE_BPS,
     strategy_file: StrategyFileOpt = None,
@@ -181,6 +201,7 @@ def tune(
     """Tune a strategy walk-forward; report out-of-sample results only, tracked in MLflow."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import CostModel
+    from trading_pipeline.discovery.batch import check_sampler
     from trading_pipeline.discovery.gate import remember, require_no_lookahead
     from trading_pipeline.discovery.results import collect
     from trading_pipeline.discovery.storage import check_storage_url, open_storage
@@ -189,6 +210,7 @@ def tune(
 
     if trials < 0:
         raise UserInputError("--trials must be >= 0")
+    check_sampler(sampler, batch)
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.tracking import check_tracking_uri
 
@@ -217,7 +239,16 @@ def tune(
     audit = require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=key, write=False)
     _quiet()
     study_storage = open_storage(url, data_dir=settings.data_dir)
-    run_tune(bars, family, spec=spec, storage=study_storage, n_trials=trials, seed=seed)
+    run_tune(
+        bars,
+        family,
+        spec=spec,
+        storage=study_storage,
+        n_trials=trials,
+        seed=seed,
+        sampler=sampler,
+        ask=batch,
+    )
     remember(audit, cache_dir=layout.audits_dir, name=family.name)
     if trials == 0:
         try:
@@ -267,17 +298,21 @@ def tune_worker(
     seed: Annotated[
         int | None, typer.Option("--seed", metavar="N", help="sampler seed (default: random)")
     ] = None,
+    sampler: SamplerOpt = "tpe",
+    batch: BatchOpt = None,
     strategy_file: StrategyFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Join an existing study and add --trials trials to each of its folds."""
     # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.discovery.batch import check_sampler
     from trading_pipeline.discovery.gate import require_no_lookahead
     from trading_pipeline.discovery.storage import open_storage, redact
     from trading_pipeline.discovery.tuning import load_spec, work
 
     if trials < 1:
         raise UserInputError("--trials must be >= 1")
+    check_sampler(sampler, batch)
     settings = settings_from(data_dir, history_dir)
     bars, interval = bars_from_options(
         symbol=symbol,
@@ -298,7 +333,16 @@ def tune_worker(
     require_no_lookahead(
         family, bars, cache_dir=settings.layout.audits_dir, data=study, write=False
     )
-    run = work(bars, family, study_group=study, storage=study_storage, n_trials=trials, seed=seed)
+    run = work(
+        bars,
+        family,
+        study_group=study,
+        storage=study_storage,
+        n_trials=trials,
+        seed=seed,
+        sampler=sampler,
+        ask=batch,
+    )
     rate = run.trials_run / run.seconds if run.seconds > 0 else 0.0
     out = {
         "study": study,

@@ -20,6 +20,7 @@ import bisect
 import itertools
 import math
 import random
+import secrets
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from trading_pipeline.backtest.engine import make_cfg, series_of
 from trading_pipeline.backtest.fused import build_plan, cfgs_for, run_plan, same_rule
 from trading_pipeline.backtest.metrics import METRICS
 from trading_pipeline.discovery.evaluate import Evaluator
+from trading_pipeline.discovery.storage import add_trials
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import SearchSpace
 
@@ -41,9 +43,21 @@ DEFAULT_ASK = 64
 SHARPE = METRICS.index("sharpe")
 
 
+def check_sampler(name: str, ask: int | None = None) -> str:
+    """``name`` when it is a known sampler and ``ask`` (trials per fused call) is ``None`` (the
+    sampler's default) or ≥ 0, else the one-line user error (checked before any work)."""
+    if name not in SAMPLERS:
+        raise UserInputError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+    if ask is not None and ask < 0:
+        raise UserInputError(f"--batch must be >= 0 (0: one trial at a time), got {ask}")
+    return name
+
+
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """The sampler called ``name`` (``tpe``, ``random`` or ``qmc``: scrambled Sobol), seeded."""
     import optuna
+
+    check_sampler(name)
 
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -55,7 +69,7 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
             return optuna.samplers.QMCSampler(
                 seed=seed, scramble=True, warn_independent_sampling=False
             )
-    raise UserInputError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+    raise AssertionError(name)  # check_sampler knows every name
 
 
 def default_ask(sampler: str) -> int:
@@ -320,7 +334,7 @@ def run_direct(
         number += k
         left -= k
         if len(pending) >= write or left == 0:
-            study.add_trials(pending)
+            add_trials(study, pending)  # one journal append per write
             pending = []
     return n_trials
 
@@ -334,9 +348,11 @@ def direct_runner(
     write: int,
 ) -> Callable[[optuna.Study, int], None]:
     """Fold ``fold``'s ``fast-random`` loop (:func:`run_direct`): ``ask`` sets per fused call,
-    or with ``ask == 0`` one set at a time through ``signals()`` (the reference)."""
+    or with ``ask == 0`` one set at a time through ``signals()`` (the reference). Sets are
+    drawn from ``(seed + fold, trial number)``; without a seed, from a random one."""
     ev = batch_eval.evaluator
-    base_seed = (0 if seed is None else seed) + fold
+    # no seed (a tune-worker's default): a fresh one, so two workers draw different sets
+    base_seed = (secrets.randbits(31) if seed is None else seed) + fold
 
     def one_at_a_time(sets: list[dict[str, Any]]) -> np.ndarray:
         return np.array([[m["sharpe"] for m in ev.segments(p, bounds)] for p in sets])

@@ -48,6 +48,7 @@ import polars as pl
 from trading_pipeline.backtest.costs import CostModel, RiskRules
 from trading_pipeline.discovery.batch import (
     BatchEvaluator,
+    check_sampler,
     default_ask,
     direct_runner,
     make_sampler,
@@ -56,6 +57,7 @@ from trading_pipeline.discovery.batch import (
 )
 from trading_pipeline.discovery.evaluate import Evaluator
 from trading_pipeline.discovery.splits import Fold, walk_forward
+from trading_pipeline.discovery.storage import add_trials
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import StrategyFamily
 
@@ -245,9 +247,8 @@ def batch_runner(
 ) -> Callable[[Fold], Callable[[optuna.Study, int], None]] | None:
     """Per fold, the batched ask/tell loop of :mod:`.batch` (``None`` when the family has no
     compiled form or ``ask == 0``: Optuna's own loop, one ``signals()`` per trial, then)."""
+    check_sampler(sampler, ask)
     k = default_ask(sampler) if ask is None else ask
-    if k < 0:
-        raise UserInputError("--ask must be >= 0")
     batch_eval = BatchEvaluator(evaluator)
     if sampler != "fast-random" and (k == 0 or not batch_eval.fused):
         return None
@@ -282,14 +283,16 @@ def optimize_buffered(
     """Run ``n_trials`` trials of ``study`` in memory, writing them to its storage in batches.
 
     Each batch starts from an in-memory copy of every finished trial in the storage (other
-    workers' included), runs up to ``batch`` trials with the study's own sampler and pruner
-    (the same objects across batches, so a seeded sampler stays reproducible), then appends
-    the finished trials to the storage in one go, which numbers them (also when the batch is
-    interrupted by Ctrl-C or an error). A killed process loses at most one unwritten batch.
-    ``batch=1`` writes every trial as it finishes. ``run(mem, k)``, when given, runs the
-    ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of :mod:`.batch`; a ``run``
-    with ``direct = True`` gets the study itself and writes ``batch`` at a time). The
-    study's system attributes (a QMC sampler's position) travel through the in-memory copy.
+    workers' included; the previous batch's copy when no other worker wrote since), runs up
+    to ``batch`` trials with the study's own sampler and pruner (the same objects across
+    batches, so a seeded sampler stays reproducible), then appends the finished trials to the
+    storage in one go (one journal append: :func:`.storage.add_trials`), which numbers them
+    (also when the batch is interrupted by Ctrl-C or an error). A killed process loses at
+    most one unwritten batch. ``batch=1`` writes every trial as it finishes. ``run(mem, k)``,
+    when given, runs the ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of
+    :mod:`.batch`; a ``run`` with ``direct = True`` gets the study itself and writes ``batch``
+    at a time). The study's system attributes (a QMC sampler's position) travel through the
+    in-memory copy.
     """
     import optuna
 
@@ -297,13 +300,22 @@ def optimize_buffered(
         run(study, n_trials)
         return n_trials
     done = 0
+    mem: optuna.Study | None = None
     while done < n_trials:
         k = min(batch, n_trials - done)
-        mem = optuna.create_study(direction="maximize", sampler=study.sampler, pruner=study.pruner)
-        mem.add_trials(study.get_trials(deepcopy=False, states=_finished_states()))
+        stored = study.get_trials(deepcopy=False, states=_finished_states())
+        if mem is None or len(mem.get_trials(deepcopy=False)) != len(stored):
+            # the first batch, or other workers wrote trials meanwhile: a fresh copy (else the
+            # copy already holds every stored trial: the previous batches' own)
+            mem = optuna.create_study(
+                direction="maximize", sampler=study.sampler, pruner=study.pruner
+            )
+            mem.add_trials(stored)
         carried = study._storage.get_study_system_attrs(study._study_id)
+        had = mem._storage.get_study_system_attrs(mem._study_id)
         for key, value in carried.items():
-            mem._storage.set_study_system_attr(mem._study_id, key, value)
+            if had.get(key) != value:
+                mem._storage.set_study_system_attr(mem._study_id, key, value)
         base = len(mem.get_trials(deepcopy=False))
         try:
             if run is None:
@@ -312,7 +324,7 @@ def optimize_buffered(
                 run(mem, k)
         finally:  # Ctrl-C or an error: keep the trials that did finish
             fresh = mem.get_trials(deepcopy=False)[base:]
-            study.add_trials([t for t in fresh if t.state in _finished_states()])
+            add_trials(study, [t for t in fresh if t.state in _finished_states()])
             for key, value in mem._storage.get_study_system_attrs(mem._study_id).items():
                 if carried.get(key) != value:
                     study._storage.set_study_system_attr(study._study_id, key, value)

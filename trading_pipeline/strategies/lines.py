@@ -9,10 +9,11 @@ from trading_pipeline.strategies import indicators as ind
 
 # Line kinds of a family's compiled form. "Local" kinds depend only on the last ``window`` bars
 # (or ``window + 1``), so their value at a bar is the same whatever slice they are computed on;
-# the others (prefix-sum means, exponential and Wilder smoothing) depend on where the slice
-# starts, so a walk-forward evaluation computes them on the same slice as ``signals()`` does.
+# the others (prefix-sum means, the sliding standard deviation, exponential and Wilder
+# smoothing) depend in their last bits on where the slice starts, so a walk-forward evaluation
+# computes them on the same slice as ``signals()`` does.
 SMA, EMA, RSI, ATR, VOL_SMA, STD, ROC, HIGH_MAX_PREV, LOW_MIN_PREV = range(9)
-LOCAL_KINDS = frozenset({STD, ROC, HIGH_MAX_PREV, LOW_MIN_PREV})
+LOCAL_KINDS = frozenset({ROC, HIGH_MAX_PREV, LOW_MIN_PREV})
 KIND_NAMES = ("sma", "ema", "rsi", "atr", "vol_sma", "std", "roc", "high_max_prev", "low_min_prev")
 
 

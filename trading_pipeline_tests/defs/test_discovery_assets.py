@@ -179,6 +179,47 @@ def test_one_partition_reruns_alone_and_resumes(
     assert groups == {f"ema_cross-v1-{BTC.key}-c{code}"}
 
 
+def test_sampler_and_batch_come_from_the_config(
+    instance: dg.DagsterInstance, data_dir: Path
+) -> None:
+    """``sampler``/``batch`` in the asset's config choose how trials are drawn and evaluated
+    (fast-random, 8 per fused call: the trials are the sampler's draws); a bad sampler fails
+    the run with one line before any study exists."""
+    import optuna
+
+    from trading_pipeline.discovery.batch import draw
+
+    resources = discovery_resources(data_dir)
+    key = str(family_series_key("sma_cross", BTC.key))
+    bad = dg.materialize(
+        [strategy_results],
+        partition_key=key,
+        instance=instance,
+        resources=resources,
+        run_config=ops_config(strategy_results={**TINY, "sampler": "grid"}),
+        raise_on_error=False,
+    )
+    assert not bad.success
+    failure = bad.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None and "unknown sampler 'grid'" in failure.message
+    storage = open_storage(None, data_dir=data_dir)
+    assert not optuna.get_all_study_summaries(storage)
+    config = {**TINY, "sampler": "fast-random", "batch": 8}
+    result = dg.materialize(
+        [strategy_results],
+        partition_key=key,
+        instance=instance,
+        resources=resources,
+        run_config=ops_config(strategy_results=config),
+    )
+    meta = result.asset_materializations_for_node("strategy_results")[0].metadata
+    assert meta["trials_run_now"].value == TINY["trials"] * TINY["folds"]
+    family = get_family("sma_cross")
+    study = optuna.load_study(study_name=f"{meta['study'].value}-wf1of2", storage=storage)
+    want = [draw(family.space, TINY["seed"], n) for n in range(TINY["trials"])]
+    assert [family.validate(t.params) for t in study.trials] == want
+
+
 def test_the_lake_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow  # an MLflow store
 
 SCRIPT = (("sideways", 800), ("bull", 1000), ("bear", 1000), ("bull", 800), ("sideways", 600))
 SERIES = Series("spot", "SYNUSDT", "1h")
+SMA_ARGS = ("--strategy", "sma_cross", "--symbol", "SYNUSDT", "--interval", "1h")
 
 
 @pytest.fixture()
@@ -123,6 +124,32 @@ def test_human_output_and_rerun_adds_nothing(
     assert len(study.trials) == 6
 
 
+def test_sampler_and_batch_options_for_tune_and_worker(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--sampler fast-random --batch 16``: the trials are the sampler's draws; a worker
+    joining with its own sampler adds its trials to the same journal, numbered after them."""
+    from trading_pipeline.discovery.batch import draw
+
+    argv = ["tune", "--strategy", "sma_cross", "--symbol", "SYNUSDT", "--interval", "1h"]
+    argv += ["--data-dir", str(store), "--trials", "20", "--folds", "2", "--seed", "4"]
+    assert cli_main([*argv, "--sampler", "fast-random", "--batch", "16", "--json"]) == 0
+    group = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["study"]
+    url = f"journal:{store / 'optuna' / 'studies.log'}"
+    worker = ["tune-worker", "--study", group, "--storage", url, "--trials", "12"]
+    worker += ["--symbol", "SYNUSDT", "--interval", "1h", "--data-dir", str(store)]
+    assert cli_main([*worker, "--sampler", "random", "--batch", "5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trials"] == 24
+    family = get_family("sma_cross")
+    study = optuna.load_study(
+        study_name=f"{group}-wf2of2", storage=open_storage(url, data_dir=store)
+    )
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(32))
+    want = [draw(family.space, 4 + 1, n) for n in range(20)]  # fold 2 draws from seed + 1
+    assert [family.validate(t.params) for t in trials[:20]] == want
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -144,6 +171,14 @@ def test_human_output_and_rerun_adds_nothing(
                 "mysql://x",
             ],
             "unsupported study storage",
+        ),
+        (
+            [*SMA_ARGS, "--sampler", "grid"],
+            "unknown sampler 'grid'",
+        ),
+        (
+            [*SMA_ARGS, "--sampler", "random", "--batch", "-1"],
+            "--batch must be >= 0",
         ),
     ],
 )

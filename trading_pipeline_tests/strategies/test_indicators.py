@@ -45,3 +45,34 @@ def test_cross_events() -> None:
     b = np.array([2.0, 2.0, 2.0, 3.0, 2.0, 2.0])
     assert ind.cross_above(a, b).tolist() == [False, False, True, False, False, False]
     assert ind.cross_below(a, b).tolist() == [False, False, False, False, True, False]
+
+
+def _two_pass_std(x: np.ndarray, window: int) -> np.ndarray:
+    """The textbook definition, window by window (the O(n·window) reference)."""
+    out = np.full(x.shape[0], np.nan)
+    for i in range(window - 1, x.shape[0]):
+        w = x[i - window + 1 : i + 1]
+        out[i] = np.sqrt(np.mean((w - w.mean()) ** 2))
+    return out
+
+
+@pytest.mark.parametrize(("level", "vol"), [(5e4, 1e-3), (5e4, 1e-6), (1.0, 1e-2), (1e-6, 1e-3)])
+def test_sliding_std_stays_with_the_two_pass_definition(level: float, vol: float) -> None:
+    """The O(n) rolling std equals the two-pass definition to ~1e-12 of its value at any
+    price level, even when the spread is a millionth of the price (where plain running sums of
+    squares lose every digit); a constant stretch gives exactly 0, and a NaN only spoils the
+    windows that hold it."""
+    rng = np.random.default_rng(int(level * 7) % 1000)
+    x = level * np.exp(np.cumsum(rng.normal(0.0, vol, 6000)))
+    x[3000:3100] = x[2999]
+    x[4500] = np.nan
+    for window in (2, 5, 20, 200):
+        got = ind.rolling_std(x, window)
+        want = _two_pass_std(x, window)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        assert np.isnan(got[4500 : 4500 + window]).all() and np.isfinite(got[4500 + window])
+        flat = got[3000 + window - 1 : 3100]
+        assert (flat == 0.0).all()
+        ok = np.isfinite(want) & (want > 1e-3 * np.nanmedian(want))
+        np.testing.assert_allclose(got[ok], want[ok], rtol=1e-10, atol=0)
+        assert np.nanmax(np.abs(got - want) / x) < 1e-14  # the rest: price-scale rounding
