@@ -23,6 +23,7 @@ from trading_pipeline.discovery.results import StudyResult, collect
 from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import (
     SPEC_ATTR,
+    SUPERSEDED,
     TuneSpec,
     code_fingerprint,
     fingerprint,
@@ -96,7 +97,11 @@ class StudyCatalog:
 
         names = optuna.get_all_study_summaries(self.storage, include_best_trial=False)
         return sorted(
-            {s.study_name.split(FOLD_MARK)[0] for s in names if FOLD_MARK in s.study_name}
+            {
+                s.study_name.split(FOLD_MARK)[0]
+                for s in names
+                if FOLD_MARK in s.study_name and not s.study_name.startswith(f"{SUPERSEDED}-")
+            }
         )
 
     def trials_by_series(self) -> dict[str, int]:

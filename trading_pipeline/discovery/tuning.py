@@ -332,6 +332,71 @@ def optimize_buffered(
     return done
 
 
+SUPERSEDED = "superseded"  # prefix of a study group tuned with other data or settings, kept aside
+WARM_START_TRIALS = 20  # best parameter sets per fold carried into the study that supersedes it
+
+
+def supersede(
+    spec: TuneSpec, storage: BaseStorage, *, keep: int = WARM_START_TRIALS
+) -> dict[int, list[dict[str, Any]]]:
+    """Make room for ``spec`` when its group's fold studies were tuned with other data or
+    settings (new months of history, other folds or costs): each is copied aside under
+    ``superseded-<its data fingerprint>-<name>`` (its trials still count when the series'
+    search is deflated) and removed, and the ``keep`` best parameter sets of each fold are
+    returned (fold index → params) to seed the new studies. The search resumes from where it
+    was — re-scored on the new windows, since a trial's value on other data says nothing here.
+    Nothing happens when the stored studies already match ``spec``."""
+    import optuna
+
+    prefix = f"{spec.study_group}-wf"
+    summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+    mine = [s for s in summaries if s.study_name.startswith(prefix)]
+    stale = [s for s in mine if (s.user_attrs.get(SPEC_ATTR) or {}) != spec.to_json()]
+    if not stale:
+        return {}
+    warm: dict[int, list[dict[str, Any]]] = {}
+    for summary in stale:
+        name = summary.study_name
+        old = optuna.load_study(study_name=name, storage=storage)
+        done = [
+            t
+            for t in old.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
+        ]
+        done.sort(key=lambda t: -float(t.value or 0.0))
+        fold = int(name[len(prefix) :].split("of")[0]) - 1
+        warm[fold] = [dict(t.params) for t in done[:keep]]
+        tag = str((summary.user_attrs.get(SPEC_ATTR) or {}).get("data_fingerprint", "x"))[:8]
+        optuna.copy_study(
+            from_study_name=name,
+            from_storage=storage,
+            to_storage=storage,
+            to_study_name=f"{SUPERSEDED}-{tag}-{name}",
+        )
+        optuna.delete_study(study_name=name, storage=storage)
+    return warm
+
+
+def _warm_start(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    params: list[dict[str, Any]],
+    limit: int,
+) -> int:
+    """Evaluate ``params`` (at most ``limit``) on a fresh study's windows as its first trials,
+    written in one batch; returns how many ran (0 when the study already has trials)."""
+    import optuna
+
+    if not params or limit <= 0 or study.get_trials(deepcopy=False):
+        return 0
+    mem = optuna.create_study(direction="maximize", sampler=study.sampler, pruner=study.pruner)
+    for p in params[:limit]:
+        mem.enqueue_trial(p, skip_if_exists=True)
+    mem.optimize(objective, n_trials=min(len(params), limit))
+    add_trials(study, [t for t in mem.get_trials(deepcopy=False) if t.state in _finished_states()])
+    return min(len(params), limit)
+
+
 def open_fold_study(
     spec: TuneSpec,
     fold: int,
@@ -412,13 +477,17 @@ def tune(
     runner = batch_runner(evaluator, spec.walk.segments, sampler, ask, seed, batch)
     ran = 0
     t0 = time.perf_counter()
+    warm = supersede(spec, storage)
     for fold in folds:
         study = open_fold_study(
             spec, fold.index, storage, seed=seed, create=True, sampler_name=sampler
         )
+        objective = make_objective(evaluator, fold, spec.walk.segments)
+        if warm:  # resume the search from the best parameters of the superseded study
+            seeds = warm.get(fold.index) or warm[max(warm)]
+            ran += _warm_start(study, objective, seeds, n_trials - _finished(study))
         todo = n_trials - _finished(study)
         if todo > 0:
-            objective = make_objective(evaluator, fold, spec.walk.segments)
             run = runner(fold) if runner else None
             ran += optimize_buffered(study, objective, todo, batch=batch, run=run)
     return TuneRun(spec.study_group, ran, time.perf_counter() - t0)
