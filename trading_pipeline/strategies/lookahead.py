@@ -281,6 +281,12 @@ def _time(bars: pl.DataFrame, bar: int) -> str | None:
     return None
 
 
+def _plain(value: Any) -> str:
+    """A numpy scalar as a person reads it (``2``, ``0.5``), not ``np.int8(2)``."""
+    item = value.item() if hasattr(value, "item") else value
+    return repr(item)
+
+
 def _compare(
     fields: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray], t: int
 ) -> tuple[str, int | None, str] | None:
@@ -290,12 +296,12 @@ def _compare(
             return name, None, "missing on truncated bars"
         if arr.ndim == 0:
             if _differs(got[name], arr).any():
-                return name, None, f"full run {arr.item()!r}, truncated {got[name].item()!r}"
+                return name, None, f"full run {_plain(arr)}, truncated {_plain(got[name])}"
             continue
         diff = _differs(got[name], arr[: t + 1])
         if diff.any():
             bar = int(np.argmax(diff))
-            return name, bar, f"full run {arr[bar]!r}, truncated {got[name][bar]!r}"
+            return name, bar, f"full run {_plain(arr[bar])}, truncated {_plain(got[name][bar])}"
     return None
 
 
