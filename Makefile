@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead report-selector report-arbitrage clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain report-selector report-arbitrage clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,8 +24,8 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-extras
 	@touch $@
 
-main: setup ## set up and run the main job: the default universe's history into ./data
-	$(PY) -m trading_pipeline.defs.main_job
+main: setup ## set up and run the whole chain (history → discovery → selector → bots → replay) into ./data
+	$(PY) -m trading_pipeline.defs.main_job $(MAIN_ARGS)
 
 fetch: main
 
@@ -48,7 +48,7 @@ ui: setup ## the Dagster UI on 127.0.0.1:3000 (Ctrl-C stops it)
 mlflow: setup ## the MLflow UI over the embedded store on 127.0.0.1:5000 (Ctrl-C stops it)
 	$(TP) mlflow-ui
 
-bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead ## every benchmark
+bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain ## every benchmark
 
 bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change re-run time
 	$(PY) benchmarks/bench_history.py
@@ -68,6 +68,9 @@ bench-decision: setup ## selector decision latency, candles in memory → choice
 
 bench-lookahead: setup ## lookahead audit time per built-in family, 5 y real BTC 1h, vs one signals() call
 	$(PY) benchmarks/bench_lookahead.py
+
+bench-chain: setup ## the whole chain (make main) on a generated 5 y × 3 × 1h mirror served locally: time per stage
+	$(PY) benchmarks/bench_chain.py
 
 report-selector: setup ## real multi-year data: discovery → selector, held-out result beside every baseline
 	$(PY) benchmarks/selector_real.py
