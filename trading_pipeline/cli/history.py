@@ -190,9 +190,12 @@ def mirror_serve(
 
 @mirror_app.command("build")
 def mirror_build(
-    directory: Annotated[Path, typer.Argument(metavar="DIR", help="folder to write data/spot/… in")],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="folder to write data/spot/… in")
+    ],
     symbols: Annotated[
-        str, typer.Option("--symbols", metavar="SYMBOLS", help="comma-separated, e.g. BTCUSDT,ETHUSDT")
+        str,
+        typer.Option("--symbols", metavar="SYMBOLS", help="comma-separated, e.g. BTCUSDT,ETHUSDT"),
     ] = "BTCUSDT,ETHUSDT,BNBUSDT",
     start: Annotated[
         str, typer.Option("--from", metavar="YYYY-MM", help="first month")

@@ -35,6 +35,7 @@ from trading_pipeline.defs.history.partitions import (
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.errors import UserInputError
+from trading_pipeline.history.layout import Series
 from trading_pipeline.history.published import (
     MIRROR_HINT,
     ListingError,
@@ -114,6 +115,7 @@ class StageTime:
     stage: str
     seconds: float
     runs: int
+    cpu: float = 0.0  # this process's CPU seconds (the machine's load does not inflate it)
 
 
 @dataclass
@@ -237,9 +239,11 @@ class Chain:
         return False, failure_reason(result)
 
     def _timed(self, stage: str, fn: Callable[[], int]) -> None:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         runs = fn()
-        self.report.times.append(StageTime(stage, time.perf_counter() - start, runs))
+        self.report.times.append(
+            StageTime(stage, time.perf_counter() - start, runs, time.process_time() - cpu)
+        )
 
     # ---------------------------------------------------------------- stages
 
@@ -274,9 +278,7 @@ class Chain:
                 ASSET_PARTITION_RANGE_START_TAG: str(series_month_key(key, first)),
                 ASSET_PARTITION_RANGE_END_TAG: str(series_month_key(key, last)),
             }
-            ok, why = self.materialize(
-                "history", ["raw_zips", "kline_csv", "klines"], tags=tags
-            )
+            ok, why = self.materialize("history", ["raw_zips", "kline_csv", "klines"], tags=tags)
             months = _months_in_store(self.lake, key)
             status = f"{months} months in the store" if ok else f"FAILED: {why}"
             self.echo(f"  history {key}: {status} ({time.perf_counter() - t0:.1f} s)")
@@ -288,8 +290,6 @@ class Chain:
         return len(keys)
 
     def _require_history(self, keys: Sequence[str], first: str, last: str) -> None:
-        from trading_pipeline.history.layout import Series
-
         months = month_list(date.fromisoformat(first), date.fromisoformat(last))
         try:
             missing = find_missing(
@@ -383,7 +383,8 @@ class Chain:
     def stage_decision(self) -> int:
         """One decision per bot at now, from the stored bars (as ``select --record`` does):
         the 5-minute sensor reads live candles from the exchange, which an offline run lacks."""
-        from trading_pipeline.bots.spec import current_fleet  # lazy: the selector's stack
+        # lazy: the selector's stack (sklearn, mlflow) loads only when this stage runs
+        from trading_pipeline.bots.spec import current_fleet
         from trading_pipeline.market.candles import CandleError
         from trading_pipeline.selector.decide import Decider, open_registry
         from trading_pipeline.selector.decisions import DecisionStore
@@ -436,8 +437,6 @@ def _quiet_mlflow() -> None:
 
 
 def _months_in_store(lake: DataLake, series_key: str) -> int:
-    from trading_pipeline.history.layout import Series
-
     s = Series.parse(series_key)
     root = lake.layout.history.parquet_path(s, 2000, 1).parent.parent.parent
     return sum(1 for _ in root.glob("year=*/month=*/data.parquet")) if root.is_dir() else 0

@@ -75,18 +75,22 @@ def series_rows(chain: Chain) -> list[list[Any]]:
         if not files:
             rows.append([key, 0, "-", "-", 0])
             continue
-        frame = pl.scan_parquet([str(f) for f in files]).select(
-            pl.len().alias("bars"),
-            pl.col("open_time").min().alias("first"),
-            pl.col("open_time").max().alias("last"),
-        ).collect()
+        frame = (
+            pl.scan_parquet([str(f) for f in files])
+            .select(
+                pl.len().alias("bars"),
+                pl.col("open_time").min().alias("first"),
+                pl.col("open_time").max().alias("last"),
+            )
+            .collect()
+        )
         first, last = frame["first"][0], frame["last"][0]
         rows.append([key, len(files), f"{first:%Y-%m}", f"{last:%Y-%m-%d %H:%M}", frame["bars"][0]])
     return rows
 
 
 def study_rows(chain: Chain) -> list[list[Any]]:
-    rows = []
+    rows: list[list[Any]] = []
     key = chain.key("strategy_results")
     for series in chain.report.series:
         for family in chain.budget.families:
@@ -194,7 +198,16 @@ def summary_lines(chain: Chain) -> list[str]:
     if chain.key("strategy_results") is not None and "discovery" in r.run_ids:
         out.append("studies (walk-forward, out of sample only, net of costs)")
         out += _table(
-            ["family", "series", "OOS return", "OOS sharpe", "B&H return", "B&H sharpe", "trades", "vs B&H"],
+            [
+                "family",
+                "series",
+                "OOS return",
+                "OOS sharpe",
+                "B&H return",
+                "B&H sharpe",
+                "trades",
+                "vs B&H",
+            ],
             study_rows(chain),
         )
     if "selector" in r.run_ids:
@@ -203,7 +216,8 @@ def summary_lines(chain: Chain) -> list[str]:
     if "deploy" in r.run_ids:
         out.append("bot assignments")
         out += _table(
-            ["bot", "family", "symbols", "interval", "capital", "version", "params"], bot_rows(chain)
+            ["bot", "family", "symbols", "interval", "capital", "version", "params"],
+            bot_rows(chain),
         )
     if "replay" in r.run_ids:
         out.append("paper replay of the last month")
@@ -212,9 +226,10 @@ def summary_lines(chain: Chain) -> list[str]:
         out.append("failed")
         out += [f"  {f}" for f in r.failures]
     total = sum(t.seconds for t in r.times)
+    cpu = sum(t.cpu for t in r.times)
     out.append(
         "stages: "
-        + ", ".join(f"{t.stage} {t.seconds:.1f} s" for t in r.times)
-        + f"; total {total:.1f} s"
+        + ", ".join(f"{t.stage} {t.seconds:.1f} s (cpu {t.cpu:.1f})" for t in r.times)
+        + f"; total {total:.1f} s (cpu {cpu:.1f})"
     )
     return out

@@ -27,7 +27,7 @@ import dagster as dg
 
 from trading_pipeline.defs.chain import STAGES, Budget, Chain, ChainFailed
 from trading_pipeline.errors import UserInputError
-from trading_pipeline.interrupts import StopSignals, Stopped, default_handlers
+from trading_pipeline.interrupts import Stopped, StopSignals, default_handlers
 from trading_pipeline.settings import Settings, SettingsError
 
 QUIET_LOGGERS = ("dagster", "alembic", "mlflow", "optuna", "urllib3", "httpx", "numba")
@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="make main",
         description="Run the whole chain (history → … → paper replay) into DAGSTER_HOME.",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="Dagster's log lines (TP_VERBOSE=1)")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="Dagster's log lines (TP_VERBOSE=1)"
+    )
     p.add_argument("--families", metavar="A,B", help="families to tune (TP_MAIN_FAMILIES)")
     p.add_argument("--trials", metavar="N", help="trials per fold and study (TP_MAIN_TRIALS)")
     p.add_argument("--folds", metavar="N", help="walk-forward folds (TP_MAIN_FOLDS)")
@@ -66,7 +68,9 @@ def _stages(text: str | None) -> tuple[str, ...]:
     names = tuple(s.strip() for s in text.split(",") if s.strip())
     unknown = [s for s in names if s not in STAGES]
     if unknown or not names:
-        raise UserInputError(f"--stages: unknown {', '.join(unknown) or '(none)'}; use {','.join(STAGES)}")
+        raise UserInputError(
+            f"--stages: unknown {', '.join(unknown) or '(none)'}; use {','.join(STAGES)}"
+        )
     return names
 
 
@@ -88,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.environ.get("DAGSTER_HOME"):
         home = Path("dagster_home").resolve()
         if not home.is_dir():
-            print("error: DAGSTER_HOME is not set (make main sets it to ./dagster_home)", file=sys.stderr)
+            print(
+                "error: DAGSTER_HOME is not set (make main sets it to ./dagster_home)",
+                file=sys.stderr,
+            )
             return 2
         os.environ["DAGSTER_HOME"] = str(home)
     if not verbose:

@@ -110,7 +110,9 @@ def make_plan(
     first = parse_month(start, "--from")
     last = parse_last_day(end, today=today)
     if last < first:
-        raise UserInputError(f"--from {first:%Y-%m} is after --to {last} (the last day is yesterday)")
+        raise UserInputError(
+            f"--from {first:%Y-%m} is after --to {last} (the last day is yesterday)"
+        )
     bars = (last + timedelta(days=1) - first).days * 86_400_000 // INTERVAL_MS[interval]
     if bars > MAX_BARS:
         raise UserInputError(

@@ -44,7 +44,9 @@ def check_reachable(listing_url: str, *, timeout: float = 10.0) -> None:
         with httpx.Client(timeout=httpx.Timeout(timeout, connect=timeout)) as client:
             response = client.get(url, params={"delimiter": "/", "prefix": "data/", "max-keys": 1})
     except httpx.HTTPError as exc:
-        raise VisionUnreachable(f"Binance Vision listing {url} is unreachable ({_reason(exc)})") from None
+        raise VisionUnreachable(
+            f"Binance Vision listing {url} is unreachable ({_reason(exc)})"
+        ) from None
     if response.status_code >= 400:
         raise VisionUnreachable(
             f"Binance Vision listing {url} answered HTTP {response.status_code}"
@@ -102,7 +104,9 @@ class Missing:
     def describe(self) -> str:
         parts = [f"{s} (no month published)" for s in self.absent_series]
         for key, months in sorted(self.months.items()):
-            shown = ", ".join(months[:6]) + (f" … ({len(months)} months)" if len(months) > 6 else "")
+            shown = ", ".join(months[:6]) + (
+                f" … ({len(months)} months)" if len(months) > 6 else ""
+            )
             parts.append(f"{key} {shown}")
         return "; ".join(parts)
 

@@ -120,7 +120,9 @@ def _wait_port(port: int) -> None:
 def _main(tmp_path: Path, env: dict[str, str], port: int) -> subprocess.CompletedProcess[str]:
     url = f"http://127.0.0.1:{port}"
     env = {**env, "TP_VISION_URL": url, "TP_VISION_LISTING_URL": url}
-    return subprocess.run(make_main_command(), cwd=tmp_path, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        make_main_command(), cwd=tmp_path, env=env, capture_output=True, text=True
+    )
 
 
 def test_the_readme_sequence_runs_the_chain_and_a_missing_symbol_fails_it(
