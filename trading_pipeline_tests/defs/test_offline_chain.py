@@ -81,8 +81,9 @@ def base_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def readme_run(tmp_path: Path, base_env: dict[str, str]) -> Iterator[tuple[int, list[str], int]]:
-    """Runs the README block's commands in ``tmp_path``; yields (port, the last command's argv
-    and environment are rerunnable through ``rerun``) and stops the backgrounded server."""
+    """Runs the README block's commands in ``tmp_path`` (step N's output in ``stepN.out``);
+    yields (the port served, the exit codes of the foreground commands, servers backgrounded)
+    and stops the backgrounded server afterwards."""
     port = free_port()
     background: list[subprocess.Popen[bytes]] = []
     results: list[int] = []
