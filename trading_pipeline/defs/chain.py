@@ -130,6 +130,7 @@ class ChainReport:
     times: list[StageTime] = field(default_factory=list)
     replay: tuple[str, str] | None = None
     decision_ids: list[int] = field(default_factory=list)
+    current: str = ""  # the stage running (or the last one run)
 
 
 def _first_line(text: str) -> str:
@@ -239,6 +240,7 @@ class Chain:
         return False, failure_reason(result)
 
     def _timed(self, stage: str, fn: Callable[[], int]) -> None:
+        self.report.current = stage
         start, cpu = time.perf_counter(), time.process_time()
         runs = fn()
         self.report.times.append(

@@ -112,10 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for line in summary_lines(chain):
                     _echo(line)
         except Stopped as exc:
-            done = chain.report.times[-1].stage if chain and chain.report.times else "none"
+            stage = chain.report.current if chain and chain.report.current else "start-up"
             print(
-                f"stopped by {exc}: completed stages up to {done}; runs so far are in "
-                f"{os.environ['DAGSTER_HOME']} (run make main again to go on)",
+                f"stopped by {exc} during the {stage} stage: finished runs are in "
+                f"{os.environ['DAGSTER_HOME']}; a re-run skips verified files and resumes the studies",
                 file=sys.stderr,
                 flush=True,
             )
