@@ -10,8 +10,9 @@ line per stage and series; Dagster's own log lines only with ``verbose``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -218,18 +219,23 @@ class Chain:
             return True, ""
         config: dict[str, Any] = dict(run_config or {})
         if not self.verbose:
-            _quiet_mlflow()
             config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+        # quiet: libraries' own prints to stderr (MLflow's "Registered model …") are dropped;
+        # a failure is reported from the run's events instead
+        quiet = (
+            contextlib.nullcontext() if self.verbose else contextlib.redirect_stderr(io.StringIO())
+        )
         try:
-            result = self.job.execute_in_process(
-                run_config=config,
-                instance=self.instance,
-                partition_key=partition_key,
-                asset_selection=keys,
-                tags={TRIGGER_TAG: "main", "trading_pipeline/stage": stage, **(tags or {})},
-                resources=self.resources,
-                raise_on_error=False,
-            )
+            with quiet:
+                result = self.job.execute_in_process(
+                    run_config=config,
+                    instance=self.instance,
+                    partition_key=partition_key,
+                    asset_selection=keys,
+                    tags={TRIGGER_TAG: "main", "trading_pipeline/stage": stage, **(tags or {})},
+                    resources=self.resources,
+                    raise_on_error=False,
+                )
         finally:
             if self.stop is not None:  # Dagster held SIGINT/SIGTERM during the run
                 self.stop.restore()
@@ -428,14 +434,6 @@ class Chain:
             }
         }
         return self._one("replay", ["paper_replay_report"], run_config=config)
-
-
-def _quiet_mlflow() -> None:
-    """MLflow prints "Successfully registered model …" to stderr itself: off unless verbose."""
-    if "mlflow" in sys.modules:
-        from mlflow.utils.logging_utils import disable_logging  # lazy: only once mlflow is loaded
-
-        disable_logging()
 
 
 def _months_in_store(lake: DataLake, series_key: str) -> int:

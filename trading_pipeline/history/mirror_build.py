@@ -3,8 +3,9 @@ each with its ``.CHECKSUM``) from generated candles or from an existing Parquet 
 
 ``mirror serve`` then serves the folder with its S3-style listing, so ``make main`` runs offline
 against it (``TP_VISION_URL`` / ``TP_VISION_LISTING_URL``). Generated candles are seeded per
-symbol (the same arguments give the same bytes) and switch between bull, bear and sideways
-regimes, normal and high volatility, so strategies and the selector have something to find.
+symbol (the same arguments give the same bytes) and switch between bull and bear trends of
+days to weeks and sideways spells of weeks to months, at normal or high volatility, so
+strategies and the selector have something to find.
 
 Everything is written into a temporary folder beside ``DIR`` first; each file is then moved
 under its final name with an atomic rename, so a killed build leaves no half-written zip.
@@ -39,7 +40,8 @@ from trading_pipeline.regimes.synthetic import synthetic_bars
 
 GENERATED = "generated"
 PRICES = {"BTCUSDT": 30_000.0, "ETHUSDT": 2_000.0, "BNBUSDT": 300.0}
-REGIMES = ("bull", "bear", "sideways", "bull_highvol", "bear_highvol", "sideways")
+REGIMES = ("bull", "bear", "sideways", "bull_highvol", "bear_highvol", "sideways_highvol")
+REGIME_WEIGHTS = (0.2, 0.2, 0.4, 0.07, 0.07, 0.06)
 MAX_BARS = 5_000_000  # per symbol: a bound on what one build may generate
 
 
@@ -135,9 +137,11 @@ def generated_frame(symbol: str, plan: MirrorPlan) -> pl.DataFrame:
     rng = np.random.default_rng(_seed(symbol))
     script: list[tuple[str, int]] = []
     left = n
-    while left > 0:
-        size = min(left, int(rng.integers(20, 120)) * per_day)
-        script.append((REGIMES[int(rng.integers(len(REGIMES)))], size))
+    while left > 0:  # trends last days to weeks, quiet spells weeks to months
+        regime = str(rng.choice(REGIMES, p=REGIME_WEIGHTS))
+        days = rng.integers(15, 60) if regime.startswith("sideways") else rng.integers(4, 21)
+        size = min(left, int(days) * per_day)
+        script.append((regime, size))
         left -= size
     price = PRICES.get(symbol, 100.0 + _seed(symbol) % 900)
     return synthetic_bars(
