@@ -203,7 +203,9 @@ def mirror_build(
     end: Annotated[
         str | None,
         typer.Option(
-            "--to", metavar="YYYY-MM[-DD]", help="last month or day (default yesterday, UTC)"
+            "--to",
+            metavar="YYYY-MM[-DD]",
+            help="last month or day, UTC, inclusive (default yesterday)",
         ),
     ] = None,
     interval: Annotated[str, typer.Option(metavar="INTERVAL", help="kline interval")] = "1h",
