@@ -27,7 +27,8 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 main: setup ## set up and run the whole chain (history → discovery → selector → bots → replay) into ./data
 	$(PY) -m trading_pipeline.defs.main_job $(MAIN_ARGS)
 
-fetch: main
+fetch: setup ## only the main job's history stage: the default universe's history into ./data
+	$(PY) -m trading_pipeline.defs.main_job --stages history $(MAIN_ARGS)
 
 test: setup lint pytest ## lint, type-check and run every test
 
