@@ -190,7 +190,10 @@ class Chain:
         self.source, self.lake = source, lake
         self.job = self.location.resolve_implicit_global_asset_job_def()
         self.keys = {k.to_user_string(): k for k in self.location.resolve_all_asset_keys()}
-        self.report = ChainReport()
+        first, last = self._months()
+        self.report = ChainReport(
+            series=self.source.series_keys(), first_month=first[:7], last_month=last[:7]
+        )
 
     # ---------------------------------------------------------------- plumbing
 
@@ -265,8 +268,7 @@ class Chain:
         return first, month_key(self.today)
 
     def stage_history(self) -> int:
-        keys = self.source.series_keys()
-        self.report.series = keys
+        keys = self.report.series
         name = series_partitions.name or "series"
         known = set(self.instance.get_dynamic_partitions(name))
         if missing := [k for k in keys if k not in known]:
@@ -276,7 +278,6 @@ class Chain:
         except VisionUnreachable as exc:
             raise ChainFailed(f"{exc}: {MIRROR_HINT}") from None
         first, last = self._months()
-        self.report.first_month, self.report.last_month = first[:7], last[:7]
         history = self.lake.layout.history_dir
         self.echo(f"history: {len(keys)} series × {first[:7]}…{last[:7]} into {history}")
         failed = []
