@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead report-selector report-arbitrage report-oos clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain report-selector report-arbitrage report-oos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,10 +24,11 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --frozen --all-extras
 	@touch $@
 
-main: setup ## set up and run the main job: the default universe's history into ./data
-	$(PY) -m trading_pipeline.defs.main_job
+main: setup ## set up and run the whole chain (history → discovery → selector → bots → replay) into ./data
+	$(PY) -m trading_pipeline.defs.main_job $(MAIN_ARGS)
 
-fetch: main
+fetch: setup ## only the main job's history stage: the default universe's history into ./data
+	$(PY) -m trading_pipeline.defs.main_job --stages history $(MAIN_ARGS)
 
 test: setup lint pytest ## lint, type-check and run every test
 
@@ -51,7 +52,7 @@ mlflow: setup ## the MLflow UI over the embedded store on 127.0.0.1:5000 (Ctrl-C
 optuna: setup ## optuna-dashboard over the study storage on 127.0.0.1:8080, read-only (Ctrl-C stops it)
 	$(TP) studies dashboard --port 8080
 
-bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead ## every benchmark
+bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain ## every benchmark
 
 bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change re-run time
 	$(PY) benchmarks/bench_history.py
@@ -71,6 +72,9 @@ bench-decision: setup ## selector decision latency, candles in memory → choice
 
 bench-lookahead: setup ## lookahead audit time per built-in family, 5 y real BTC 1h, vs one signals() call
 	$(PY) benchmarks/bench_lookahead.py
+
+bench-chain: setup ## the whole chain (make main) on a generated 5 y × 3 × 1h mirror served locally: time per stage
+	$(PY) benchmarks/bench_chain.py
 
 report-selector: setup ## real multi-year data: discovery → selector, held-out result beside every baseline
 	$(PY) benchmarks/selector_real.py

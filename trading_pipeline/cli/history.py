@@ -1,4 +1,5 @@
-"""History verbs: ``fetch`` (Binance Vision), ``mirror serve`` and ``import freqtrade``."""
+"""History verbs: ``fetch`` (Binance Vision), ``mirror build``/``mirror serve`` and
+``import freqtrade``."""
 
 from __future__ import annotations
 
@@ -186,6 +187,53 @@ def mirror_serve(
         if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
         raise EnvironmentFault(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+@mirror_app.command("build")
+def mirror_build(
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="folder to write data/spot/… in")
+    ],
+    symbols: Annotated[
+        str,
+        typer.Option("--symbols", metavar="SYMBOLS", help="comma-separated, e.g. BTCUSDT,ETHUSDT"),
+    ] = "BTCUSDT,ETHUSDT,BNBUSDT",
+    start: Annotated[
+        str, typer.Option("--from", metavar="YYYY-MM", help="first month")
+    ] = "2021-01",
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="YYYY-MM[-DD]",
+            help="last month or day, UTC, inclusive (default yesterday)",
+        ),
+    ] = None,
+    interval: Annotated[str, typer.Option(metavar="INTERVAL", help="kline interval")] = "1h",
+    source: Annotated[
+        str,
+        typer.Option(
+            metavar="generated|DIR",
+            help="seeded generated candles, or a history dir (its parquet/ store) to export",
+        ),
+    ] = "generated",
+) -> None:
+    """Write a Binance-Vision-shaped folder (monthly zips, dailies for the current month, and
+    their .CHECKSUM files) for `mirror serve` to serve."""
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.history.mirror_build import GENERATED, build_mirror, make_plan
+
+    plan = make_plan(_split([symbols]), interval=interval, start=start, end=end)
+    if source != GENERATED and not Path(source).is_dir():
+        raise UserInputError(f"--source must be 'generated' or a history folder, got {source!r}")
+    if directory.exists() and not directory.is_dir():
+        raise UserInputError(f"{directory} exists and is not a folder")
+    check_writable(directory, "mirror dir")
+    counts = build_mirror(directory, plan, source=source, echo=print)
+    print(
+        f"mirror {directory}: {sum(counts.values())} zips for {len(counts)} symbol(s), "
+        f"{plan.first:%Y-%m} … {plan.last} {plan.interval} ({source})"
+    )
 
 
 @import_app.command("freqtrade")

@@ -1,98 +1,133 @@
-"""The main job: the default universe's history, materialized into the persistent instance.
+"""The main job: the whole chain, from Binance Vision to a paper replay, in the persistent instance.
 
-``python -m trading_pipeline.defs.main_job`` (what ``make main`` runs) registers the configured
-series as partitions and materializes ``history_job`` for each series over every month from
-``TP_START`` to the current one, one run per series (a partition range, as a single-run backfill
-would), in the instance of ``DAGSTER_HOME`` — so the runs and partitions show in the UI after.
-``TP_VISION_URL`` / ``TP_VISION_LISTING_URL`` point it at a mirror.
+``python -m trading_pipeline.defs.main_job`` (what ``make main`` runs) materializes, stage by
+stage as in-process runs in the instance of ``DAGSTER_HOME`` (so they show in the UI after):
+history for the configured universe (``TP_UNIVERSE`` from ``TP_START``) → features and regimes →
+discovery (``TP_MAIN_FAMILIES`` × series, ``TP_MAIN_TRIALS`` trials × ``TP_MAIN_FOLDS`` folds) →
+performance matrix and top strategies → selector training set and model → one decision per bot →
+bot assignments → a paper replay of the last complete month; then a summary read back from what
+the runs wrote. ``TP_VISION_URL`` / ``TP_VISION_LISTING_URL`` point it at a mirror.
+
+Exit codes: 0 done; 1 a stage failed, a published month did not arrive, or Binance Vision is
+unreachable (one line saying so); 2 bad input; 128 + the signal when stopped by Ctrl-C/SIGTERM.
+``-v`` (or ``TP_VERBOSE=1``) shows Dagster's own log lines.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from trading_pipeline.defs.history.jobs import HISTORY_JOB
-from trading_pipeline.defs.history.partitions import (
-    FIRST_MONTH,
-    month_key,
-    series_month_key,
-    series_partitions,
-)
-from trading_pipeline.defs.history.resources import HistorySource
-from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.chain import STAGES, Budget, Chain, ChainFailed
+from trading_pipeline.errors import UserInputError
+from trading_pipeline.interrupts import Stopped, StopSignals, default_handlers
+from trading_pipeline.settings import Settings, SettingsError
+
+QUIET_LOGGERS = ("dagster", "alembic", "mlflow", "optuna", "urllib3", "httpx", "numba")
 
 
-@dataclass(frozen=True)
-class SeriesRun:
-    series: str
-    run_id: str
-    success: bool
-    first_month: str
-    last_month: str
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="make main",
+        description="Run the whole chain (history → … → paper replay) into DAGSTER_HOME.",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="Dagster's log lines (TP_VERBOSE=1)"
+    )
+    p.add_argument("--families", metavar="A,B", help="families to tune (TP_MAIN_FAMILIES)")
+    p.add_argument("--trials", metavar="N", help="trials per fold and study (TP_MAIN_TRIALS)")
+    p.add_argument("--folds", metavar="N", help="walk-forward folds (TP_MAIN_FOLDS)")
+    p.add_argument(
+        "--stages",
+        metavar="A,B",
+        help=f"only these stages, in order (default all: {','.join(STAGES)})",
+    )
+    return p
 
 
-def _location() -> dg.Definitions:
-    from trading_pipeline.definitions import defs
+def quiet() -> None:
+    """Silence libraries' log lines and warnings (Dagster's console logger is set per run)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
-    loaded = defs()
-    assert isinstance(loaded, dg.Definitions)
-    return loaded
 
-
-def run_main(
-    instance: dg.DagsterInstance,
-    *,
-    source: HistorySource | None = None,
-    lake: DataLake | None = None,
-    today: date | None = None,
-    echo: Callable[[str], None] = print,
-) -> list[SeriesRun]:
-    """Materialize the history of every configured series; one run per series."""
-    location = _location()
-    job = location.resolve_job_def(HISTORY_JOB)
-    configured = location.resources or {}
-    source = source or configured["history_source"]
-    lake = lake or configured["lake"]
-    assert isinstance(source, HistorySource) and isinstance(lake, DataLake)
-    overrides = {"history_source": source, "lake": lake}
-    name = series_partitions.name or "series"
-    keys = source.series_keys()
-    known = set(instance.get_dynamic_partitions(name))
-    if missing := [k for k in keys if k not in known]:
-        instance.add_dynamic_partitions(name, missing)
-    today = today or datetime.now(UTC).date()
-    first = max(source.start[:7] + "-01", FIRST_MONTH)
-    last = month_key(today)
-    echo(f"history: {len(keys)} series × {first[:7]}…{last[:7]} into {lake.layout.history_dir}")
-    runs = []
-    for key in keys:
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: str(series_month_key(key, first)),
-            ASSET_PARTITION_RANGE_END_TAG: str(series_month_key(key, last)),
-            "trading_pipeline/trigger": "main",
-        }
-        result = job.execute_in_process(
-            instance=instance, tags=tags, resources=overrides, raise_on_error=False
+def _stages(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return STAGES
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in names if s not in STAGES]
+    if unknown or not names:
+        raise UserInputError(
+            f"--stages: unknown {', '.join(unknown) or '(none)'}; use {','.join(STAGES)}"
         )
-        runs.append(SeriesRun(key, result.run_id, result.success, first, last))
-        echo(f"  {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
-    return runs
+    return names
 
 
-def main() -> int:
-    """Entry point: exit 0 when every series' run succeeded, 1 otherwise."""
-    with dg.DagsterInstance.get() as instance:
-        runs = run_main(instance)
-    return 0 if all(r.success for r in runs) else 1
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chain; see the module's docstring for the exit codes."""
+    args = _parser().parse_args(argv)
+    verbose = args.verbose or os.environ.get("TP_VERBOSE", "").lower() in ("1", "true", "yes")
+    try:
+        Settings.from_env()
+        budget = Budget.from_env(families=args.families, trials=args.trials, folds=args.folds)
+        stages = _stages(args.stages)
+    except (UserInputError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not os.environ.get("DAGSTER_HOME"):
+        home = Path("dagster_home").resolve()
+        if not home.is_dir():
+            print(
+                "error: DAGSTER_HOME is not set (make main sets it to ./dagster_home)",
+                file=sys.stderr,
+            )
+            return 2
+        os.environ["DAGSTER_HOME"] = str(home)
+    if not verbose:
+        quiet()
+    chain: Chain | None = None
+    code = 0
+    with StopSignals() as stop:
+        try:
+            with dg.DagsterInstance.get() as instance:
+                chain = Chain(instance, budget=budget, echo=_echo, verbose=verbose, stop=stop)
+                chain.run(stages)
+                from trading_pipeline.defs.chain_summary import summary_lines  # lazy: polars
+
+                for line in summary_lines(chain):
+                    _echo(line)
+        except Stopped as exc:
+            stage = chain.report.current if chain and chain.report.current else "start-up"
+            print(
+                f"stopped by {exc} during the {stage} stage: finished runs are in "
+                f"{os.environ['DAGSTER_HOME']}; a re-run skips verified files and resumes the studies",
+                file=sys.stderr,
+                flush=True,
+            )
+            code = exc.exit_code
+        except ChainFailed as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            code = 1
+        except UserInputError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            code = 2
+    default_handlers()
+    return code
 
 
 if __name__ == "__main__":

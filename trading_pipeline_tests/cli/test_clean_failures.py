@@ -321,6 +321,20 @@ CASES: list[tuple[str, list[str], dict[str, str], int, str]] = [
     ("mirror-port-range", ["mirror", "serve", "{root}", "--port", "99999"], {}, 2, "--port"),
     ("mirror-port-busy", ["mirror", "serve", "{root}", "--port", "{busy}"], {}, 1, "cannot listen"),
     ("mirror-bad-host", ["mirror", "serve", "{root}", "--host", "bad host"], {}, 2, "--host"),
+    (
+        "mirror-build-bad-month",
+        ["mirror", "build", "{root}/m", "--from", "2021-13"],
+        {},
+        2,
+        "--from",
+    ),
+    (
+        "mirror-build-unwritable",
+        ["mirror", "build", UNWRITABLE + "/m", "--from", "2024-01", "--to", "2024-01"],
+        {},
+        1,
+        "not writable",
+    ),
     ("select-at-year-9999", ["select", "--at", "9999-12-31T23:59"], {}, 2, "--at"),
     (
         "selector-train-tracking-uri-bogus",

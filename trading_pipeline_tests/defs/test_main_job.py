@@ -1,4 +1,4 @@
-"""The main job end to end: a fresh data dir, a local mirror, a persistent instance."""
+"""The main job's history stage: a fresh data dir, a local mirror, a persistent instance."""
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -8,8 +8,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from trading_pipeline.defs.chain import Chain
 from trading_pipeline.defs.history.partitions import month_key, previous_month, series_month_key
-from trading_pipeline.defs.main_job import run_main
 from trading_pipeline.history.layout import HistoryLayout, Series
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.history.mirror import running_mirror
@@ -57,12 +57,14 @@ def test_main_job_materializes_the_default_universe_from_a_fresh_data_dir(
     lines: list[str] = []
     (tmp_path / "dagster_home").mkdir()
     with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-        runs = run_main(instance, today=today, echo=lines.append)
-        assert [r.series for r in runs] == [f"spot-{s}-1h" for s in DEFAULT_SYMBOLS]
-        assert all(r.success for r in runs), lines
+        chain = Chain(instance, today=today, echo=lines.append)
+        report = chain.run(["history"])
+        assert report.series == [f"spot-{s}-1h" for s in DEFAULT_SYMBOLS]
+        assert not report.failures, lines
         records = instance.get_run_records()
         assert len(records) == len(DEFAULT_SYMBOLS)  # one run per series, not per month
-        assert {r.dagster_run.job_name for r in records} == {"history_job"}
+        assert {r.dagster_run.tags.get("trading_pipeline/stage") for r in records} == {"history"}
+        assert sum(line.startswith("  history spot-") for line in lines) == len(DEFAULT_SYMBOLS)
 
         months = [start, previous_month(today)] + ([today] if today.day > 1 else [])
         layout = HistoryLayout(data / "history")

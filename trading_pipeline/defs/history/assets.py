@@ -102,8 +102,11 @@ def raw_zips(
             concurrency=per_month,
         )
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         months = list(pool.map(one, keys))
+    finally:  # an interrupt (Ctrl-C, SIGTERM) drops the months not started yet
+        pool.shutdown(wait=True, cancel_futures=True)
     files = [f for m in months for f in m.files]
     failed = [f for f in files if f.status == "failed"]
     for f in failed:
