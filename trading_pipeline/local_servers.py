@@ -1,9 +1,11 @@
-"""The local UIs (Dagster's ``dagster dev``, the MLflow server) as child process groups.
+"""The local UIs (Dagster's webserver and daemon, the MLflow server) as child process groups.
 
-Core, not orchestration: it never imports Dagster or MLflow, it runs their servers. Each is
-started as a child in its own process group, with the signal dispositions reset to their
-defaults (a process started in the background inherits SIGINT ignored, and ``dagster dev``
-then ignores Ctrl-C and SIGTERM), bound to 127.0.0.1; SIGINT/SIGTERM are forwarded to the group.
+Core, not orchestration: it never imports Dagster or MLflow, it runs their servers. The Dagster
+UI is ``dagster-webserver`` and ``dagster-daemon`` side by side (what ``dagster dev`` did before
+it was superseded by ``dg dev``, without its deprecation warning and without the ``dg`` CLI),
+in one process group of their own, with the signal dispositions reset to their defaults (a
+process started in the background inherits SIGINT ignored, and the servers would then ignore
+Ctrl-C and SIGTERM), bound to 127.0.0.1; SIGINT/SIGTERM are forwarded to the group.
 """
 
 from __future__ import annotations
@@ -31,11 +33,25 @@ def _reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
-def dagster_dev_command(port: int, workspace: Path) -> list[str]:
-    """The ``dagster dev`` command line, bound to 127.0.0.1."""
-    exe = Path(sys.executable).with_name("dagster")
-    program = [str(exe)] if exe.exists() else [sys.executable, "-m", "dagster"]
-    return [*program, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)]
+def _program(name: str, module: str) -> list[str]:
+    exe = Path(sys.executable).with_name(name)
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", module]
+
+
+def dagster_ui_commands(port: int, workspace: Path) -> list[list[str]]:
+    """The webserver (bound to 127.0.0.1) and the daemon (schedules, sensors, run queue)."""
+    web = _program("dagster-webserver", "dagster_webserver")
+    daemon = _program("dagster-daemon", "dagster._daemon")
+    return [
+        [*web, "-h", "127.0.0.1", "-p", str(port), "-w", str(workspace)],
+        [*daemon, "run", "-w", str(workspace)],
+    ]
+
+
+def default_dagster_home(env: dict[str, str] | None = None) -> Path:
+    """An exported ``DAGSTER_HOME``, else the project's ``dagster_home/``."""
+    value = (os.environ if env is None else env).get("DAGSTER_HOME", "").strip()
+    return Path(value) if value else PROJECT_ROOT / "dagster_home"
 
 
 def ui_environment(dagster_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -51,24 +67,33 @@ def ui_environment(dagster_home: Path, base: dict[str, str] | None = None) -> di
 def run_ui(
     port: int, *, dagster_home: Path, workspace: Path, extra_args: Sequence[str] = ()
 ) -> int:
-    """Start ``dagster dev`` and wait for it; SIGINT/SIGTERM stop its whole process group."""
+    """Start the Dagster webserver and daemon and wait for them; SIGINT/SIGTERM stop both."""
     if not 0 < port < 65536:
         raise UserInputError(f"--port must be between 1 and 65535, got {port}")
     if not workspace.is_file():
         raise UserInputError(f"workspace file not found: {workspace}")
     if not (dagster_home / "dagster.yaml").is_file():
         raise UserInputError(f"no dagster.yaml in {dagster_home}")
+    web, daemon = dagster_ui_commands(port, workspace)
     return serve_child(
-        [*dagster_dev_command(port, workspace), *extra_args],
+        [*web, *extra_args],
         env=ui_environment(dagster_home),
         cwd=workspace.parent,
+        beside=[daemon],
     )
 
 
-def serve_child(command: Sequence[str], *, env: dict[str, str], cwd: Path) -> int:
-    """Run a server as a child in its own process group until it exits or we get SIGINT or
-    SIGTERM (forwarded to the whole group: webservers, daemons and workers share it); nothing
-    is left running afterwards. A stop we asked for is a clean exit (0)."""
+def serve_child(
+    command: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    beside: Sequence[Sequence[str]] = (),
+) -> int:
+    """Run a server as a child in its own process group (with the ``beside`` commands in the
+    same group) until it exits or we get SIGINT or SIGTERM (forwarded to the whole group:
+    webservers, daemons and workers share it); nothing is left running afterwards. A stop we
+    asked for is a clean exit (0)."""
     child = subprocess.Popen(
         list(command),
         env=env,
@@ -76,6 +101,10 @@ def serve_child(command: Sequence[str], *, env: dict[str, str], cwd: Path) -> in
         preexec_fn=_reset_signals,  # only resets dispositions and the mask: no locks taken
         start_new_session=True,
     )
+    for other in beside:
+        subprocess.Popen(
+            list(other), env=env, cwd=cwd, preexec_fn=_reset_signals, process_group=child.pid
+        )
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from trading_pipeline.cli import main
-from trading_pipeline.local_servers import dagster_dev_command, ui_environment
+from trading_pipeline.local_servers import (
+    dagster_ui_commands,
+    default_dagster_home,
+    ui_environment,
+)
 from trading_pipeline_tests.servers import free_port, port_free, processes_with
 
 pytestmark = pytest.mark.slow  # subprocesses
@@ -38,17 +42,36 @@ def _graphql_version(port: int) -> str | None:
         return None
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _processes_using(home: Path) -> list[int]:
     """PIDs whose environment names ``home`` (the UI's processes all inherit DAGSTER_HOME)."""
     return processes_with(f"DAGSTER_HOME={home}".encode())
 
 
 def test_ui_command_line_binds_loopback_and_sets_home(tmp_path: Path) -> None:
-    cmd = dagster_dev_command(3999, ROOT / "workspace.yaml")
+    cmd, daemon = dagster_ui_commands(3999, ROOT / "workspace.yaml")
+    assert Path(cmd[0]).name == "dagster-webserver" and "dev" not in cmd  # not `dagster dev`
     assert cmd[cmd.index("-h") + 1] == "127.0.0.1" and cmd[cmd.index("-p") + 1] == "3999"
+    assert Path(daemon[0]).name == "dagster-daemon" and daemon[1] == "run"
+    assert default_dagster_home({"DAGSTER_HOME": str(tmp_path)}) == tmp_path
+    assert default_dagster_home({}) == ROOT / "dagster_home"
     env = ui_environment(Path("dagster_home"), base={"PATH": "/bin"})
     assert Path(env["DAGSTER_HOME"]).is_absolute()
     assert env["DAGSTER_HOME"].endswith("dagster_home")
+
+
+def test_ui_honours_an_exported_dagster_home(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))  # a folder with no dagster.yaml
+    assert main(["ui", "--port", str(free_port())]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no dagster.yaml in {tmp_path}"
 
 
 def test_ui_bad_port_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,6 +107,9 @@ def test_ui_answers_graphql_then_stops_on_sigterm(tmp_path: Path) -> None:
             version = _graphql_version(port)
         assert version is not None, "the UI never answered /graphql"
         assert version.split(".")[0] == "1"
+        names = [_cmdline(pid) for pid in _processes_using(home)]
+        assert any("dagster-webserver" in n for n in names)
+        assert any("dagster-daemon" in n for n in names)  # the daemon runs beside the UI
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=STOP_BOUND_S)
         assert code == 0

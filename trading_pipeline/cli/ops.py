@@ -26,22 +26,24 @@ APPS = [(verbs, None)]
 def ui(
     port: PortOpt = 3000,
     dagster_home: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--dagster-home",
             metavar="DIR",
-            help="instance folder holding dagster.yaml (runs and schedules are kept there)",
+            help="instance folder holding dagster.yaml (default: DAGSTER_HOME, else "
+            "./dagster_home)",
         ),
-    ] = PROJECT_ROOT / "dagster_home",
+    ] = None,
     workspace: Annotated[
         Path, typer.Option("--workspace", "-w", metavar="FILE", help="workspace file")
     ] = PROJECT_ROOT / "workspace.yaml",
 ) -> None:
-    """Start the Dagster UI (dagster dev) on 127.0.0.1; Ctrl-C or SIGTERM stops it."""
+    """Start the Dagster UI (webserver and daemon) on 127.0.0.1; Ctrl-C or SIGTERM stops it."""
     # lazy: loaded with this verb only, so the command line starts fast
-    from trading_pipeline.local_servers import run_ui
+    from trading_pipeline.local_servers import default_dagster_home, run_ui
 
-    code = run_ui(port, dagster_home=dagster_home.resolve(), workspace=workspace.resolve())
+    home = (dagster_home or default_dagster_home()).resolve()
+    code = run_ui(port, dagster_home=home, workspace=workspace.resolve())
     raise typer.Exit(code)
 
 
