@@ -99,9 +99,9 @@ def serve_child(
         env=env,
         cwd=cwd,
         preexec_fn=_reset_signals,  # only resets dispositions and the mask: no locks taken
-        start_new_session=True,
+        process_group=0,  # a group of its own (not the terminal's: Ctrl-C reaches us, we forward)
     )
-    for other in beside:
+    for other in beside:  # in the same group, so one signal stops them all
         subprocess.Popen(
             list(other), env=env, cwd=cwd, preexec_fn=_reset_signals, process_group=child.pid
         )
