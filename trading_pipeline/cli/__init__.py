@@ -38,7 +38,20 @@ app = typer.Typer(
     context_settings={"max_content_width": 100},
 )
 
-for group in (history, data, backtest, plot, discovery, studies, regimes, selector, bots, fleet, venues, ops):
+for group in (
+    history,
+    data,
+    backtest,
+    plot,
+    discovery,
+    studies,
+    regimes,
+    selector,
+    bots,
+    fleet,
+    venues,
+    ops,
+):
     for sub, name in group.APPS:
         app.add_typer(sub, name=name)
 

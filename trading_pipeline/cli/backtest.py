@@ -290,6 +290,8 @@ def _export_trades(
 
     import polars as pl
 
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.backtest.metrics import TRADE_FIELDS
     from trading_pipeline.backtest.trade_export import (
         default_export_path,
         trade_table,
@@ -301,8 +303,6 @@ def _export_trades(
         settings_from(data_dir).layout.backtest_results_dir, strategy, series, datetime.now(UTC)
     )
     if trades.height == 0:
-        from trading_pipeline.backtest.metrics import TRADE_FIELDS
-
         trades = pl.DataFrame(schema={f: pl.Float64 for f in TRADE_FIELDS}).with_columns(
             pl.col("entry_bar", "exit_bar", "direction").cast(pl.Int64)
         )

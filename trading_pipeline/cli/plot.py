@@ -88,9 +88,9 @@ def plot(
         return
     if strategy is None:
         raise UserInputError("give --strategy NAME (a backtest) or --ledger BOT")
-    # lazy: loaded with this verb only, so the command line starts fast
     import numpy as np
 
+    # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest import engine
     from trading_pipeline.backtest.costs import RiskRules
     from trading_pipeline.charts.backtest_chart import backtest_figure, write_html
@@ -152,9 +152,11 @@ def _plot_ledger(
     market: str,
     out: Path | None,
 ) -> Path:
-    # lazy: loaded with this verb only, so the command line starts fast
     import polars as pl
 
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.bots.assignment import default_assignment
+    from trading_pipeline.bots.deploy_store import DeploymentStore
     from trading_pipeline.bots.ledger import Ledger
     from trading_pipeline.charts.backtest_chart import ledger_figure, write_html
     from trading_pipeline.market.candles import CandleError, load_store
@@ -174,9 +176,6 @@ def _plot_ledger(
         raise UserInputError(f"{bot}'s {mode} ledger has no fills and no equity marks yet")
     first = equity["time"].min() if equity.height else None
     last = equity["time"].max() if equity.height else None
-    from trading_pipeline.bots.assignment import default_assignment
-    from trading_pipeline.bots.deploy_store import DeploymentStore
-
     assigned = DeploymentStore(settings.bots_dir).current(bot) or default_assignment(bot)
     interval = assigned.interval
     bars = {}

@@ -150,7 +150,9 @@ def test_sweep_json(data_file: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert doc["in_sample"] is True and doc["deflated_sharpe"]["n_trials"] == 12
     assert 0.0 <= doc["deflated_sharpe"]["probability"] <= 1.0
     best = max(r["sharpe"] for r in doc["results"])
-    assert doc["deflated_sharpe"]["sharpe_per_bar"] * (24 * 365) ** 0.5 == pytest.approx(best, rel=1e-3)
+    assert doc["deflated_sharpe"]["sharpe_per_bar"] * (24 * 365) ** 0.5 == pytest.approx(
+        best, rel=1e-3
+    )
     assert doc["bars"] == 2500 and doc["seconds"] > 0
     pairs = {(r["params"]["fast"], r["params"]["slow"]) for r in doc["results"]}
     assert pairs == {
