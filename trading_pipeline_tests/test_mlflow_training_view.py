@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from trading_pipeline.links import mlflow_run_url
 from trading_pipeline.local_servers import mlflow_environment, mlflow_server_command
 from trading_pipeline.tracking import (
     EXPERIMENT_KIND_TAG,
@@ -109,6 +110,13 @@ def test_experiment_page_shows_the_training_view(
         # not the GenAI view: no trace overview, no "Evaluations"
         for genai in ("Token Usage", "Latency", "Evaluation runs", "Evaluations"):
             assert genai not in text, f"{genai!r} on the experiment page"
+        # a run's link, as Dagster metadata and the fleet page give it, opens in the same view
+        link = mlflow_run_url(f"http://127.0.0.1:{port}", run_id, tracker.experiment_id)
+        page = _chromium(tmp_path / "profile3", "--dump-dom", link)
+        assert page.returncode == 0, page.stderr[-2000:]
+        run_text = _text(page.stdout)
+        assert " | Runs | Models | " in run_text and "out of sample only" in run_text
+        assert "Evaluations" not in run_text
         shot = tmp_path / "view.png"
         out = _chromium(tmp_path / "profile2", f"--screenshot={shot}", url)
         assert out.returncode == 0 and shot.stat().st_size > 10_000

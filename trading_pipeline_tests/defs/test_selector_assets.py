@@ -112,6 +112,7 @@ def test_discovery_to_selector_model_and_the_gate(
     assert "Held-out comparison" in client.get_model_version("strategy-selector", "1").description
     assert mmeta["mlflow_run"].value == (
         f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+        "?workflowType=machine_learning"
     )
     assert mmeta["model"].value == "http://127.0.0.1:5000/#/models/strategy-selector/versions/1"
 
