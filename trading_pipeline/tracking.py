@@ -233,18 +233,21 @@ def run_tags(
 ) -> dict[str, str]:
     """``tags`` plus what every run carries: the code version, its source (the command or
     Dagster job that made it, as ``mlflow.source.*``) and, given one, its description."""
-    out = {"code_version": code_version(), **source_tags(tags), **dict(tags or {})}
+    version = code_version()
+    out = {"code_version": version, **source_tags(tags, version=version), **dict(tags or {})}
     if description:
         out[NOTE_TAG] = description
     return out
 
 
-def source_tags(tags: Mapping[str, str] | None = None) -> dict[str, str]:
+def source_tags(
+    tags: Mapping[str, str] | None = None, *, version: str | None = None
+) -> dict[str, str]:
     """``mlflow.source.name``/``type``/``git.commit`` for a run made now: a Dagster run (its
     tags name one) is a ``JOB`` named after the asset, a command a ``LOCAL`` run named after
     the verb (``trading-pipeline tune``)."""
     tags = tags or {}
-    commit = code_version().removesuffix("+dirty")
+    commit = (version or code_version()).removesuffix("+dirty")
     out = {SOURCE_COMMIT_TAG: commit} if re.fullmatch(r"[0-9a-f]{40}", commit) else {}
     dagster_run = tags.get("dagster.run_id") or tags.get("dagster_run_id")
     if dagster_run:
