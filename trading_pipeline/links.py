@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
+# MLflow 3.17's UI opens an experiment in its GenAI view unless told otherwise: its sidebar
+# switch (kept per browser) or this query on the experiment's routes selects "Model training"
+MLFLOW_TRAINING_VIEW = "workflowType=machine_learning"
+
 # MLflow run tags that point back at Dagster
 DAGSTER_RUN_ID_TAG = "dagster.run_id"
 DAGSTER_RUN_URL_TAG = "dagster.run_url"
@@ -29,11 +33,13 @@ def mlflow_ui(ui_url: str, tracking_uri: str | None = None) -> str:
 
 
 def mlflow_run_url(ui: str, run_id: str, experiment_id: str | None = None) -> str:
-    """``{ui}/#/experiments/{exp}/runs/{run}`` (``{ui}/#/runs/{run}`` when the experiment is
-    not known: MLflow finds it)."""
+    """``{ui}/#/experiments/{exp}/runs/{run}?workflowType=machine_learning`` (the training
+    view); ``{ui}/#/runs/{run}`` when the experiment is not known: MLflow finds it (and its
+    redirect drops any query)."""
     run = quote(run_id, safe="")
     if experiment_id:
-        return f"{ui.rstrip('/')}/#/experiments/{quote(str(experiment_id), safe='')}/runs/{run}"
+        exp = quote(str(experiment_id), safe="")
+        return f"{ui.rstrip('/')}/#/experiments/{exp}/runs/{run}?{MLFLOW_TRAINING_VIEW}"
     return f"{ui.rstrip('/')}/#/runs/{run}"
 
 

@@ -9,7 +9,9 @@ UI = "http://127.0.0.1:5000"
 
 
 def test_mlflow_links_use_the_ui_routes() -> None:
-    assert links.mlflow_run_url(UI, "abc123", "7") == f"{UI}/#/experiments/7/runs/abc123"
+    assert links.mlflow_run_url(UI, "abc123", "7") == (
+        f"{UI}/#/experiments/7/runs/abc123?workflowType=machine_learning"
+    )
     assert links.mlflow_run_url(UI + "/", "abc123") == f"{UI}/#/runs/abc123"
     assert (
         links.mlflow_model_version_url(UI, "strategy-selector", 3)

@@ -42,3 +42,47 @@ def test_in_memory_tracker_drops_non_finite_metrics() -> None:
     t.end_run(rid)
     assert t.runs[rid]["metrics"] == {"a": 1.0}
     assert t.runs[rid]["status"] == "FINISHED"
+
+
+def test_runs_are_model_training_with_source_description_steps_and_data(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from trading_pipeline.tracking import (
+        EXPERIMENT_KIND_TAG,
+        NOTE_TAG,
+        SOURCE_NAME_TAG,
+        SOURCE_TYPE_TAG,
+        TRAINING_KIND,
+        DatasetRef,
+    )
+
+    uri = default_tracking_uri(tmp_path)
+    # an experiment made before the kind was set gets it when reopened
+    old = MlflowClient(uri).create_experiment("older", artifact_location=tmp_path.as_uri())
+    assert EXPERIMENT_KIND_TAG not in MlflowClient(uri).get_experiment(old).tags
+    tracker = MlflowTracker(uri, "older")
+    assert tracker.experiment_id == old
+    fresh = MlflowTracker(uri, "fresh")
+    for t in (tracker, fresh):
+        assert t.client.get_experiment(t.experiment_id).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+
+    run_id = fresh.start_run("study-a", description="what this run is")
+    fresh.log_metric_steps(run_id, "fold_test_sharpe", [0.5, float("nan"), -0.25])
+    bars = tmp_path / "bars"
+    bars.mkdir()
+    fresh.log_dataset(
+        run_id,
+        DatasetRef(
+            "SYNUSDT bars", str(bars), "ab" * 32, context="walk_forward", profile={"rows": 3}
+        ),
+    )
+    fresh.end_run(run_id)
+    run = fresh.client.get_run(run_id)
+    assert run.data.tags[NOTE_TAG] == "what this run is"
+    assert run.data.tags[SOURCE_TYPE_TAG] == "LOCAL" and run.data.tags[SOURCE_NAME_TAG]
+    history = fresh.client.get_metric_history(run_id, "fold_test_sharpe")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (2, -0.25)]  # NaN dropped
+    (inp,) = run.inputs.dataset_inputs
+    assert inp.dataset.name == "SYNUSDT bars" and inp.dataset.digest == ("ab" * 32)[:36]
+    assert str(bars) in inp.dataset.source and '"rows": 3' in inp.dataset.profile
+    assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "walk_forward"

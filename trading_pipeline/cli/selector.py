@@ -126,6 +126,7 @@ def train_cmd(
         registry=registry,
         settings=TrainSettings(holdout_fraction=holdout),
         tags={"trigger": "cli"},
+        dataset_source=layout.selector_dir,
     )
     if json_:
         print(json.dumps(report.to_json(), indent=1, default=str))

@@ -6,13 +6,18 @@ and the flat-restart figure (``oos_*_flat_restart``, secondary), the deflated Sh
 PBO, consistency, the data partitions with their checksums (from the history manifest, or
 the data file's own sha256), the code version, the Optuna study names and the storage URL
 with any password redacted. Artifacts: the out-of-sample equity curve against buy-and-hold
-(PNG), the trials table (CSV), the data partitions (JSON) and the summary (JSON).
+(PNG), the trials table (CSV), the data partitions (JSON) and the summary (JSON). The run's
+description says what it is (family, series, folds, costs, out-of-sample only); the series'
+bars are its dataset input (source: the Parquet folder or file, digest: over the partitions'
+sha256); per-fold figures are one metric each with the fold index as step
+(``fold_test_sharpe``, ``fold_train_objective``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +28,7 @@ import numpy as np
 
 from trading_pipeline.discovery.results import StudyResult
 from trading_pipeline.discovery.storage import redact
-from trading_pipeline.tracking import Tracker, code_version
+from trading_pipeline.tracking import DatasetRef, Tracker, code_version
 
 EXPERIMENT = "strategy-discovery"
 
@@ -34,6 +39,21 @@ class DataProvenance:
 
     source: str
     checksums: dict[str, str] = field(default_factory=dict)
+    location: str = ""  # the Parquet folder or file the bars were read from
+
+    def dataset(self, name: str, *, context: str = "walk_forward") -> DatasetRef:
+        """The bars as a run's dataset input (a reference: folder/file, digest, checksums)."""
+        return DatasetRef(
+            name=name,
+            source=self.location or self.source.split(":", 1)[-1],
+            digest=self.digest[:16],
+            context=context,
+            profile={
+                "partitions": len(self.checksums),
+                "sha256": self.digest,
+                "provenance": self.source,
+            },
+        )
 
     @property
     def digest(self) -> str:
@@ -73,7 +93,10 @@ def provenance_from_store(
         root = layout.series_dir(Series(market, symbol, interval))
         for p in sorted(root.rglob("*.parquet")):
             sums[str(p.relative_to(layout.root))] = file_sha256(p)
-    return DataProvenance(source=f"store:{Path(history_dir).resolve()}", checksums=sums)
+    folder = layout.series_dir(Series(market, symbol, interval)).resolve()
+    return DataProvenance(
+        source=f"store:{Path(history_dir).resolve()}", checksums=sums, location=str(folder)
+    )
 
 
 def provenance_from_file(path: str | Path) -> DataProvenance:
@@ -83,7 +106,7 @@ def provenance_from_file(path: str | Path) -> DataProvenance:
         sums = {str(f.relative_to(p)): file_sha256(f) for f in sorted(p.rglob("*.parquet"))}
     else:
         sums = {p.name: file_sha256(p)}
-    return DataProvenance(source=f"file:{p.resolve()}", checksums=sums)
+    return DataProvenance(source=f"file:{p.resolve()}", checksums=sums, location=str(p.resolve()))
 
 
 def equity_png(result: StudyResult, path: Path) -> Path:
@@ -168,10 +191,47 @@ def _metrics(result: StudyResult) -> dict[str, float]:
     m["consistency"] = result.consistency
     if result.pbo is not None:
         m["pbo"] = result.pbo.pbo
-    for f in result.folds:
-        m[f"fold{f.index}_test_sharpe"] = float(f.test_metrics["sharpe"])
-        m[f"fold{f.index}_train_objective"] = f.train_value
     return m
+
+
+def _fold_metrics(result: StudyResult) -> dict[str, list[float]]:
+    """Per-fold figures, one list per metric, in fold order (logged with step = fold index)."""
+    folds = sorted(result.folds, key=lambda f: f.index)
+    return {
+        "fold_test_sharpe": [float(f.test_metrics["sharpe"]) for f in folds],
+        "fold_test_return": [float(f.test_metrics.get("total_return", math.nan)) for f in folds],
+        "fold_train_objective": [float(f.train_value) for f in folds],
+    }
+
+
+def description(result: StudyResult, provenance: DataProvenance) -> str:
+    """The run's description (Markdown): what was tuned on what, how, at which costs, and that
+    every reported figure is out of sample."""
+    spec = result.spec
+    walk = spec.walk
+    m = result.metrics
+    return "\n".join(
+        [
+            f"**{spec.family}** v{spec.family_version} tuned on **{spec.series}** "
+            f"({spec.interval}), {result.n_trials} Optuna trials over {len(result.folds)} "
+            f"walk-forward folds ({'anchored' if walk.anchored else 'rolling'}, "
+            f"embargo {walk.embargo} bars).",
+            "",
+            f"Costs: fee {spec.costs.fee:g} per side, slippage {spec.costs.slippage_bps:g} bps, "
+            f"fills at {spec.costs.fill}.",
+            "",
+            "Every `oos_*` metric is **out of sample**: each fold's best trial (scored on its "
+            "train window only) trades the following test window, concatenated as one account "
+            f"from {result.open_time[0]} to {result.open_time[-1]}. "
+            f"Sharpe {m.get('sharpe', math.nan):.2f} vs buy-and-hold "
+            f"{result.bh_metrics.get('sharpe', math.nan):.2f}; deflated Sharpe probability "
+            f"{result.dsr.probability:.2f} for all trials tried. `fold_*` metrics have one step "
+            "per fold. `oos_*_flat_restart` restarts each fold from cash (secondary).",
+            "",
+            f"Data: {len(provenance.checksums)} partitions, sha256 {provenance.digest[:16]}… "
+            f"({provenance.source}).",
+        ]
+    )
 
 
 def log_study(
@@ -191,10 +251,15 @@ def log_study(
         "dsr_significant": str(result.dsr.significant()).lower(),
         **dict(extra_tags or {}),
     }
-    run_id = tracker.start_run(result.spec.study_group, tags=tags)
+    run_id = tracker.start_run(
+        result.spec.study_group, tags=tags, description=description(result, provenance)
+    )
     try:
         tracker.log_params(run_id, _params(result, storage_url, provenance))
         tracker.log_metrics(run_id, _metrics(result))
+        for key, values in _fold_metrics(result).items():
+            tracker.log_metric_steps(run_id, key, values)
+        tracker.log_dataset(run_id, provenance.dataset(f"{result.spec.series} bars"))
         with tempfile.TemporaryDirectory(prefix="tp-report-") as tmp:
             d = Path(tmp)
             tracker.log_artifact(run_id, equity_png(result, d / "oos_equity.png"))

@@ -62,6 +62,7 @@ class ModelRegistry(Protocol):
     def promote(self, name: str, version: int) -> None: ...
     def load(self, name: str, alias: str = CHAMPION) -> Any: ...
     def annotate(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...
+    def describe(self, name: str, version: int, text: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class _Version:
     metrics: dict[str, float]
     params: dict[str, str]
     tags: dict[str, str]
+    description: str = ""
 
 
 @dataclass
@@ -211,6 +213,9 @@ class InMemoryRegistry:
 
     def annotate(self, name: str, version: int, tags: Mapping[str, str]) -> None:
         self._get(name, version).tags.update(tags)
+
+    def describe(self, name: str, version: int, text: str) -> None:
+        self._get(name, version).description = text
 
     def _get(self, name: str, version: int) -> _Version:
         versions = self.models.get(name, [])
@@ -268,12 +273,12 @@ class MlflowRegistry:
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
-        from trading_pipeline.tracking import code_version
+        from trading_pipeline.tracking import run_tags as with_source
 
         signature = None
         if input_example is not None:
             signature = infer_signature(input_example, model.predict(input_example))
-        run_tags = {"code_version": code_version(), **dict(tags or {})}
+        run_tags = with_source(tags)  # code version and mlflow.source.*; the note if given
         with (
             self._fluent(),
             mlflow.start_run(experiment_id=self.experiment_id, run_name=name, tags=run_tags),
@@ -344,6 +349,10 @@ class MlflowRegistry:
     def annotate(self, name: str, version: int, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+
+    def describe(self, name: str, version: int, text: str) -> None:
+        """The version's description (Markdown, shown on its page in the MLflow UI)."""
+        self.client.update_model_version(name, str(version), description=text)
 
     @contextmanager
     def _fluent(self) -> Iterator[None]:

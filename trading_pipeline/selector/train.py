@@ -16,7 +16,10 @@
 4. Registration: the current champion (if any) is re-scored on these held-out rows and
    :func:`~.registry.register_gated` lets the promotion gate decide; the comparison lands on
    the new version's tags. With MLflow, the registration's run also gets the baselines'
-   metrics, the data partitions and studies, the confusion matrix and the comparison table.
+   metrics, the data partitions and studies, the confusion matrix and the comparison table,
+   a description (what it is, out of sample), the development and held-out rows as dataset
+   inputs (``training``/``evaluation``), and each registered version's description holds the
+   held-out comparison and which policy is champion and why (:func:`version_description`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from trading_pipeline.selector.registry import (
     register_gated,
 )
 from trading_pipeline.selector.state import STATE_WARMUP_BARS
+from trading_pipeline.tracking import NOTE_TAG, log_frame_input
 
 MODEL = "selector"
 METRIC_KEYS = ("net_return", "sharpe", "hit_rate", "positive_rate", "max_drawdown", "switches")
@@ -416,6 +420,85 @@ def comparison_markdown(report: TrainReport) -> str:
     return "\n".join(lines)
 
 
+def run_description(report: TrainReport, ds: SelectorDataset, settings: TrainSettings) -> str:
+    """The training run's description (Markdown): what was fitted on what, how it was judged."""
+    return "\n".join(
+        [
+            f"**Selector training**: {report.config.label} ({report.model.decision_rule}) picks "
+            f"one of {len(ds.candidates)} candidates (best study per family × series a bot may "
+            f"run, plus cash) every {ds.every} from the market state ({len(ds.feature_names)} "
+            "features from closed bars).",
+            "",
+            f"Chosen by purged, embargoed walk-forward CV ({settings.n_splits} splits, "
+            f"{settings.embargo} rows embargo) on {report.n_development} development rows; "
+            f"judged once on {report.n_holdout} held-out rows ({report.holdout_start} .. "
+            f"{report.holdout_end}) beside every baseline, net of switching costs "
+            f"({ds.switch_cost:.4%} per side moved).",
+            "",
+            "`heldout_*`, `baseline.*` and `vs.*` metrics are **out of sample**; `cv.*` are "
+            "development-only. Dataset inputs: the development rows (training) and the held-out "
+            "rows (evaluation).",
+        ]
+    )
+
+
+def version_description(report: TrainReport, *, policy: bool = False) -> str:
+    """A registered version's description (Markdown): the held-out comparison (the selector
+    beside every baseline, net of switching costs) and which policy is champion and why."""
+
+    def pct(v: Any) -> str:
+        return "" if v is None or not math.isfinite(float(v)) else f"{float(v):+.2%}"
+
+    def num(v: Any, spec: str = ".2f") -> str:
+        return "" if v is None or not math.isfinite(float(v)) else format(float(v), spec)
+
+    model_net = report.holdout[MODEL]["net_return"]
+    head = ("policy", "net return", "Sharpe", "max drawdown", "switches", "selector − policy")
+    lines = [
+        f"**Held-out comparison**, {report.holdout_start} .. {report.holdout_end} "
+        f"({report.n_holdout} decision rows never used to fit or choose), net of switching "
+        "costs:",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    ranked = sorted(report.holdout.items(), key=lambda kv: -kv[1]["net_return"])
+    for name, m in ranked:
+        mark = f"**{name}**" if name in (MODEL, report.policy_name) else name
+        diff = "" if name == MODEL else pct(model_net - m["net_return"])
+        row = (mark, pct(m.get("net_return")), num(m.get("sharpe")),
+               pct(m.get("max_drawdown")), num(m.get("switches"), ".0f"), diff)  # fmt: skip
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", _verdict(report, policy=policy)]
+    return "\n".join(lines)
+
+
+def _verdict(report: TrainReport, *, policy: bool) -> str:
+    gate = report.policy_gate if policy else report.gate
+    what = f"baseline policy `{report.policy_name}`" if policy else "the selector model"
+    if policy:
+        why = (
+            f"registered because the selector lost to `{report.best_baseline}` on the held-out "
+            "rows; it is the best baseline a bot can follow."
+        )
+    elif report.beats_baselines:
+        why = "it beats every baseline on the held-out rows."
+    else:
+        why = (
+            f"it loses to `{report.best_baseline}` on the held-out rows, so it is kept for the "
+            "record and never becomes champion"
+            + (f" (baseline policy registered as v{report.policy_version})." if
+               report.policy_version else ".")
+        )  # fmt: skip
+    if gate is None:
+        return f"**Champion**: not decided. This version is {what}: {why}"
+    verdict = "this version is champion" if gate.promote else "this version is not champion"
+    champ = gate.comparison.get("champion_version")
+    if not gate.promote and champ is not None:
+        verdict += f" (v{champ} stays)"
+    return f"**Champion**: {verdict}. This version is {what}: {why} Gate: {gate.reason}."
+
+
 def split_rows(ds: SelectorDataset, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Development and held-out rows: :func:`~.cv.holdout_split`, except that the held-out
     period never starts before the dataset's ``candidate_cutoff`` (the candidates were
@@ -544,8 +627,12 @@ def train(
     registry: ModelRegistry | None = None,
     settings: TrainSettings | None = None,
     tags: Mapping[str, str] | None = None,
+    dataset_source: str | Path | None = None,
 ) -> TrainReport:
-    """Fit, judge, and (with a registry) register behind the promotion gate."""
+    """Fit, judge, and (with a registry) register behind the promotion gate.
+
+    ``dataset_source`` is where the training set was read from (the selector folder), named as
+    the source of the MLflow dataset inputs."""
     settings = settings or TrainSettings()
     report = fit_and_evaluate(ds, settings)
     if registry is None:
@@ -584,6 +671,7 @@ def train(
     run_tags = {
         "selector.holdout": f"{report.holdout_start}..{report.holdout_end}",
         "selector.champion_rescored": str(report.champion_rescored).lower(),
+        NOTE_TAG: run_description(report, ds, settings),
         **dict(tags or {}),
     }
     example = pd.DataFrame(ds.x(hold[:5]), columns=list(ds.feature_names))
@@ -617,7 +705,13 @@ def train(
             metrics=policy_metrics,
             champion_metrics=champion_metrics,
             params={**params, "policy": f"baseline:{policy.kind}", "policy_choice": policy.choice},
-            tags={**run_tags, "policy": f"baseline:{policy.kind}"},
+            tags={
+                **run_tags,
+                "policy": f"baseline:{policy.kind}",
+                NOTE_TAG: f"**Baseline policy** `{policy_name}` ({policy.kind}), registered "
+                "because the selector lost to a baseline on the held-out rows.\n\n"
+                + run_tags[NOTE_TAG],
+            },
             metric=DEFAULT_METRIC,
             min_improvement=settings.min_improvement,
         )
@@ -643,4 +737,20 @@ def train(
                 client.log_artifact(run_id, str(p))
         for key, value in gate.as_tags().items():
             client.set_tag(run_id, key, value[:5000])
+        source = str(dataset_source or ds.provenance.get("top_file") or "selector training set")
+        dev, _ = split_rows(ds, settings.holdout_fraction)
+        runs = {run_id}
+        if report.policy_version is not None:
+            runs.add(client.get_model_version(settings.name, str(report.policy_version)).run_id)
+        for rid in sorted(runs):
+            for rows, label, context in ((dev, "development", "training"),
+                                         (hold, "holdout", "evaluation")):  # fmt: skip
+                frame = ds.frame[rows.tolist()]
+                name = f"selector-rows-{label}"
+                log_frame_input(client, rid, frame, name=name, source=source, context=context)
+    registry.describe(settings.name, version, version_description(report))
+    if report.policy_version is not None:
+        registry.describe(
+            settings.name, report.policy_version, version_description(report, policy=True)
+        )
     return report

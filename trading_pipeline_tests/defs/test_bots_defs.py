@@ -252,8 +252,13 @@ def test_paper_replay_report_asset_logs_metadata_and_an_mlflow_run(
     # linked both ways: the metadata opens the MLflow run, the run opens the Dagster run
     assert md["mlflow_run"].value == (
         f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        "?workflowType=machine_learning"
     )
     assert run.data.tags["dagster.run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    # its source is the Dagster asset, its description says what it is
+    assert run.data.tags["mlflow.source.type"] == "JOB"
+    assert run.data.tags["mlflow.source.name"] == "dagster paper_replay_report"
+    assert "Paper replay" in run.data.tags["mlflow.note.content"]
 
 
 def test_replay_bad_window_fails_the_run(tmp_path: Path, instance: dg.DagsterInstance) -> None:

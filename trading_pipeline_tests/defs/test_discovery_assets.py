@@ -59,7 +59,8 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         dagster_runs[family] = (result.run_id, str(key))
         # a link a browser opens (TP_MLFLOW_UI_URL's default), not the store's URI
         assert re.fullmatch(
-            rf"http://127\.0\.0\.1:5000/#/experiments/\d+/runs/{run_ids[family]}",
+            rf"http://127\.0\.0\.1:5000/#/experiments/\d+/runs/{run_ids[family]}"
+            r"\?workflowType=machine_learning",
             str(meta["mlflow_run"].value),
         )
         # each month the study read: a link to its klines partition and the file's sha256
@@ -232,14 +233,18 @@ def test_the_lake_comes_from_the_environment(
     assert isinstance(lake, DataLake)
     assert lake.layout.optuna_storage_url == "postgresql://tp:secret@127.0.0.1:5432/optuna"
     assert lake.layout.mlflow_tracking_uri == "http://127.0.0.1:5000"
-    assert lake.run_link("1", "abc") == "http://127.0.0.1:5000/#/experiments/1/runs/abc"
+    assert lake.run_link("1", "abc") == (
+        "http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning"
+    )
     assert lake.layout.discovery_dir == tmp_path / "d" / "discovery"
     monkeypatch.delenv("TP_OPTUNA_STORAGE")
     monkeypatch.delenv("TP_MLFLOW_TRACKING_URI")
     monkeypatch.setenv("TP_MLFLOW_UI_URL", "http://127.0.0.1:5005")
     monkeypatch.setenv("TP_DAGSTER_UI_URL", "http://127.0.0.1:3003")
     embedded = defs().resources["lake"]
-    assert embedded.run_link("2", "x") == "http://127.0.0.1:5005/#/experiments/2/runs/x"
+    assert embedded.run_link("2", "x") == (
+        "http://127.0.0.1:5005/#/experiments/2/runs/x?workflowType=machine_learning"
+    )
     assert embedded.dagster_run_link("r") == "http://127.0.0.1:3003/runs/r"
     local = defs().resources["lake"].layout
     assert (

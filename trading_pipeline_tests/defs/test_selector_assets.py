@@ -106,8 +106,13 @@ def test_discovery_to_selector_model_and_the_gate(
     assert str(family_series_key(FAMILIES[0], BTC.key)) in run.data.params["data_partitions"]
     assert run.data.tags["dagster_run_id"] == result.run_id
     assert run.data.tags["dagster.run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
+    assert run.data.tags["mlflow.source.type"] == "JOB"
+    selector_dir = str(DataLayout.under(data_dir).selector_dir)
+    assert {i.dataset.source for i in run.inputs.dataset_inputs} == {f'{{"uri": "{selector_dir}"}}'}
+    assert "Held-out comparison" in client.get_model_version("strategy-selector", "1").description
     assert mmeta["mlflow_run"].value == (
         f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+        "?workflowType=machine_learning"
     )
     assert mmeta["model"].value == "http://127.0.0.1:5000/#/models/strategy-selector/versions/1"
 

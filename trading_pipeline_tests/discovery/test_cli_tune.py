@@ -77,6 +77,21 @@ def test_klines_to_top_strategies(store: Path, capsys: pytest.CaptureFixture[str
     files = list((store / "history" / "parquet").rglob("*.parquet"))
     assert int(run.data.params["data_partitions"]) == len(files) == 6  # the monthly files
     assert run.data.tags["code_version"]
+    # a model-training experiment; the run's source, description, data and fold steps
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    assert run.data.tags["mlflow.source.name"]
+    note = run.data.tags["mlflow.note.content"]
+    assert "out of sample" in note and "3 walk-forward folds" in note and "slippage" in note
+    history = client.get_metric_history(doc["mlflow_run_id"], "fold_test_sharpe")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert not any(k.startswith("fold0") for k in run.data.metrics)
+    (inp,) = run.inputs.dataset_inputs
+    assert inp.dataset.name == "spot-SYNUSDT-1h bars" or "SYNUSDT" in inp.dataset.name
+    assert "market=spot/symbol=SYNUSDT/interval=1h" in inp.dataset.source
+    assert inp.dataset.digest == run.data.params["data_sha256"][:16]
+    assert {t.key: t.value for t in inp.tags}["mlflow.data.context"] == "walk_forward"
     artifacts = {a.path for a in client.list_artifacts(doc["mlflow_run_id"])}
     assert {"oos_equity.png", "trials.csv", "data_partitions.json"} <= artifacts
     png = Path(client.download_artifacts(doc["mlflow_run_id"], "oos_equity.png", str(store)))

@@ -3,6 +3,7 @@ run's signature and metrics, and the promotion gate refusing a worse model."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,27 @@ def test_training_is_an_mlflow_run_with_signature_metrics_and_evidence(
     assert "before the held-out cut-off" in params["candidate_selection"]
     assert run.data.tags["code_version"] and run.data.tags["trigger"] == "test"
     assert run.data.tags["gate.promote"] == "false"
+    assert "out of sample" in run.data.tags["mlflow.note.content"]
+    assert run.data.tags["mlflow.source.type"] == "LOCAL"
+    exp = registry.client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    inputs = {
+        {t.key: t.value for t in i.tags}["mlflow.data.context"]: i.dataset
+        for i in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "evaluation"}
+    assert json.loads(inputs["training"].profile)["num_rows"] == report.n_development
+    assert json.loads(inputs["evaluation"].profile)["num_rows"] == report.n_holdout
+    assert "label" in inputs["training"].schema and inputs["training"].digest
+    # the held-out comparison and the verdict are the versions' descriptions
+    model_doc = registry.client.get_model_version(MODEL_NAME, "1").description
+    policy_doc = registry.client.get_model_version(MODEL_NAME, "2").description
+    for doc in (model_doc, policy_doc):
+        assert "| policy | net return |" in doc and "switching" in doc
+        for name in report.holdout:
+            assert name in doc  # every baseline beside the selector
+    assert "not champion" in model_doc and f"loses to `{report.best_baseline}`" in model_doc
+    assert "this version is champion" in policy_doc and "no champion yet" in policy_doc
     artifacts = {a.path for a in registry.client.list_artifacts(report.run_id)}
     assert {"confusion_matrix.png", "comparison.md", "selector_report.json"} <= artifacts
     with registry._fluent():

@@ -104,6 +104,13 @@ def _log_mlflow(
             "in_sample_bots": ",".join(data.get("in_sample_bots", [])) or "none",
             **lake.dagster_tags(dagster_run_id, asset_key),
         },
+        description=(
+            f"**Paper replay** of the fleet from {data['from'][:10]} to {data['to'][:10]} "
+            f"with {data['capital']:,} of capital: each bot trades its deployed assignment "
+            "through the paper broker (fee and slippage as tuned), the fleet's daily loss limit "
+            "enforced at every bar close. Bars a bot's parameters were tuned on are in sample "
+            "(`<bot>.in_sample_fraction`); the rest is out of sample."
+        ),
     )
     status = "FAILED"
     try:

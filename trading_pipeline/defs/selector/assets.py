@@ -190,6 +190,7 @@ def selector_model(
                 "dagster_run_id": context.run.run_id,
                 **lake.dagster_tags(context.run.run_id, context.asset_key),
             },
+            dataset_source=lake.layout.selector_dir,
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector model: {exc}") from exc
