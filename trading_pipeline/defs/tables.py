@@ -161,12 +161,11 @@ def rounded(value: Any, digits: int = JSON_SIGNIFICANT) -> Any:
 
 def tidy(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Metadata with its numbers rounded: plain floats to ``SIGNIFICANT`` digits (non-finite
-    ones as text), JSON values to ``JSON_SIGNIFICANT``; everything else unchanged."""
+    ones as text), JSON values to ``JSON_SIGNIFICANT``; everything else unchanged (an explicit
+    ``MetadataValue.float`` is taken as already rounded, e.g. money to the cent)."""
     out: dict[str, Any] = {}
     for key, value in metadata.items():
-        if isinstance(value, dg.FloatMetadataValue) and value.value is not None:
-            value = value.value
-        if isinstance(value, float) and not isinstance(value, bool):
+        if isinstance(value, float):
             out[key] = sig(value) if math.isfinite(value) else str(value)
         elif isinstance(value, dg.JsonMetadataValue) and value.data is not None:
             out[key] = dg.MetadataValue.json(rounded(value.data))

@@ -11,7 +11,9 @@ import dagster as dg
 
 IMAGE = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)")
 LINK_LINE = re.compile(r"- \[[^\]]+\]\([^)]+\)")
-MAX_SIGNIFICANT = 6
+# float noise shows at the 16th-17th digit (0.053000000000000005); measurements are rounded
+# to 4 significant digits, parameters to 6, prices and volumes to 8 (28396.302)
+MAX_SIGNIFICANT = 8
 
 
 def noise_free(x: float) -> bool:

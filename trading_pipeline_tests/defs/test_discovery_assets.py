@@ -57,7 +57,7 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         summary = meta["summary"]
         assert isinstance(summary, dg.TableMetadataValue)
         assert [c.name for c in summary.schema.columns] == ["metric", "strategy", BENCHMARK]
-        assert [r.data["metric"] for r in summary.records][0] == "sharpe"
+        assert summary.records[0].data["metric"] == "sharpe"
         assert problems(meta) == []
         # the fold windows are UTC dates of the bars, contiguous test windows after train
         folds = meta["folds"]

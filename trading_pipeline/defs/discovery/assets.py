@@ -273,9 +273,7 @@ def strategy_results(
     return dg.MaterializeResult(metadata=tidy(metadata))
 
 
-def _data_partitions(
-    lake: DataLake, series: Series, provenance: DataProvenance
-) -> dict[str, Any]:
+def _data_partitions(lake: DataLake, series: Series, provenance: DataProvenance) -> dict[str, Any]:
     """The klines months the study read, with the sha256 its provenance records (the
     manifest's, as the MLflow run's ``data_partitions.json`` lists them; the file's own when
     the manifest has no entry): ``data_partitions``, a table, and ``data_partitions_links``,
