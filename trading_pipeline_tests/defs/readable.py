@@ -10,7 +10,8 @@ from typing import Any
 import dagster as dg
 
 IMAGE = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)")
-LINK_LINE = re.compile(r"- \[[^\]]+\]\([^)]+\)")
+LINK = r"\[[^\]]+\]\([^)]+\)"
+LINK_LINE = re.compile(rf"- {LINK}( · {LINK})*")  # one item: its links
 # float noise shows at the 16th-17th digit (0.053000000000000005); measurements are rounded
 # to 4 significant digits, parameters to 6, prices and volumes to 8 (28396.302)
 MAX_SIGNIFICANT = 8

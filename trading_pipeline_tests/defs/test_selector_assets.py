@@ -90,7 +90,8 @@ def test_discovery_to_selector_model_and_the_gate(
     table = mmeta["comparison"]
     assert isinstance(table, dg.TableMetadataValue)
     policies = {r.data["policy"] for r in table.records}
-    assert {"selector", "single_best", "regime_lookup", "cash", "buy_and_hold"} <= policies
+    for policy in ("selector", "single_best", "regime_lookup", "cash", "buy_and_hold"):
+        assert any(str(p).startswith(policy) for p in policies), policy
     assert problems(tmeta) == [] and problems(mmeta) == []
     image = mmeta["confusion_matrix"].value
     assert image.startswith("![confusion matrix](data:image/png;base64,")
@@ -105,8 +106,9 @@ def test_discovery_to_selector_model_and_the_gate(
 
     client = MlflowClient(tracking_uri=DataLayout.under(data_dir).mlflow_tracking_uri)
     run = client.get_run(run_id)
-    assert run.data.metrics["heldout_net_return"] == pytest.approx(
-        mmeta["heldout_net_return"].value
+    # the page shows it to 4 significant digits, the run holds it exactly
+    assert mmeta["heldout_net_return"].value == pytest.approx(
+        run.data.metrics["heldout_net_return"], rel=1e-3
     )
     assert str(family_series_key(FAMILIES[0], BTC.key)) in run.data.params["data_partitions"]
     assert run.data.tags["dagster_run_id"] == result.run_id
