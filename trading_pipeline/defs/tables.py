@@ -2,8 +2,11 @@
 
 Dagster's UI renders a ``TableMetadataValue`` inline on the asset page, with its schema (column
 types and descriptions) one click away, while a Markdown entry of 1,000 characters or more sits
-behind "[Show Markdown]" (``MetadataEntry.tsx`` in dagster-webserver 1.13). So every table is
-``table(...)``; Markdown is kept for charts (an image, alone in its entry) and for link lists.
+behind "[Show Markdown]" (``MetadataEntry.tsx`` in dagster-webserver 1.13; 1.13 has no image
+metadata type). So every table is ``table(...)``; Markdown is kept for charts and link lists.
+A chart is an entry of its own holding only the image: a PNG data URI (self-contained, one
+click away: a PNG is far over 1,000 characters) or, for a chart an MLflow run holds, its URL
+on the MLflow UI (``artifact_image``: short, so shown inline).
 
 Numbers are rounded for reading: returns, ratios and other measurements to 4 significant
 digits, prices and volumes to 8 significant digits with 2 to 8 decimals, parameters and JSON
@@ -19,6 +22,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 import polars as pl
@@ -180,3 +184,11 @@ def image_md(png: bytes, alt: str) -> dg.MarkdownMetadataValue:
     The UI shows Markdown inline only under 1,000 characters, so a chart (tens of kB) opens
     from "[Show Markdown]" straight onto the image; the numbers behind it are a table entry."""
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def artifact_image(ui: str, run_id: str, path: str, alt: str) -> dg.MarkdownMetadataValue:
+    """A chart logged to an MLflow run, as an image the MLflow UI at ``ui`` serves
+    (``/get-artifact``): a short Markdown entry, so the asset page shows it inline (while the
+    MLflow UI runs; else its alt text)."""
+    url = f"{ui.rstrip('/')}/get-artifact?path={quote(path)}&run_uuid={quote(run_id)}"
+    return dg.MetadataValue.md(f"![{alt}]({url})")

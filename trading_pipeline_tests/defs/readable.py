@@ -9,7 +9,9 @@ from typing import Any
 
 import dagster as dg
 
-IMAGE = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,[A-Za-z0-9+/=]+\)")
+IMAGE = re.compile(
+    r"!\[[^\]]*\]\((data:image/png;base64,[A-Za-z0-9+/=]+|https?://[^)\s]+/get-artifact\?[^)\s]+)\)"
+)  # a chart: a PNG, or an MLflow run's artifact
 LINK = r"\[[^\]]+\]\([^)]+\)"
 LINK_LINE = re.compile(rf"- {LINK}( · {LINK})*")  # one item: its links
 # float noise shows at the 16th-17th digit (0.053000000000000005); measurements are rounded

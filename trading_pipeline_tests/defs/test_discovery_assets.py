@@ -85,6 +85,12 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
             DataLake(data_dir=str(data_dir)).layout.history.parquet_path(BTC, 2021, 2)
         )
         assert f"- {month}" in str(meta["data_partitions_links"].value)
+        # the equity chart the run holds, short enough for the UI to show it inline
+        equity = str(meta["oos_equity"].value)
+        assert equity.endswith(
+            f"(http://127.0.0.1:5000/get-artifact?path=oos_equity.png&run_uuid={run_ids[family]})"
+        )
+        assert len(equity) < 1000  # the UI's limit for inline Markdown
         rows = {r.data["month"]: r.data for r in meta["data_partitions"].records}  # type: ignore[attr-defined]
         assert rows["2021-02"]["sha256"] == sha
         assert rows["2021-02"]["klines_partition"] == "2021-02-01|spot-BTCUSDT-1h"

@@ -31,7 +31,7 @@ from trading_pipeline.defs.features.assets import regime_periods
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.partitions import series_month_key
 from trading_pipeline.defs.resources import DataLake
-from trading_pipeline.defs.tables import image_md, rows_of, table, tidy, when
+from trading_pipeline.defs.tables import artifact_image, image_md, rows_of, table, tidy, when
 from trading_pipeline.defs.versions import RESEARCH, discovery_version
 from trading_pipeline.discovery.batch import check_sampler
 from trading_pipeline.discovery.calibration import NOISE_MAX_PBO
@@ -53,7 +53,7 @@ from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.manifest import Manifest
-from trading_pipeline.links import md_link
+from trading_pipeline.links import md_link, mlflow_ui
 from trading_pipeline.market.candles import CandleError, load_store
 from trading_pipeline.regimes.stored import load_labels
 from trading_pipeline.strategies.registry import get_family
@@ -265,6 +265,13 @@ def strategy_results(
         "mlflow_experiment_id": tracker.experiment_id,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(lake.run_link(tracker.experiment_id, run_id)),
+        # the run's equity chart, shown inline from the MLflow UI (make mlflow)
+        "oos_equity": artifact_image(
+            mlflow_ui(lake.mlflow_ui_url, layout.mlflow_tracking_uri),
+            run_id,
+            "oos_equity.png",
+            "out-of-sample equity (served by the MLflow UI)",
+        ),
         **_data_partitions(lake, series, provenance),
     }
     if pbo is not None:
