@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from trading_pipeline.fsutil import atomic_path
 
@@ -28,7 +29,7 @@ def _hive_parts(partitions_def: dg.PartitionsDefinition | None, key: str) -> lis
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores each polars output as ``base_dir/<asset key>/<dim=value…>/data.parquet``."""
 
-    base_dir: str
+    base_dir: str = Field(description="root of the tables (<data_dir>/tables)")
 
     def path_for(
         self,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline import links
 from trading_pipeline.defs.bots.resources import BotsRuntime
@@ -41,13 +42,32 @@ class DataLake(dg.ConfigurableResource):
     """Where every artifact lives (``TP_DATA_DIR``, ``TP_HISTORY_DIR``, ``TP_BOTS_DIR``,
     ``TP_MLFLOW_TRACKING_URI``, ``TP_OPTUNA_STORAGE``); unset fields follow DataLayout's rule."""
 
-    data_dir: str = "data"
-    history_dir: str | None = None
-    bots_dir: str | None = None
-    mlflow_tracking_uri: str | None = None
-    optuna_storage: str | None = None
-    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL  # TP_MLFLOW_UI_URL: where links to MLflow point
-    dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL  # TP_DAGSTER_UI_URL: where MLflow links back
+    data_dir: str = Field(
+        default="data", description="features, discovery, selector, MLflow, Optuna (TP_DATA_DIR)"
+    )
+    history_dir: str | None = Field(
+        default=None, description="the history store (TP_HISTORY_DIR; unset: <data_dir>/history)"
+    )
+    bots_dir: str | None = Field(
+        default=None,
+        description="assignments, ledgers, HALT, replays (TP_BOTS_DIR; unset: <data_dir>/bots)",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow store (TP_MLFLOW_TRACKING_URI; unset: SQLite under <data_dir>/mlflow)",
+    )
+    optuna_storage: str | None = Field(
+        default=None,
+        description="Optuna storage (TP_OPTUNA_STORAGE; unset: journal under <data_dir>/optuna)",
+    )
+    mlflow_ui_url: str = Field(
+        default=DEFAULT_MLFLOW_UI_URL,
+        description="where links to MLflow point (TP_MLFLOW_UI_URL)",
+    )
+    dagster_ui_url: str = Field(
+        default=DEFAULT_DAGSTER_UI_URL,
+        description="where MLflow links back to Dagster (TP_DAGSTER_UI_URL)",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataLake:

@@ -83,7 +83,9 @@ def test_a_new_month_requests_exactly_what_depends_on_it(
         # the study is split by the labels regime_periods stored, not labelled again
         tmeta = tuned.asset_materializations_for_node("strategy_results")[0].metadata
         assert "stored by regime_periods" in str(tmeta["regime_labels"].value)
-        assert "| strategy | regime |" in str(tmeta["oos_by_regime"].value)
+        by_regime = tmeta["oos_by_regime"]
+        assert isinstance(by_regime, dg.TableMetadataValue)
+        assert [c.name for c in by_regime.schema.columns][:2] == ["strategy", "regime"]
         ranked = dg.materialize(
             [performance_matrix, top_strategies],
             instance=instance,

@@ -263,3 +263,62 @@ def test_discovery_reads_every_month_of_its_own_series(location: dg.Definitions)
             keys = list(result.partitions_subset.get_partition_keys())
             assert keys and all(k.endswith("|spot-BTCUSDT-1h") for k in keys)
             assert "2024-03-01|spot-BTCUSDT-1h" in keys
+
+
+def config_fields(config_schema: object) -> dict[str, str | None]:
+    """The fields of a config schema (an op's or a resource's) and their descriptions."""
+    if config_schema is None:
+        return {}
+    config_type = config_schema.as_field().config_type  # type: ignore[attr-defined]
+    return {name: f.description for name, f in getattr(config_type, "fields", {}).items()}
+
+
+def test_every_asset_has_a_code_version_owners_and_a_description(
+    location: dg.Definitions,
+) -> None:
+    graph = location.resolve_asset_graph()
+    missing = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        lacks = [
+            what
+            for what, value in (
+                ("code_version", node.code_version),
+                ("owners", node.owners),
+                ("description", node.description),
+            )
+            if not value
+        ]
+        if lacks:
+            missing[key.to_user_string()] = lacks
+        assert all(o.startswith("team:") or "@" in o for o in node.owners)
+    assert missing == {}
+    # discovery's version is the built-in families' versions and code fingerprints
+    from trading_pipeline.defs.versions import discovery_version
+
+    for name in ("strategy_results", "performance_matrix", "top_strategies"):
+        version = graph.get(dg.AssetKey(name)).code_version
+        assert version is not None and version.startswith("families-")
+    assert discovery_version() != ""
+
+
+def test_every_config_field_is_described(location: dg.Definitions) -> None:
+    """What the launchpad shows: each asset's and job's config fields and each resource's."""
+    undescribed = []
+    graph = location.resolve_asset_graph()
+    ops = {ad.op.name: ad.op for ad in graph.assets_defs if ad.is_executable}
+    for name in JOBS:
+        for node_def in location.resolve_job_def(name).graph.node_defs:
+            ops[node_def.name] = node_def  # type: ignore[assignment]
+    fields = 0
+    for op_name, op in sorted(ops.items()):
+        for field, description in config_fields(op.config_schema).items():
+            fields += 1
+            if not description:
+                undescribed.append(f"{op_name}.{field}")
+    for name, resource in sorted((location.resources or {}).items()):
+        for field, info in type(resource).model_fields.items():  # type: ignore[union-attr]
+            fields += 1
+            if not info.description:
+                undescribed.append(f"resource {name}.{field}")
+    assert fields > 40 and undescribed == []

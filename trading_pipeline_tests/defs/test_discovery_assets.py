@@ -27,6 +27,7 @@ from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.settings import DataLayout
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.defs.conftest import BTC, discovery_resources, ops_config
+from trading_pipeline_tests.defs.readable import problems
 
 pytestmark = pytest.mark.slow  # Dagster instance runs
 
@@ -53,7 +54,20 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         code = code_fingerprint(get_family(family))[:8]
         assert meta["study"].value == f"{family}-v1-{BTC.key}-c{code}"
         assert meta["n_trials"].value == TINY["trials"] * TINY["folds"]
-        assert "| metric |" in meta["summary"].value and BENCHMARK in meta["summary"].value
+        summary = meta["summary"]
+        assert isinstance(summary, dg.TableMetadataValue)
+        assert [c.name for c in summary.schema.columns] == ["metric", "strategy", BENCHMARK]
+        assert summary.records[0].data["metric"] == "sharpe"
+        assert problems(meta) == []
+        # the fold windows are UTC dates of the bars, contiguous test windows after train
+        folds = meta["folds"]
+        assert isinstance(folds, dg.TableMetadataValue)
+        assert len(folds.records) == TINY["folds"]
+        day = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?")
+        for r in folds.records:
+            window = [str(r.data[k]) for k in ("train_from", "train_to", "test_from", "test_to")]
+            assert all(day.fullmatch(w) for w in window), window
+            assert window == sorted(window) and window[1] < window[2]
         assert 0.0 <= meta["dsr_probability"].value <= 1.0
         run_ids[family] = meta["mlflow_run_id"].value
         dagster_runs[family] = (result.run_id, str(key))
@@ -71,7 +85,16 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         sha = sha256_file(
             DataLake(data_dir=str(data_dir)).layout.history.parquet_path(BTC, 2021, 2)
         )
-        assert f"| {month} | {sha} |" in meta["data_partitions"].value
+        assert f"- {month}" in str(meta["data_partitions_links"].value)
+        # the equity chart the run holds, short enough for the UI to show it inline
+        equity = str(meta["oos_equity"].value)
+        assert equity.endswith(
+            f"(http://127.0.0.1:5000/get-artifact?path=oos_equity.png&run_uuid={run_ids[family]})"
+        )
+        assert len(equity) < 1000  # the UI's limit for inline Markdown
+        rows = {r.data["month"]: r.data for r in meta["data_partitions"].records}  # type: ignore[attr-defined]
+        assert rows["2021-02"]["sha256"] == sha
+        assert rows["2021-02"]["klines_partition"] == "2021-02-01|spot-BTCUSDT-1h"
 
     # the MLflow runs exist in the SQLite store under the data dir, with the study's numbers
     from mlflow.tracking import MlflowClient
@@ -124,7 +147,10 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
         assert rows.filter(pl.col("regime") != ALL)["bars"].sum() == whole
     mmeta = result.asset_materializations_for_node("performance_matrix")[0].metadata
     assert mmeta["studies"].value == len(FAMILIES)
-    assert "| series | strategy |" in mmeta["sharpe_by_regime"].value
+    sharpe = mmeta["sharpe_by_regime"]
+    assert isinstance(sharpe, dg.TableMetadataValue)
+    assert [c.name for c in sharpe.schema.columns][:2] == ["series", "strategy"]
+    assert problems(mmeta) == []
     heatmap = mmeta["heatmap"].value
     assert heatmap.startswith("![sharpe by regime](data:image/png;base64,")
     png = base64.b64decode(heatmap.split(",", 1)[1].rstrip(")"))
@@ -142,7 +168,11 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
     assert not any(r["robust"] for r in doc["ranked"])
     tmeta = result.asset_materializations_for_node("top_strategies")[0].metadata
     assert tmeta["candidates"].value == len(FAMILIES)
-    assert "| rank | strategy |" in tmeta["ranking"].value
+    ranking = tmeta["ranking"]
+    assert isinstance(ranking, dg.TableMetadataValue)
+    assert [c.name for c in ranking.schema.columns][:2] == ["rank", "strategy"]
+    assert [r.data["rank"] for r in ranking.records] == [1, 2]
+    assert problems(tmeta) == []
     assert not list((data_dir / "discovery").glob(".*.part"))  # nothing half-written left
 
 

@@ -25,6 +25,7 @@ from trading_pipeline.market.features import month_bounds, month_features
 from trading_pipeline.regimes import get_labeller
 from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline_tests.defs.conftest import BTC, ETH
+from trading_pipeline_tests.defs.readable import problems
 from trading_pipeline_tests.fakes.store import write_store
 
 pytestmark = pytest.mark.slow  # Dagster instance runs
@@ -90,8 +91,11 @@ def test_features_and_regimes_for_one_month(
     assert chart.startswith("![regimes](data:image/png;base64,")
     png = base64.b64decode(chart.split(",", 1)[1].rstrip(")"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| start | end | regime |" in meta["periods"].value
-    assert "| regime | share |" in meta["share"].value
+    columns = [c.name for c in meta["periods"].schema.columns]  # type: ignore[attr-defined]
+    assert columns[:3] == ["start", "end", "regime"]
+    shares = {r.data["regime"]: r.data["share"] for r in meta["share"].records}  # type: ignore[attr-defined]
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    assert problems(meta) == []
     fmeta = result.asset_materializations_for_node("features")[0].metadata
     assert fmeta["rows"].value == got.height and fmeta["indicator_outputs"].value >= 200
 
@@ -169,7 +173,9 @@ def test_a_ranged_run_gives_each_month_its_own_regimes_and_chart(
             layout.feature_path("regime_labels", f"series={ETH.key}", f"month={month}")
         )
         assert meta["bars"].value == labels.height
-        assert f"| {month}-01 00:00:00 |" in meta["periods"].value  # its own month's periods
+        starts = [str(r.data["start"]) for r in meta["periods"].records]  # type: ignore[attr-defined]
+        assert starts[0] == f"{month}-01"  # its own month's periods (midnight: the day alone)
+        assert all(s.startswith(month) for s in starts)
         charts.add(meta["chart"].value)
         fmeta = (
             instance.fetch_materializations(

@@ -21,6 +21,7 @@ from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.history.manifest import Manifest
 from trading_pipeline.history.vision import monthly_key
 from trading_pipeline_tests.defs.conftest import BTC, DAILY_ONLY, ETH, MONTHLY, HistoryKit
+from trading_pipeline_tests.defs.readable import problems
 from trading_pipeline_tests.fakes.vision import bar_open_times, next_month
 
 pytestmark = pytest.mark.slow  # Dagster instance runs
@@ -98,7 +99,11 @@ def test_one_partition_builds_parquet_and_passes_checks(
     meta = result.asset_materializations_for_node("history__klines")[0].metadata
     assert meta["rows"].value == frame.height
     assert meta["parquet_path"].value == str(path)
-    assert "| open_time |" in meta["preview"].value
+    preview = meta["preview"]
+    assert isinstance(preview, dg.TableMetadataValue)
+    assert preview.schema.columns[0].name == "open_time"
+    assert preview.records[0].data["open_time"] == "2024-01-01"
+    assert problems(meta) == []
     raw_meta = result.asset_materializations_for_node("history__raw_zips")[0].metadata
     assert raw_meta["source"].value == "monthly" and raw_meta["files_new"].value == 1
     assert Manifest(store.layout().manifest_path).get(monthly_key(BTC, 2024, 1)) is not None

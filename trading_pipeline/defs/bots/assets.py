@@ -16,32 +16,39 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline.bots.lineage import with_discovery_lineage
 from trading_pipeline.defs.bots.lineage import lineage_metadata
 from trading_pipeline.defs.bots.resources import BotsRuntime
 from trading_pipeline.defs.discovery.assets import top_strategies
-from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.selector.assets import selector_model
+from trading_pipeline.defs.tables import rows_of, table, tidy
+from trading_pipeline.defs.versions import TRADING, source_version
 
 GROUP = "bots"
 DEPLOY_JOB = "deploy_assignments"
 TRIGGER_TAGS = ("selector/decision_ids", "selector/bots", "selector/model_version", "trigger")
+OWNERS = [TRADING]
+ASSIGNMENT_COLUMNS = ["bot", "status", "version", "family", "fraction", "reason"]
 
 
 class DeployConfig(dg.Config):
     """``seed_defaults``: bots with no assignment and no decision get their spec default."""
 
-    seed_defaults: bool = True
+    seed_defaults: bool = Field(
+        default=True,
+        description="bots with no assignment and no decision yet get their spec's default",
+    )
 
 
 def _rows(report: Any, fleet: dict[str, Any]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for a in report.deployed:
-        rows.append([a.bot, "deployed", a.version, a.family, f"{a.capital_fraction:.1%}", ""])
+        rows.append([a.bot, "deployed", a.version, a.family, a.capital_fraction, ""])
     for a in report.unchanged:
-        rows.append([a.bot, "unchanged", a.version, a.family, f"{a.capital_fraction:.1%}", ""])
+        rows.append([a.bot, "unchanged", a.version, a.family, a.capital_fraction, ""])
     for r in report.refused:
         kept = fleet.get(r.bot)
         rows.append(
@@ -50,7 +57,7 @@ def _rows(report: Any, fleet: dict[str, Any]) -> list[list[Any]]:
                 "refused",
                 kept.version if kept else "-",
                 r.candidate.family,
-                f"{r.candidate.capital_fraction:.1%}",
+                r.candidate.capital_fraction,
                 r.reason,
             ]
         )
@@ -62,6 +69,14 @@ def _rows(report: Any, fleet: dict[str, Any]) -> list[list[Any]]:
     kinds={"json"},
     description="Validated, versioned assignment per bot in the deployment store (TP_BOTS_DIR).",
     deps=[top_strategies, selector_model],
+    code_version=source_version(
+        __name__,
+        "trading_pipeline.bots.fleet",
+        "trading_pipeline.bots.deploy_store",
+        "trading_pipeline.bots.lineage",
+        "trading_pipeline.bots.assignment",
+    ),
+    owners=OWNERS,
 )
 def bot_assignments(
     context: dg.AssetExecutionContext,
@@ -101,26 +116,31 @@ def bot_assignments(
         context.log.warning(f"refused {r.bot}: {r.reason}")
     total = sum(a.capital_fraction for a in fleet.values())
     return dg.MaterializeResult(
-        metadata={
-            "deployed": len(report.deployed),
-            "unchanged": len(report.unchanged),
-            "refused": len(report.refused),
-            "decisions_used": len(decisions),
-            "fleet_fraction": dg.MetadataValue.float(float(total)),
-            "assignments": dg.MetadataValue.md(
-                markdown_table(
-                    ["bot", "status", "version", "family", "fraction", "reason"],
-                    _rows(report, fleet),
-                )
-            ),
-            "refusals": dg.MetadataValue.json(
-                [{"bot": r.bot, "reason": r.reason} for r in report.refused]
-                + [{"bot": bot, "reason": why} for bot, why in stale.items()]
-            ),
-            "stale_decisions": len(stale),
-            "bots_dir": dg.MetadataValue.path(str(store.bots_dir)),
-            **lineage_metadata(lake, fleet),
-        }
+        metadata=tidy(
+            {
+                "deployed": len(report.deployed),
+                "unchanged": len(report.unchanged),
+                "refused": len(report.refused),
+                "decisions_used": len(decisions),
+                "fleet_fraction": dg.MetadataValue.float(round(float(total), 4)),
+                "assignments": table(
+                    rows_of(ASSIGNMENT_COLUMNS, _rows(report, fleet)),
+                    ASSIGNMENT_COLUMNS,
+                    descriptions={
+                        "version": "the assignment's version in the bot's store (kept when refused)",
+                        "fraction": "share of the fleet's capital (0.3 = 30%)",
+                        "reason": "why a candidate was refused (the bot keeps its assignment)",
+                    },
+                ),
+                "refusals": dg.MetadataValue.json(
+                    [{"bot": r.bot, "reason": r.reason} for r in report.refused]
+                    + [{"bot": bot, "reason": why} for bot, why in stale.items()]
+                ),
+                "stale_decisions": len(stale),
+                "bots_dir": dg.MetadataValue.path(str(store.bots_dir)),
+                **lineage_metadata(lake, fleet),
+            }
+        )
     )
 
 

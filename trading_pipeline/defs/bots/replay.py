@@ -6,16 +6,17 @@ buy-and-hold, the equity chart and the risk events; ``report.json`` and ``equity
 ``<bots_dir>/replays/<from>-<to>/`` and attached to the MLflow run.
 """
 
-import base64
 from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline.defs.bots.assets import GROUP, bot_assignments
 from trading_pipeline.defs.bots.resources import BotsRuntime
-from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import image_md, table, tidy
+from trading_pipeline.defs.versions import TRADING, source_version
 from trading_pipeline.errors import UserInputError
 
 EXPERIMENT = "paper-replay"
@@ -25,9 +26,11 @@ class ReplayConfig(dg.Config):
     """The replay window (``from_date`` inclusive, ``to_date`` exclusive, ``YYYY-MM-DD``) and
     the fleet's capital, split by the plan."""
 
-    from_date: str = "2022-05-01"
-    to_date: str = "2022-06-01"
-    capital: float = 1000.0
+    from_date: str = Field(default="2022-05-01", description="first day replayed, YYYY-MM-DD (UTC)")
+    to_date: str = Field(
+        default="2022-06-01", description="the day after the last one replayed, YYYY-MM-DD (UTC)"
+    )
+    capital: float = Field(default=1000.0, description="the fleet's capital, split by the plan")
 
 
 def _day(value: str, name: str) -> datetime:
@@ -38,54 +41,54 @@ def _day(value: str, name: str) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-def _pct(x: Any) -> str:
-    return f"{x:+.2%}" if isinstance(x, int | float) else "-"
+PNL_DESCRIPTIONS = {
+    "strategy": "the family the bot's assignment runs",
+    "start": "capital at the start of the replay",
+    "end": "equity at the end of the replay",
+    "pnl": "end - start",
+    "return": "end / start - 1 (0.05 = +5%)",
+    "buy_and_hold": "return of buying the bot's symbols at the start and holding",
+    "fills": "orders filled",
+    "risk_events": "risk events (daily loss, drawdown, halt)",
+    "in_sample": "share of the replay inside the deployed study's train/test windows",
+    "note": "",
+}
 
 
-def _tables(data: dict[str, Any]) -> tuple[str, str]:
+def _tables(data: dict[str, Any]) -> tuple[dg.TableMetadataValue, dg.TableMetadataValue]:
+    def money(x: Any) -> float | None:
+        return round(float(x), 2) if isinstance(x, int | float) else None
+
     pnl_rows = [
-        [
-            name,
-            b["family"],
-            f"{b['initial']:.2f}",
-            f"{b['final']:.2f}",
-            f"{b['pnl']:+.2f}",
-            _pct(b["return"]),
-            _pct(b.get("buy_and_hold_return")),
-            len(b["fills"]),
-            len(b["risk_events"]),
-            "unknown" if b.get("in_sample_fraction") is None else f"{b['in_sample_fraction']:.0%}",
-            b.get("note", ""),
-        ]
+        {
+            "bot": name,
+            "strategy": b["family"],
+            "start": money(b["initial"]),
+            "end": money(b["final"]),
+            "pnl": money(b["pnl"]),
+            "return": b["return"],
+            "buy_and_hold": b.get("buy_and_hold_return"),
+            "fills": len(b["fills"]),
+            "risk_events": len(b["risk_events"]),
+            "in_sample": b.get("in_sample_fraction"),
+            "note": b.get("note", ""),
+        }
         for name, b in data["bots"].items()
     ]
-    pnl = markdown_table(
-        [
-            "bot",
-            "strategy",
-            "start",
-            "end",
-            "PnL",
-            "return",
-            "buy & hold",
-            "fills",
-            "risk events",
-            "in-sample",
-            "note",
-        ],
-        pnl_rows,
-    )
+    pnl = table(pnl_rows, ["bot", *PNL_DESCRIPTIONS], descriptions=PNL_DESCRIPTIONS)
     events = [
-        [
-            name,
-            e.get("time", ""),
-            e.get("kind", ""),
-            ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "kind"))[:200],
-        ]
+        {
+            "bot": name,
+            "time": str(e.get("time", "")),
+            "kind": e.get("kind", ""),
+            "detail": ", ".join(f"{k}={v}" for k, v in e.items() if k not in ("time", "kind"))[
+                :200
+            ],
+        }
         for name, b in data["bots"].items()
         for e in b["risk_events"]
     ]
-    risk = markdown_table(["bot", "time", "kind", "detail"], events) if events else "none"
+    risk = table(events, ["bot", "time", "kind", "detail"])
     return pnl, risk
 
 
@@ -152,6 +155,14 @@ def _log_mlflow(
     kinds={"python", "mlflow"},
     description="The whole fleet replayed on history with paper brokers: PnL, equity, risk.",
     deps=[bot_assignments],  # the assignments in force are what the replay trades
+    code_version=source_version(
+        __name__,
+        "trading_pipeline.bots.replay",
+        "trading_pipeline.bots.paper",
+        "trading_pipeline.bots.runner",
+        "trading_pipeline.bots.risk",
+    ),
+    owners=[TRADING],
 )
 def paper_replay_report(
     context: dg.AssetExecutionContext,
@@ -184,21 +195,20 @@ def paper_replay_report(
     )
     pnl, risk = _tables(data)
     metadata: dict[str, Any] = {
-        "capital": dg.MetadataValue.float(float(data["capital"])),
-        "final": dg.MetadataValue.float(float(data["final"])),
-        "pnl": dg.MetadataValue.float(float(data["pnl"])),
-        "pnl_per_bot": dg.MetadataValue.md(pnl),
-        "risk_events": dg.MetadataValue.md(risk),
+        "capital": dg.MetadataValue.float(round(float(data["capital"]), 2)),
+        "final": dg.MetadataValue.float(round(float(data["final"]), 2)),
+        "pnl": dg.MetadataValue.float(round(float(data["pnl"]), 2)),
+        "pnl_per_bot": pnl,
+        "risk_events": risk,
         "report": dg.MetadataValue.path(str(report_json)),
         "mlflow_experiment_id": experiment_id,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(lake.run_link(experiment_id, run_id)),
     }
     if report_png.exists():
-        png = base64.b64encode(report_png.read_bytes()).decode()
-        metadata["equity"] = dg.MetadataValue.md(f"![equity](data:image/png;base64,{png})")
+        metadata["equity"] = image_md(report_png.read_bytes(), "equity")
     context.log.info(
         f"paper replay {start:%Y-%m-%d} → {end:%Y-%m-%d}: {data['capital']:.2f} → "
         f"{data['final']:.2f}"
     )
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=tidy(metadata))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from pydantic import Field
 
 if TYPE_CHECKING:
     from trading_pipeline.bots.deploy_store import DeploymentStore
@@ -14,9 +15,13 @@ if TYPE_CHECKING:
 class BotsRuntime(dg.ConfigurableResource):
     """Which market the replays read, whose ledgers the fleet risk check reads, its limit."""
 
-    market: str = "spot"
-    ledger_mode: str = "paper"  # whose ledgers the fleet risk check reads: paper or live
-    fleet_daily_loss: float = 0.10
+    market: str = Field(default="spot", description="the history market the replays read")
+    ledger_mode: str = Field(
+        default="paper", description="whose ledgers the fleet risk check reads: paper or live"
+    )
+    fleet_daily_loss: float = Field(
+        default=0.10, description="the fleet's daily loss limit, a fraction (0.10 = 10%)"
+    )
 
     @staticmethod
     def store(layout: DataLayout) -> DeploymentStore:

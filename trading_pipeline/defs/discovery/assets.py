@@ -9,7 +9,6 @@
   for the selector and the bots.
 """
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -30,9 +29,10 @@ from trading_pipeline.defs.discovery.partitions import (
 )
 from trading_pipeline.defs.features.assets import regime_periods
 from trading_pipeline.defs.history.assets import klines
-from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.history.partitions import series_month_key
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import artifact_image, image_md, rows_of, table, tidy, when
+from trading_pipeline.defs.versions import RESEARCH, discovery_version
 from trading_pipeline.discovery.batch import check_sampler
 from trading_pipeline.discovery.calibration import NOISE_MAX_PBO
 from trading_pipeline.discovery.catalog import best_per_regime
@@ -53,7 +53,7 @@ from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.layout import Series
 from trading_pipeline.history.manifest import Manifest
-from trading_pipeline.links import md_link
+from trading_pipeline.links import md_link, mlflow_ui
 from trading_pipeline.market.candles import CandleError, load_store
 from trading_pipeline.regimes.stored import load_labels
 from trading_pipeline.strategies.registry import get_family
@@ -62,16 +62,22 @@ GROUP = "discovery"
 _HIVE_MONTH = re.compile(r"year=(\d{4})/month=(\d{2})")
 LABELLER = "rules"  # the labeller regime_periods stores (its labels are read back here)
 SUMMARY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "exposure", "bars")
+OWNERS = [RESEARCH]
+# the built-in families' versions and code fingerprints, with the scoring code's source
+CODE_VERSION = discovery_version(__name__, "trading_pipeline.discovery.catalog")
 
 
 class TuneConfig(dg.Config):
     """How a study group is tuned (small defaults; raise ``trials`` for a real search)."""
 
-    trials: int = 20  # finished trials per fold (a target: a re-run tops up to it)
-    folds: int = 4
-    seed: int = 0
-    fee: float = 0.001
-    slippage_bps: float = 2.0
+    trials: int = Field(
+        default=20,
+        description="finished trials per fold (a target: a re-run tops up to it)",
+    )
+    folds: int = Field(default=4, description="walk-forward folds (test windows)")
+    seed: int = Field(default=0, description="the sampler's seed")
+    fee: float = Field(default=0.001, description="fee per side, as a fraction (0.001 = 0.1%)")
+    slippage_bps: float = Field(default=2.0, description="slippage per fill, basis points")
     sampler: str = Field(
         default="tpe",
         description="tpe (learns from every trial), random, qmc (scrambled Sobol) or "
@@ -88,11 +94,19 @@ class TuneConfig(dg.Config):
 class TopConfig(dg.Config):
     """The ranking rule's thresholds and how many strategies make the top."""
 
-    top: int = 5
-    min_trades: int = 10
-    dsr_level: float = 0.95
-    max_pbo: float = NOISE_MAX_PBO  # calibrated: pure noise passes it ≤ 10% of the time
-    min_consistency: float = 0.5
+    top: int = Field(default=5, description="how many strategies make the top")
+    min_trades: int = Field(default=10, description="fewest out-of-sample trades to be robust")
+    dsr_level: float = Field(
+        default=0.95, description="the deflated Sharpe probability a robust strategy reaches"
+    )
+    max_pbo: float = Field(
+        default=NOISE_MAX_PBO,
+        description="highest probability of backtest overfitting (calibrated: pure noise "
+        "passes it 10% of the time at most)",
+    )
+    min_consistency: float = Field(
+        default=0.5, description="lowest share of test folds with a positive return"
+    )
 
 
 def _bars(lake: DataLake, series: Series) -> pl.DataFrame:
@@ -107,23 +121,68 @@ def _bars(lake: DataLake, series: Series) -> pl.DataFrame:
         raise dg.Failure(description=f"{series.key}: {exc}") from exc
 
 
-def _md_png(png: bytes, alt: str) -> str:
-    import base64
-
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
-def _summary_table(result: StudyResult) -> str:
-    return markdown_table(
-        ["metric", result.spec.family, BENCHMARK],
-        ((k, result.metrics.get(k), result.bh_metrics.get(k)) for k in SUMMARY_METRICS),
+def _summary_table(result: StudyResult) -> dg.TableMetadataValue:
+    cols = ["metric", "strategy", BENCHMARK]
+    return table(
+        rows_of(
+            cols,
+            ((k, result.metrics.get(k), result.bh_metrics.get(k)) for k in SUMMARY_METRICS),
+        ),
+        cols,
+        descriptions={
+            "metric": "out-of-sample measure (the concatenated test windows)",
+            "strategy": f"{result.spec.family}, tuned walk-forward",
+            BENCHMARK: "buy-and-hold over the same bars",
+        },
     )
+
+
+FOLD_DESCRIPTIONS = {
+    "train_from": "first bar of the train window (open time, UTC)",
+    "train_to": "last bar of the train window (open time, UTC)",
+    "test_from": "first bar of the test window (open time, UTC)",
+    "test_to": "last bar of the test window (open time, UTC)",
+    "train_value": "the study's best objective on the train window (in sample)",
+    "test_sharpe": "Sharpe of the test window (one account across folds)",
+    "test_return": "return of the test window",
+    "params": "the parameters the fold's study chose",
+}
+
+
+def fold_windows(result: StudyResult, bars: pl.DataFrame) -> dg.TableMetadataValue:
+    """Each fold's train and test windows as UTC dates (first and last bar's open time; the
+    windows are half-open bar ranges), its chosen parameters and test metrics."""
+    times = bars.get_column("open_time").to_list()
+
+    def span(window: tuple[int, int]) -> tuple[str, str]:
+        start, stop = window
+        return when(times[start]), when(times[max(start, stop - 1)])
+
+    rows = []
+    for f in result.folds:
+        (train_from, train_to), (test_from, test_to) = span(f.train), span(f.test)
+        rows.append(
+            {
+                "fold": f.index,
+                "train_from": train_from,
+                "train_to": train_to,
+                "test_from": test_from,
+                "test_to": test_to,
+                "train_value": f.train_value,
+                "test_sharpe": f.test_metrics.get("sharpe"),
+                "test_return": f.test_metrics.get("total_return"),
+                "params": f.params,
+            }
+        )
+    return table(rows, ["fold", *FOLD_DESCRIPTIONS], descriptions=FOLD_DESCRIPTIONS)
 
 
 @dg.asset(
     partitions_def=family_series,
     group_name=GROUP,
     kinds={"optuna", "mlflow"},
+    code_version=CODE_VERSION,
+    owners=OWNERS,
     deps=[
         dg.AssetDep(klines, partition_mapping=SERIES_OF_KLINES),
         dg.AssetDep(regime_periods, partition_mapping=SERIES_OF_KLINES),
@@ -197,23 +256,8 @@ def strategy_results(
         "consistency": result.consistency,
         "n_trials": result.n_trials,
         "trials_run_now": run.trials_run,
-        "summary": dg.MetadataValue.md(_summary_table(result)),
-        "folds": dg.MetadataValue.md(
-            markdown_table(
-                ["fold", "train", "test", "test sharpe", "test return", "params"],
-                (
-                    (
-                        f.index,
-                        f"{f.train[0]}..{f.train[1]}",
-                        f"{f.test[0]}..{f.test[1]}",
-                        f.test_metrics.get("sharpe"),
-                        f.test_metrics.get("total_return"),
-                        json.dumps(f.params, sort_keys=True),
-                    )
-                    for f in result.folds
-                ),
-            )
-        ),
+        "summary": _summary_table(result),
+        "folds": fold_windows(result, bars),
         "best_params": dg.MetadataValue.json(json_safe(result.best_params)),
         "spec": dg.MetadataValue.json(spec.to_json()),
         "optuna_storage": redact(layout.optuna_storage_url),
@@ -221,18 +265,26 @@ def strategy_results(
         "mlflow_experiment_id": tracker.experiment_id,
         "mlflow_run_id": run_id,
         "mlflow_run": dg.MetadataValue.url(lake.run_link(tracker.experiment_id, run_id)),
-        "data_partitions": dg.MetadataValue.md(_data_partitions(lake, series, provenance)),
+        # the run's equity chart, shown inline from the MLflow UI (make mlflow)
+        "oos_equity": artifact_image(
+            mlflow_ui(lake.mlflow_ui_url, layout.mlflow_tracking_uri),
+            run_id,
+            "oos_equity.png",
+            "out-of-sample equity (served by the MLflow UI)",
+        ),
+        **_data_partitions(lake, series, provenance),
     }
     if pbo is not None:
         metadata["pbo"] = pbo
     metadata.update(_by_regime(lake, result))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=tidy(metadata))
 
 
-def _data_partitions(lake: DataLake, series: Series, provenance: DataProvenance) -> str:
-    """The klines months the study read, each a link to its Dagster partition, with the
-    sha256 its provenance records (the manifest's, as the MLflow run's ``data_partitions.json``
-    lists them; the file's own when the manifest has no entry)."""
+def _data_partitions(lake: DataLake, series: Series, provenance: DataProvenance) -> dict[str, Any]:
+    """The klines months the study read, with the sha256 its provenance records (the
+    manifest's, as the MLflow run's ``data_partitions.json`` lists them; the file's own when
+    the manifest has no entry): ``data_partitions``, a table, and ``data_partitions_links``,
+    each month a link to its Dagster partition (a table cell cannot hold a link)."""
     periods = {
         key: entry.period[:7]
         for key, entry in Manifest(lake.layout.history.manifest_path).load().items()
@@ -244,12 +296,20 @@ def _data_partitions(lake: DataLake, series: Series, provenance: DataProvenance)
         month = periods.get(key) or (f"{hive[1]}-{hive[2]}" if hive else None)
         if month is not None:
             by_month[month] = digest
-    rows = []
+    rows, links = [], []
     for month in sorted(by_month):
         partition = str(series_month_key(series.key, f"{month}-01"))
-        link = md_link(f"{series.key} {month}", lake.dagster_asset_link(klines.key, partition))
-        rows.append((link, by_month[month]))
-    return markdown_table(["klines partition", "sha256"], rows)
+        rows.append({"month": month, "klines_partition": partition, "sha256": by_month[month]})
+        url = lake.dagster_asset_link(klines.key, partition)
+        links.append(f"- {md_link(f'{series.key} {month}', url)}")
+    return {
+        "data_partitions": table(
+            rows,
+            ["month", "klines_partition", "sha256"],
+            descriptions={"klines_partition": "the history/klines partition the study read"},
+        ),
+        "data_partitions_links": dg.MetadataValue.md("\n".join(links) or "none"),
+    }
 
 
 def _by_regime(lake: DataLake, result: StudyResult) -> dict[str, Any]:
@@ -262,7 +322,7 @@ def _by_regime(lake: DataLake, result: StudyResult) -> dict[str, Any]:
     cols = ["strategy", "regime", "bars", "sharpe", "total_return", "max_drawdown", "trades"]
     return {
         "regime_labels": f"{labels.height} bars stored by regime_periods",
-        "oos_by_regime": dg.MetadataValue.md(markdown_table(cols, rows.select(cols).iter_rows())),
+        "oos_by_regime": table(rows, cols),
     }
 
 
@@ -312,7 +372,13 @@ def collect_materialized(context: dg.AssetExecutionContext, lake: DataLake) -> l
     return out
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"}, deps=[strategy_results, regime_periods])
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    deps=[strategy_results, regime_periods],
+    code_version=CODE_VERSION,
+    owners=OWNERS,
+)
 def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Out-of-sample Sharpe, return, drawdown, trades and exposure per strategy × regime, the
     regimes being the labels ``regime_periods`` stored for each series."""
@@ -337,19 +403,21 @@ def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.
     wide = pivot(matrix, "sharpe")
     best = best_per_regime(matrix)
     return dg.MaterializeResult(
-        metadata={
-            "studies": len(tuned),
-            "series": ", ".join(sorted({t.result.spec.series for t in tuned})),
-            "labeller": LABELLER,
-            "labels_from": "regime_periods (stored labels)",
-            "series_without_labels": ", ".join(unlabelled) or "none",
-            "rows": matrix.height,
-            "path": dg.MetadataValue.path(str(path)),
-            "sharpe_by_regime": dg.MetadataValue.md(markdown_table(wide.columns, wide.iter_rows())),
-            "best_per_regime": dg.MetadataValue.md(markdown_table(best.columns, best.iter_rows())),
-            "matrix": dg.MetadataValue.md(markdown_table(matrix.columns, matrix.iter_rows())),
-            "heatmap": dg.MetadataValue.md(_md_png(heatmap_png(matrix), "sharpe by regime")),
-        }
+        metadata=tidy(
+            {
+                "studies": len(tuned),
+                "series": ", ".join(sorted({t.result.spec.series for t in tuned})),
+                "labeller": LABELLER,
+                "labels_from": "regime_periods (stored labels)",
+                "series_without_labels": ", ".join(unlabelled) or "none",
+                "rows": matrix.height,
+                "path": dg.MetadataValue.path(str(path)),
+                "heatmap": image_md(heatmap_png(matrix), "sharpe by regime"),
+                "sharpe_by_regime": table(wide),
+                "best_per_regime": table(best),
+                "matrix": table(matrix),
+            }
+        )
     )
 
 
@@ -370,7 +438,13 @@ TOP_COLUMNS = (
 )
 
 
-@dg.asset(group_name=GROUP, kinds={"python", "json"}, deps=[strategy_results])
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "json"},
+    deps=[strategy_results],
+    code_version=CODE_VERSION,
+    owners=OWNERS,
+)
 def top_strategies(
     context: dg.AssetExecutionContext,
     config: TopConfig,
@@ -412,12 +486,14 @@ def top_strategies(
     path = lake.catalog().write_top(json_safe(doc))
     cols = [c for c in TOP_COLUMNS if c in ranked.columns]
     return dg.MaterializeResult(
-        metadata={
-            "candidates": ranked.height,
-            "in_top": best.height,
-            "robust": int(ranked["robust"].sum()),
-            "path": dg.MetadataValue.path(str(path)),
-            "top": dg.MetadataValue.md(markdown_table(cols, best.select(cols).iter_rows())),
-            "ranking": dg.MetadataValue.md(markdown_table(cols, ranked.select(cols).iter_rows())),
-        }
+        metadata=tidy(
+            {
+                "candidates": ranked.height,
+                "in_top": best.height,
+                "robust": int(ranked["robust"].sum()),
+                "path": dg.MetadataValue.path(str(path)),
+                "top": table(best, cols),
+                "ranking": table(ranked, cols),
+            }
+        )
     )

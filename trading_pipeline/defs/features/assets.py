@@ -6,7 +6,6 @@ store, so a new month recomputes only its own partition. Each writes Parquet und
 store; each month of a run (a ranged run covers many) gets its own metadata, chart included.
 """
 
-import base64
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,10 +15,12 @@ import polars as pl
 
 from trading_pipeline.defs.features.resources import FearGreedSource
 from trading_pipeline.defs.history.assets import klines
-from trading_pipeline.defs.history.metadata import add_month_metadata, markdown_table
+from trading_pipeline.defs.history.metadata import add_month_metadata
 from trading_pipeline.defs.history.partitions import month_partitions, series_month, split_key
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import image_md, table
+from trading_pipeline.defs.versions import DATA, source_version
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.layout import Series
 from trading_pipeline.market.candles import CandleError, load_store
@@ -34,6 +35,15 @@ GROUP = "features"
 BACKFILL = dg.BackfillPolicy.single_run()
 CORRELATION_WINDOW = 168  # bars (a week of hours)
 LABELLER = "rules"
+OWNERS = [DATA]
+FEATURES_VERSION = source_version(
+    __name__, "trading_pipeline.market.features", "trading_pipeline.market.indicators"
+)
+REGIMES_VERSION = source_version(
+    __name__, "trading_pipeline.regimes.rules", "trading_pipeline.regimes.periods"
+)
+CORRELATION_VERSION = source_version(__name__, "trading_pipeline.market.features")
+FEAR_GREED_VERSION = source_version(__name__, "trading_pipeline.market.sentiment")
 
 
 def _write(df: pl.DataFrame, path: object) -> None:
@@ -75,6 +85,8 @@ def _month_label(key: str) -> str:
     group_name=GROUP,
     kinds={"polars", "parquet", "talib"},
     deps=[klines],
+    code_version=FEATURES_VERSION,
+    owners=OWNERS,
 )
 def features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Every indicator output for the month's bars, warmed up on the bars before the month."""
@@ -110,16 +122,14 @@ def features(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Materializ
     )
 
 
-def _png_markdown(png: bytes, alt: str) -> str:
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
 @dg.asset(
     partitions_def=series_month,
     backfill_policy=BACKFILL,
     group_name=GROUP,
     kinds={"polars", "parquet"},
     deps=[klines],
+    code_version=REGIMES_VERSION,
+    owners=OWNERS,
 )
 def regime_periods(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Regime labels (rules labeller) of the month's bars and their periods, with a chart."""
@@ -155,27 +165,26 @@ def _regime_month(
         "bars": labels.height,
         "periods_count": periods.height,
         "main_regime": max(shares.items(), key=lambda kv: kv[1])[0],
-        "share": dg.MetadataValue.md(
-            markdown_table(["regime", "share"], ((r, f"{s:.1%}") for r, s in shares.items()))
+        "chart": image_md(png, "regimes"),
+        "share": table(
+            [{"regime": r, "share": s} for r, s in shares.items()],
+            ["regime", "share"],
+            descriptions={"share": "fraction of the month's bars in the regime"},
         ),
-        "periods": dg.MetadataValue.md(
-            markdown_table(
-                ["start", "end", "regime", "bars", "return", "volatility"],
-                (
-                    (
-                        p["start"],
-                        p["end"],
-                        p["regime"],
-                        p["bars"],
-                        f"{p['return']:+.2%}",
-                        "" if p["volatility"] is None else f"{p['volatility']:.0%}",
-                    )
-                    for p in periods.iter_rows(named=True)
-                ),
-            )
+        "periods": table(
+            periods,
+            ["start", "end", "regime", "bars", "return", "volatility"],
+            descriptions=PERIOD_DESCRIPTIONS,
         ),
-        "chart": dg.MetadataValue.md(_png_markdown(png, "regimes")),
     }
+
+
+PERIOD_DESCRIPTIONS = {
+    "start": "first bar of the period (open time, UTC)",
+    "end": "last bar of the period (open time, UTC)",
+    "return": "close-to-close return over the period (0.05 = +5%)",
+    "volatility": "annualised volatility of the bar returns",
+}
 
 
 @dg.asset(
@@ -184,6 +193,8 @@ def _regime_month(
     group_name=GROUP,
     kinds={"polars", "parquet"},
     deps=[klines],
+    code_version=CORRELATION_VERSION,
+    owners=OWNERS,
 )
 def market_correlation(
     context: dg.AssetExecutionContext, lake: DataLake, history_source: HistorySource
@@ -233,7 +244,9 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-@dg.asset(group_name=GROUP, kinds={"polars", "parquet"})
+@dg.asset(
+    group_name=GROUP, kinds={"polars", "parquet"}, code_version=FEAR_GREED_VERSION, owners=OWNERS
+)
 def fear_greed(
     context: dg.AssetExecutionContext,
     fear_greed_source: FearGreedSource,

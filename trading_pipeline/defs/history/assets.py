@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline.defs.history.metadata import (
     BUILT,
@@ -22,12 +23,13 @@ from trading_pipeline.defs.history.metadata import (
     NO_DATA,
     UNCHANGED,
     add_month_metadata,
-    markdown_table,
     month_file_metadata,
 )
 from trading_pipeline.defs.history.partitions import series_month, split_key
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import table
+from trading_pipeline.defs.versions import DATA, source_version
 from trading_pipeline.history import fetch
 from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.history.layout import HistoryLayout
@@ -37,13 +39,20 @@ GROUP = "market_data"
 KEY_PREFIX = ["history"]
 BACKFILL = dg.BackfillPolicy.single_run()
 Meta = dict[str, Any]  # one month's metadata (Dagster's raw metadata values)
+OWNERS = [DATA]
+_FETCH = "trading_pipeline.history.fetch"
 
 
 class FetchConfig(dg.Config):
     """How the raw zips are fetched."""
 
-    fill_daily: bool = True  # months without a monthly file yet are filled from daily files
-    force: bool = False  # download and rebuild even what is up to date
+    fill_daily: bool = Field(
+        default=True,
+        description="fill a month with no monthly file yet (the current one) from daily files",
+    )
+    force: bool = Field(
+        default=False, description="download and rebuild even what is already up to date"
+    )
 
 
 def _label(key: str) -> str:
@@ -59,11 +68,21 @@ def _zips_month(m: fetch.MonthDownload) -> Meta:
         "files_new": sum(f.status == "new" for f in m.files),
         "files_skipped": sum(f.status == "skipped" for f in m.files),
         "files_failed": len(m.failed),
-        "checksums": dg.MetadataValue.md(
-            markdown_table(
-                ["file", "sha256", "bytes", "status"],
-                ((f.key.rsplit("/", 1)[-1], f.sha256, f.size, f.status) for f in m.files),
-            )
+        "checksums": table(
+            [
+                {
+                    "file": f.key.rsplit("/", 1)[-1],
+                    "sha256": f.sha256,
+                    "bytes": f.size,
+                    "status": f.status,
+                }
+                for f in m.files
+            ],
+            ["file", "sha256", "bytes", "status"],
+            descriptions={
+                "sha256": "SHA-256 of the zip, verified against Binance's .CHECKSUM",
+                "status": "new (downloaded now), skipped (already verified) or failed",
+            },
         ),
     }
 
@@ -74,6 +93,8 @@ def _zips_month(m: fetch.MonthDownload) -> Meta:
     backfill_policy=BACKFILL,
     group_name=GROUP,
     kinds={"python", "zip"},
+    code_version=source_version(__name__, _FETCH, "trading_pipeline.history.download"),
+    owners=OWNERS,
 )
 def raw_zips(
     context: dg.AssetExecutionContext,
@@ -139,6 +160,8 @@ def raw_zips(
     group_name=GROUP,
     kinds={"python", "csv"},
     deps=[raw_zips],
+    code_version=source_version(__name__, _FETCH),
+    owners=OWNERS,
 )
 def kline_csv(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """The CSV inside each verified zip, extracted next to the raw mirror."""
@@ -168,6 +191,8 @@ def kline_csv(context: dg.AssetExecutionContext, lake: DataLake) -> dg.Materiali
     group_name=GROUP,
     kinds={"polars", "parquet"},
     deps=[kline_csv],
+    code_version=source_version(__name__, _FETCH, "trading_pipeline.history.convert"),
+    owners=OWNERS,
 )
 def klines(context: dg.AssetExecutionContext, lake: DataLake) -> dg.MaterializeResult:
     """Canonical klines, one Parquet file per series and month (Hive layout)."""

@@ -107,7 +107,7 @@ def month_evaluation(
     if found is None:
         metadata["note"] = "no klines file for this month"
     elif found.height:
-        metadata["sample"] = dg.MetadataValue.md(frame_preview(found.head(SAMPLE_ROWS)))
+        metadata["sample"] = frame_preview(found.head(SAMPLE_ROWS))
     return dg.AssetCheckEvaluation(
         asset_key=klines.key,
         check_name=check.name,
@@ -156,7 +156,7 @@ def _result(
     if bad:
         metadata["failing"] = ", ".join(sorted(bad)[:20])
     if sample is not None:
-        metadata["sample"] = dg.MetadataValue.md(frame_preview(sample, SAMPLE_ROWS))
+        metadata["sample"] = frame_preview(sample, SAMPLE_ROWS)
     return dg.AssetCheckResult(passed=total == 0, severity=check.severity, metadata=metadata)
 
 

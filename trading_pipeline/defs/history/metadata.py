@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from trading_pipeline.defs.tables import table, tidy
 from trading_pipeline.history.checksum import sha256_file
 from trading_pipeline.market.quality import count_gaps
 
@@ -36,11 +37,12 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def frame_preview(df: pl.DataFrame, n: int = 5, columns: Sequence[str] | None = None) -> str:
-    """The first ``n`` rows of ``df`` as a Markdown table."""
+def frame_preview(
+    df: pl.DataFrame, n: int = 5, columns: Sequence[str] | None = None
+) -> dg.TableMetadataValue:
+    """The first ``n`` rows of ``df`` as a typed table."""
     cols = [c for c in (columns or df.columns) if c in df.columns]
-    head = df.select(cols).head(n)
-    return markdown_table(cols, head.iter_rows())
+    return table(df.select(cols).head(n), cols)
 
 
 # ------------------------------------------------------------------ one month of klines
@@ -69,7 +71,7 @@ def month_file_metadata(
         "missing_bars": missing,
         "sha256": sha256_file(path),
         "parquet_path": dg.MetadataValue.path(str(path)),
-        "preview": dg.MetadataValue.md(frame_preview(frame, 5, PREVIEW_COLUMNS)),
+        "preview": frame_preview(frame, 5, PREVIEW_COLUMNS),
     }
     if frame.height:
         times = frame.get_column("open_time")
@@ -88,4 +90,4 @@ def add_month_metadata(
     """Give each month of the run its own metadata (a ranged run would otherwise record the
     same metadata on every month)."""
     for key, metadata in per_month.items():
-        context.add_asset_metadata(dict(metadata), partition_key=key)
+        context.add_asset_metadata(tidy(metadata), partition_key=key)

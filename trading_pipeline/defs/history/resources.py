@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline.history.layout import Series
 from trading_pipeline.settings import Settings
@@ -11,13 +12,13 @@ from trading_pipeline.settings import Settings
 class HistorySource(dg.ConfigurableResource):
     """The Binance Vision endpoints (``TP_VISION_URL``, a mirror) and the universe they feed."""
 
-    vision_url: str
-    listing_url: str
-    universe: list[str]
-    market: str = "spot"
-    interval: str = "1h"
-    start: str = "2019-01-01"
-    concurrency: int = 4
+    vision_url: str = Field(description="Binance Vision files, or a mirror (TP_VISION_URL)")
+    listing_url: str = Field(description="the S3 listing of those files (TP_VISION_LISTING_URL)")
+    universe: list[str] = Field(description="symbols fetched (TP_UNIVERSE)")
+    market: str = Field(default="spot", description="Binance Vision market")
+    interval: str = Field(default="1h", description="kline interval")
+    start: str = Field(default="2019-01-01", description="first month fetched, YYYY-MM-DD")
+    concurrency: int = Field(default=4, description="downloads in flight")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HistorySource:

@@ -10,16 +10,16 @@
   check ``promotion_gate`` (a refused model is a WARN: registered, not champion).
 """
 
-import base64
-
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from trading_pipeline.bots.spec import current_fleet
 from trading_pipeline.defs.discovery.assets import collect_materialized, strategy_results
 from trading_pipeline.defs.features.assets import fear_greed, regime_periods
-from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import image_md, rows_of, table, tidy
+from trading_pipeline.defs.versions import RESEARCH, source_version
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.links import md_link
 from trading_pipeline.market.sentiment import read_fear_greed
@@ -28,31 +28,45 @@ from trading_pipeline.regimes.stored import load_labels
 GROUP = "selector"
 EXPERIMENT = "strategy-selector"
 GATE_CHECK = "promotion_gate"
+OWNERS = [RESEARCH]
+_DATASET = "trading_pipeline.selector.dataset"
 
 
 class TrainingSetConfig(dg.Config):
     """Which candidates and decision windows the training rows use."""
 
-    every: str = "1d"
-    max_candidates: int = 8
-    # the share the model will hold out: candidates are chosen on the returns before it
-    holdout_fraction: float = 0.25
+    every: str = Field(default="1d", description="decision window: one row per window (1d, 4h …)")
+    max_candidates: int = Field(default=8, description="most candidate strategies (cash aside)")
+    holdout_fraction: float = Field(
+        default=0.25,
+        description="the share the model will hold out: candidates are chosen on the returns "
+        "before it",
+    )
 
 
 class SelectorModelConfig(dg.Config):
     """How the model is chosen and judged."""
 
-    holdout_fraction: float = 0.25
-    cv_splits: int = 4
-    embargo: int = 2
-    with_gradient_boosting: bool = False  # also try HistGradientBoosting (slow to predict)
-    min_improvement: float = 0.0
+    holdout_fraction: float = Field(
+        default=0.25, description="the last share of the rows, held out and touched once"
+    )
+    cv_splits: int = Field(default=4, description="purged walk-forward CV splits")
+    embargo: int = Field(default=2, description="rows dropped after each CV test split")
+    with_gradient_boosting: bool = Field(
+        default=False, description="also try HistGradientBoosting (slow to predict)"
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        description="how much the new version must beat the champion by (held-out net return)",
+    )
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"polars", "parquet"},
     deps=[strategy_results, regime_periods, fear_greed],
+    code_version=source_version(__name__, _DATASET, "trading_pipeline.selector.state"),
+    owners=OWNERS,
 )
 def selector_training_set(
     context: dg.AssetExecutionContext,
@@ -99,46 +113,54 @@ def selector_training_set(
     path = ds.save(lake.layout.selector_dir)
     s = ds.summary()
     return dg.MaterializeResult(
-        metadata={
-            "rows": ds.n,
-            "first_decision": s["first_decision"],
-            "last_decision": s["last_decision"],
-            "features": len(ds.feature_names),
-            "series": ", ".join(ds.series),
-            "switch_cost_per_side": ds.switch_cost,
-            "candidate_selection": str(ds.selection.get("rule", "")),
-            "candidate_cutoff": str(ds.selection.get("cutoff", "")),
-            "path": dg.MetadataValue.path(str(path)),
-            "candidates": dg.MetadataValue.md(
-                markdown_table(
-                    ["candidate", "study", "best-window count"],
-                    (
-                        (c.id, ds.studies.get(c.id, "-"), s["label_counts"].get(c.id, 0))
+        metadata=tidy(
+            {
+                "rows": ds.n,
+                "first_decision": s["first_decision"],
+                "last_decision": s["last_decision"],
+                "features": len(ds.feature_names),
+                "series": ", ".join(ds.series),
+                "switch_cost_per_side": ds.switch_cost,
+                "candidate_selection": str(ds.selection.get("rule", "")),
+                "candidate_cutoff": str(ds.selection.get("cutoff", "")),
+                "path": dg.MetadataValue.path(str(path)),
+                "candidates": table(
+                    [
+                        {
+                            "candidate": c.id,
+                            "study": ds.studies.get(c.id, "-"),
+                            "best_windows": s["label_counts"].get(c.id, 0),
+                        }
                         for c in ds.candidates
-                    ),
-                )
-            ),
-            "partitions": ", ".join(provenance["partitions"]),
-            "discovery_runs": dg.MetadataValue.md(
-                markdown_table(
-                    ["study partition", "discovery run"],
-                    (
-                        (
-                            md_link(
-                                t.partition,
-                                lake.dagster_asset_link(strategy_results.key, t.partition),
-                            ),
-                            md_link("MLflow run", lake.run_link(None, t.mlflow_run_id))
+                    ],
+                    ["candidate", "study", "best_windows"],
+                    descriptions={
+                        "best_windows": "decision windows where it did best, net of costs"
+                    },
+                ),
+                "partitions": ", ".join(provenance["partitions"]),
+                "discovery_runs": table(
+                    [
+                        {"study_partition": t.partition, "mlflow_run_id": t.mlflow_run_id or "-"}
+                        for t in tuned
+                    ],
+                    ["study_partition", "mlflow_run_id"],
+                ),
+                "discovery_run_links": dg.MetadataValue.md(
+                    "\n".join(
+                        f"- {md_link(t.partition, lake.dagster_asset_link(strategy_results.key, t.partition))}"
+                        + (
+                            f" · {md_link('MLflow run', lake.run_link(None, t.mlflow_run_id))}"
                             if t.mlflow_run_id
-                            else "-",
+                            else ""
                         )
                         for t in tuned
-                    ),
-                )
-            ),
-            "regimes_from": ", ".join(f"{k}: {v}" for k, v in regimes_from.items()),
-            "fear_greed": str(provenance["fear_greed"]),
-        }
+                    )
+                ),
+                "regimes_from": ", ".join(f"{k}: {v}" for k, v in regimes_from.items()),
+                "fear_greed": str(provenance["fear_greed"]),
+            }
+        )
     )
 
 
@@ -146,6 +168,15 @@ def selector_training_set(
     group_name=GROUP,
     kinds={"scikitlearn", "mlflow"},
     deps=[selector_training_set],
+    code_version=source_version(
+        __name__,
+        _DATASET,
+        "trading_pipeline.selector.train",
+        "trading_pipeline.selector.model",
+        "trading_pipeline.selector.cv",
+        "trading_pipeline.selector.baselines",
+    ),
+    owners=OWNERS,
     check_specs=[
         dg.AssetCheckSpec(
             GATE_CHECK,
@@ -196,9 +227,8 @@ def selector_model(
         raise dg.Failure(description=f"selector model: {exc}") from exc
     gate = report.gate
     assert gate is not None and report.version is not None
-    png = confusion_png(*report.confusion)
-    image = f"![confusion matrix](data:image/png;base64,{base64.b64encode(png).decode()})"
-    comparison = markdown_table(COMPARISON_HEADER, report.comparison_rows())
+    image = image_md(confusion_png(*report.confusion), "confusion matrix")
+    comparison = table(rows_of(COMPARISON_HEADER, report.comparison_rows()), COMPARISON_HEADER)
     context.log.info(f"strategy-selector v{report.version}: {gate.reason}")
     gate_meta: dict[str, dg.RawMetadataValue] = {
         "reason": gate.reason,
@@ -211,49 +241,57 @@ def selector_model(
     if gate.comparison.get("champion_version") is not None:
         gate_meta["champion_version"] = int(gate.comparison["champion_version"])
     return dg.MaterializeResult(
-        metadata={
-            "model_name": report.model.info.get("name", "strategy-selector"),
-            "model_version": report.version,
-            "model": dg.MetadataValue.url(
-                lake.model_link(report.model.info.get("name", EXPERIMENT), report.version)
-            ),
-            "mlflow_run_id": report.run_id or "",
-            "mlflow_run": dg.MetadataValue.url(
-                lake.run_link(registry.experiment_id, report.run_id or "")
-            ),
-            "promoted": gate.promote,
-            "gate_reason": gate.reason,
-            "beats_baselines": report.beats_baselines,
-            "best_baseline": report.best_baseline or "",
-            **(
-                {
-                    "policy_version": report.policy_version,
-                    "policy_promoted": bool(report.policy_gate and report.policy_gate.promote),
-                    "policy_reason": report.policy_gate.reason if report.policy_gate else "",
-                }
-                if report.policy_version is not None
-                else {}
-            ),
-            "config": report.config.label,
-            "holdout": f"{report.holdout_start} .. {report.holdout_end}",
-            "rows_development": report.n_development,
-            "rows_holdout": report.n_holdout,
-            "heldout_net_return": report.holdout["selector"]["net_return"],
-            "comparison": dg.MetadataValue.md(comparison),
-            "confusion_matrix": dg.MetadataValue.md(image),
-            "cv": dg.MetadataValue.md(
-                markdown_table(
-                    ["config", "cv net return", "cv log loss", "splits"],
-                    ((r["config"], r["net_return"], r["log_loss"], r["splits"]) for r in report.cv),
-                )
-            ),
-        },
+        metadata=tidy(
+            {
+                "model_name": report.model.info.get("name", "strategy-selector"),
+                "model_version": report.version,
+                "model": dg.MetadataValue.url(
+                    lake.model_link(report.model.info.get("name", EXPERIMENT), report.version)
+                ),
+                "mlflow_run_id": report.run_id or "",
+                "mlflow_run": dg.MetadataValue.url(
+                    lake.run_link(registry.experiment_id, report.run_id or "")
+                ),
+                "promoted": gate.promote,
+                "gate_reason": gate.reason,
+                "beats_baselines": report.beats_baselines,
+                "best_baseline": report.best_baseline or "",
+                **(
+                    {
+                        "policy_version": report.policy_version,
+                        "policy_promoted": bool(report.policy_gate and report.policy_gate.promote),
+                        "policy_reason": report.policy_gate.reason if report.policy_gate else "",
+                    }
+                    if report.policy_version is not None
+                    else {}
+                ),
+                "config": report.config.label,
+                "holdout": f"{report.holdout_start} .. {report.holdout_end}",
+                "rows_development": report.n_development,
+                "rows_holdout": report.n_holdout,
+                "heldout_net_return": report.holdout["selector"]["net_return"],
+                "confusion_matrix": image,
+                "comparison": comparison,
+                "cv": table(
+                    [
+                        {
+                            "config": r["config"],
+                            "cv_net_return": r["net_return"],
+                            "cv_log_loss": r["log_loss"],
+                            "splits": r["splits"],
+                        }
+                        for r in report.cv
+                    ],
+                    ["config", "cv_net_return", "cv_log_loss", "splits"],
+                ),
+            }
+        ),
         check_results=[
             dg.AssetCheckResult(
                 check_name=GATE_CHECK,
                 passed=gate.promote,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata=gate_meta,
+                metadata=tidy(gate_meta),
             )
         ],
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import dagster as dg
+from pydantic import Field
 
 if TYPE_CHECKING:
     from trading_pipeline.selector.decide import Decider, TickResult
@@ -20,11 +21,20 @@ _DECIDERS: dict[str, Decider] = {}
 class SelectorRuntime(dg.ConfigurableResource):
     """Where the decision reads live candles (``TP_BINANCE_URL``) and its hysteresis."""
 
-    venue: str = "binance"
-    venue_url: str | None = None
-    live: bool = True
-    persist: int = 3
-    margin: float = 0.15
+    venue: str = Field(default="binance", description="the venue the live candles come from")
+    venue_url: str | None = Field(
+        default=None, description="override URL of that venue (TP_BINANCE_URL)"
+    )
+    live: bool = Field(
+        default=True,
+        description="read the latest closed candles from the venue, not only the store",
+    )
+    persist: int = Field(
+        default=3, description="hysteresis: ticks with new bars a new pick must lead for"
+    )
+    margin: float = Field(
+        default=0.15, description="hysteresis: probability lead that switches at once"
+    )
 
     def decider(self, layout: DataLayout) -> Decider:
         """The cached :class:`Decider` for this configuration and layout (built on first use)."""

@@ -9,10 +9,11 @@ basis file, writes the report as JSON beside it and shows what survives costs ou
 import json
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline.backtest.metrics import json_safe
-from trading_pipeline.defs.history.metadata import markdown_table
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import table, tidy
 from trading_pipeline.defs.venues.assets import (
     GROUP,
     KEY_PREFIX,
@@ -22,21 +23,45 @@ from trading_pipeline.defs.venues.assets import (
     read_basis,
     venue_basis,
 )
+from trading_pipeline.defs.versions import RESEARCH, source_version
 from trading_pipeline.discovery.arbitrage_study import arbitrage_study as run_study
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_write_text
+
+FOLD_COLUMNS = [
+    "fold",
+    "threshold_bps",
+    "rebalance_bars",
+    "max_use",
+    "trades",
+    "in_cash",
+    "net_arb_pnl",
+]
 
 
 class ArbitrageStudyConfig(dg.Config):
     """Which basis file to study (the pair ``venue_basis`` compared) and how many folds."""
 
-    a: str = BasisConfig().a
-    b: str = BasisConfig().b
-    interval: str = "1h"
-    folds: int = 4
+    a: str = Field(default=BasisConfig().a, description="venue a, VENUE:SYMBOL (as venue_basis)")
+    b: str = Field(default=BasisConfig().b, description="venue b, VENUE:SYMBOL (as venue_basis)")
+    interval: str = Field(default="1h", description="bar interval of the basis file")
+    folds: int = Field(default=4, description="walk-forward folds (test windows)")
 
 
-@dg.asset(key_prefix=KEY_PREFIX, deps=[venue_basis], group_name=GROUP, kinds={"python", "json"})
+@dg.asset(
+    key_prefix=KEY_PREFIX,
+    deps=[venue_basis],
+    group_name=GROUP,
+    kinds={"python", "json"},
+    code_version=source_version(
+        __name__,
+        "trading_pipeline.discovery.arbitrage_study",
+        "trading_pipeline.discovery.multi_series",
+        "trading_pipeline.strategies.arbitrage",
+        "trading_pipeline.backtest.multi",
+    ),
+    owners=[RESEARCH],
+)
 def arbitrage_study(
     context: dg.AssetExecutionContext, config: ArbitrageStudyConfig, lake: DataLake
 ) -> dg.MaterializeResult:
@@ -59,32 +84,37 @@ def arbitrage_study(
         f"{report['cash']:.0f}, {report['folds_in_cash']} of {len(report['folds'])} folds in cash"
     )
     return dg.MaterializeResult(
-        metadata={
-            "basis": dg.MetadataValue.path(str(path)),
-            "report": dg.MetadataValue.path(str(out)),
-            "bars": report["bars"],
-            "combinations": report["combinations"],
-            "oos_return": float(oos["total_return"]),
-            "oos_buy_and_hold_return": float(oos["buy_and_hold_return"]),
-            "dsr_probability": float(oos["dsr_probability"]),
-            "gross_spread_pnl": float(report["gross_spread_pnl"]),
-            "net_arb_pnl": float(report["net_arb_pnl"]),
-            "folds_in_cash": report["folds_in_cash"],
-            "folds": dg.MetadataValue.md(
-                markdown_table(
-                    ["fold", "threshold bps", "rebalance bars", "max use", "trades", "net arb"],
-                    (
-                        (
-                            f["fold"] + 1,
-                            f["params"]["threshold_bps"],
-                            f["params"]["rebalance_bars"],
-                            f["params"]["max_use"],
-                            f["test"].get("trades"),
-                            "cash" if f["cash"] else f["test"].get("net_arb_pnl"),
-                        )
+        metadata=tidy(
+            {
+                "basis": dg.MetadataValue.path(str(path)),
+                "report": dg.MetadataValue.path(str(out)),
+                "bars": report["bars"],
+                "combinations": report["combinations"],
+                "oos_return": float(oos["total_return"]),
+                "oos_buy_and_hold_return": float(oos["buy_and_hold_return"]),
+                "dsr_probability": float(oos["dsr_probability"]),
+                "gross_spread_pnl": float(report["gross_spread_pnl"]),
+                "net_arb_pnl": float(report["net_arb_pnl"]),
+                "folds_in_cash": report["folds_in_cash"],
+                "folds": table(
+                    [
+                        {
+                            "fold": f["fold"] + 1,
+                            "threshold_bps": f["params"]["threshold_bps"],
+                            "rebalance_bars": f["params"]["rebalance_bars"],
+                            "max_use": f["params"]["max_use"],
+                            "trades": f["test"].get("trades"),
+                            "in_cash": bool(f["cash"]),
+                            "net_arb_pnl": None if f["cash"] else f["test"].get("net_arb_pnl"),
+                        }
                         for f in report["folds"]
-                    ),
-                )
-            ),
-        }
+                    ],
+                    FOLD_COLUMNS,
+                    descriptions={
+                        "in_cash": "nothing survived costs on the train window: the fold stays in cash",
+                        "net_arb_pnl": "test window's arbitrage PnL net of fees, slippage, rebalancing",
+                    },
+                ),
+            }
+        )
     )

@@ -18,12 +18,15 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.metadata import add_month_metadata
 from trading_pipeline.defs.resources import DataLake
+from trading_pipeline.defs.tables import tidy
 from trading_pipeline.defs.venues.partitions import split_venue_key, venue_month
 from trading_pipeline.defs.venues.resources import VenueExchanges
+from trading_pipeline.defs.versions import DATA, source_version
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path
 from trading_pipeline.history.checksum import sha256_file
@@ -47,13 +50,14 @@ from trading_pipeline.venues.symbols import (
 )
 
 GROUP = "venues"
+OWNERS = [DATA]
 KEY_PREFIX = ["venues"]
 
 
 class VenueFetchConfig(dg.Config):
     """How the venue months are fetched."""
 
-    force: bool = False  # refetch months already complete
+    force: bool = Field(default=False, description="refetch months already complete")
 
 
 def _month_started(year: int, month: int, now: datetime) -> bool:
@@ -66,6 +70,8 @@ def _month_started(year: int, month: int, now: datetime) -> bool:
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
     kinds={"python", "parquet"},
+    code_version=source_version(__name__, "trading_pipeline.venues.ohlcv"),
+    owners=OWNERS,
 )
 def venue_candles(
     context: dg.AssetExecutionContext,
@@ -135,14 +141,19 @@ def venue_month_metadata(r: MonthResult | None) -> dict[str, Any]:
 class BasisConfig(dg.Config):
     """Which two markets to compare; quotes that differ must be accepted here, by name."""
 
-    a: str = "binance:BTCUSDT"  # VENUE:SYMBOL; Binance reads its Vision history (market=spot)
-    b: str = "coinbase:BTC-USD"
-    interval: str = "1h"
-    # quotes this comparison accepts as equal, "A=B" ("" accepts none): USDT is not USD, so
-    # comparing Binance BTC/USDT with Coinbase BTC/USD has to say so here
-    equate_quotes: str = "USDT=USD"
-    start: str | None = None  # YYYY-MM-DD, inclusive
-    end: str | None = None
+    a: str = Field(
+        default="binance:BTCUSDT",
+        description="VENUE:SYMBOL; Binance reads its Vision history (market=spot)",
+    )
+    b: str = Field(default="coinbase:BTC-USD", description="VENUE:SYMBOL of the other venue")
+    interval: str = Field(default="1h", description="bar interval compared")
+    equate_quotes: str = Field(
+        default="USDT=USD",
+        description='quotes this comparison accepts as equal, "A=B" ("" accepts none): USDT '
+        "is not USD, so comparing Binance BTC/USDT with Coinbase BTC/USD has to say so here",
+    )
+    start: str | None = Field(default=None, description="first day, YYYY-MM-DD (inclusive)")
+    end: str | None = Field(default=None, description="last day, YYYY-MM-DD (inclusive)")
 
 
 def parse_market(text: str) -> VenueSymbol:
@@ -177,6 +188,8 @@ def basis_path(basis_dir: Path, a: VenueSymbol, b: VenueSymbol, interval: str) -
     deps=[venue_candles, klines],
     group_name=GROUP,
     kinds={"polars", "parquet"},
+    code_version=source_version(__name__, "trading_pipeline.market.align"),
+    owners=OWNERS,
 )
 def venue_basis(
     context: dg.AssetExecutionContext, config: BasisConfig, lake: DataLake
@@ -227,7 +240,7 @@ def venue_basis(
     if report.first is not None and report.last is not None:
         metadata["first_bar"] = dg.MetadataValue.timestamp(report.first.astimezone(UTC))
         metadata["last_bar"] = dg.MetadataValue.timestamp(report.last.astimezone(UTC))
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=tidy(metadata))
 
 
 def read_basis(path: str | Path) -> pl.DataFrame:

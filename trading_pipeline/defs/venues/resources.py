@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from trading_pipeline.settings import Settings
 from trading_pipeline.venues.exchange import make_exchange
@@ -14,9 +15,16 @@ class VenueExchanges(dg.ConfigurableResource):
     """How to reach each venue: an override URL (``TP_COINBASE_URL``/``TP_BINANCEUS_URL``),
     else the real host."""
 
-    coinbase_url: str | None = None
-    binanceus_url: str | None = None
-    rate_limit_ms: int | None = None  # None keeps ccxt's own pacing for the venue
+    coinbase_url: str | None = Field(
+        default=None, description="Coinbase override URL (TP_COINBASE_URL; unset: the real host)"
+    )
+    binanceus_url: str | None = Field(
+        default=None,
+        description="Binance US override URL (TP_BINANCEUS_URL; unset: the real host)",
+    )
+    rate_limit_ms: int | None = Field(
+        default=None, description="ms between requests (unset: ccxt's own pacing for the venue)"
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VenueExchanges:
