@@ -11,7 +11,15 @@ import pytest
 
 from trading_pipeline.discovery.results import collect
 from trading_pipeline.discovery.storage import open_storage
-from trading_pipeline.discovery.tuning import WalkForward, make_spec, optimize_buffered, tune, work
+from trading_pipeline.discovery.tuning import (
+    SUPERSEDED,
+    WalkForward,
+    load_spec,
+    make_spec,
+    optimize_buffered,
+    tune,
+    work,
+)
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
@@ -134,13 +142,17 @@ def test_worker_joins_and_refuses_other_data(tmp_path: Path) -> None:
         work(other, SMA, study_group=spec.study_group, storage=storage, n_trials=1)
     with pytest.raises(UserInputError, match="no study"):
         work(bars, SMA, study_group="nope-v1-x", storage=storage, n_trials=1)
-    # the same group with other settings is refused rather than mixed
+    # the same group with other settings is never mixed: a new study replaces it (seeded with
+    # its best parameters, re-scored) and the old one is kept aside, not resumed
     embargoed = make_spec(
         bars, SMA, series="spot-RW-1h", interval="1h", walk=WalkForward(folds=2, embargo=5)
     )
     assert embargoed.study_group == spec.study_group
-    with pytest.raises(UserInputError, match="other settings"):
-        tune(bars, SMA, spec=embargoed, storage=storage, n_trials=1)
+    tune(bars, SMA, spec=embargoed, storage=storage, n_trials=4)
+    assert load_spec(spec.study_group, storage) == embargoed
+    assert len(_trials(storage, spec.fold_study(0))) == 4
+    kept = f"{SUPERSEDED}-{spec.data_fingerprint[:8]}-{spec.fold_study(0)}"
+    assert len(_trials(storage, kept)) == 8
 
 
 def test_interrupted_batch_keeps_its_finished_trials(tmp_path: Path) -> None:
