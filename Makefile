@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain report-selector report-arbitrage report-oos clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain bench-workers report-selector report-arbitrage report-oos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ mlflow: setup ## the MLflow UI over the embedded store on 127.0.0.1:5000 (Ctrl-C
 optuna: setup ## optuna-dashboard over the study storage on 127.0.0.1:8080, read-only (Ctrl-C stops it)
 	$(TP) studies dashboard --port 8080
 
-bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain ## every benchmark
+bench: bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain bench-workers ## every benchmark
 
 bench-history: setup ## 2.6 M 1-minute rows CSV→Parquet vs pyarrow; no-change re-run time
 	$(PY) benchmarks/bench_history.py
@@ -66,6 +66,9 @@ bench-features: setup ## all indicators, 5 y hourly × 3 symbols, vs TA-Lib colu
 
 bench-tuning: setup ## walk-forward trials/s per family and core, 5 y hourly, 4 folds: batched vs one at a time
 	$(PY) benchmarks/bench_tuning.py
+
+bench-workers: setup ## tuning workers: 1 vs 2 processes on one study per storage (journal file, Redis, gRPC proxy, PostgreSQL)
+	$(PY) benchmarks/bench_workers.py
 
 bench-decision: setup ## selector decision latency, candles in memory → choice: p50/p99 over 1,000
 	$(PY) benchmarks/bench_decision.py
