@@ -65,7 +65,9 @@ def aggregate(items: pl.DataFrame, every: str) -> pl.DataFrame:
             ((pl.col("compound") >= POSITIVE).sum() / n).alias("pos_share"),
             ((pl.col("compound") <= NEGATIVE).sum() / n).alias("neg_share"),
         )
-        .with_columns(pl.col("compound_mean", "pos_share", "neg_share").fill_null(0.0).fill_nan(0.0))
+        .with_columns(
+            pl.col("compound_mean", "pos_share", "neg_share").fill_null(0.0).fill_nan(0.0)
+        )
         .sort(period, pl.col("coin") != ALL, "coin")
     )
     return out.cast(schema).select(list(schema))  # type: ignore[arg-type]
@@ -77,7 +79,11 @@ def feature_columns(group: str) -> tuple[str, str]:
 
 
 def window_stats(
-    items: pl.DataFrame, open_times: pl.Series, *, coin: str | None = None, window: timedelta = WINDOW
+    items: pl.DataFrame,
+    open_times: pl.Series,
+    *,
+    coin: str | None = None,
+    window: timedelta = WINDOW,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each bar opening at ``t``: the mean ``compound`` of the scored items published in
     ``[t - window, t)`` (naming ``coin``, or any) and their count; (0.0, 0) when there are none.

@@ -16,18 +16,17 @@ POSITIVE = 0.05
 NEGATIVE = -0.05
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-_EN = frozenset(
-    "the a an and or of to in on for is are was were be been has have had will with as at by "
-    "from this that it its not but after over new up down price market says said".split()
-)
-_OTHER = frozenset(
-    "le la les des du une est et en pour sur dans que qui pas "  # French
-    "el los las del por para con una que y es se "  # Spanish
-    "der die das und ist mit auf für nicht ein eine den dem zu "  # German
-    "il di che della per non sono gli "  # Italian
-    "o os da do em com uma não são "  # Portuguese
-    .split()
-)
+_STOP_WORDS = {
+    "en": "the a an and or of to in on for is are was were be been has have had will with as at "
+    "by from this that it its not but after over new up down price market says said",
+    "fr": "le la les des du une est et en pour sur dans que qui pas",
+    "es": "el los las del por para con una que y es se",
+    "de": "der die das und ist mit auf für nicht ein eine den dem zu",
+    "it": "il di che della per non sono gli",
+    "pt": "o os da do em com uma não são",
+}
+_EN = frozenset(_STOP_WORDS["en"].split())
+_OTHER = frozenset(w for lang, words in _STOP_WORDS.items() if lang != "en" for w in words.split())
 
 
 def is_english(text: str) -> bool:

@@ -67,11 +67,15 @@ def stored_days(layout: DataLayout) -> list[date]:
     return sorted(days)
 
 
-def read_items(layout: DataLayout, *, end: date | None = None) -> pl.DataFrame | None:
-    """Every stored item (up to ``end`` inclusive), or None when nothing was ever stored."""
-    days = [d for d in stored_days(layout) if end is None or d <= end]
-    if not days:
+def read_items(
+    layout: DataLayout, *, start: date | None = None, end: date | None = None
+) -> pl.DataFrame | None:
+    """Every stored item (days ``start`` .. ``end`` inclusive when given), or None when no
+    day was ever stored."""
+    every = stored_days(layout)
+    if not every:
         return None
+    days = [d for d in every if (start is None or d >= start) and (end is None or d <= end)]
     frames = [f for d in days if (f := read_day(layout, d)) is not None]
     return pl.concat(frames).sort("published_at", "uid") if frames else empty_items()
 

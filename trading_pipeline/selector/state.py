@@ -293,8 +293,8 @@ def state_frame(
     if fear_greed is not None:
         out = out.join(_fng(fear_greed, out), on="open_time", how="left")
     if news is not None:  # scored items (any number, even none: then 0.0 and 0 throughout)
-        feats = news_features(news, out.get_column("open_time"), _coins(keys), cross=CROSS)
-        out = out.join(feats, on="open_time", how="left")
+        sentiment = news_features(news, out.get_column("open_time"), _coins(keys), cross=CROSS)
+        out = out.join(sentiment, on="open_time", how="left")
     return out.with_columns(pl.exclude("open_time").cast(pl.Float64).fill_null(np.nan))
 
 

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import json
+import random
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from xml.sax.saxutils import escape
+
+from trading_pipeline.news.coins import coin_of_series
 
 
 @dataclass(frozen=True)
@@ -273,3 +276,48 @@ def serve_sample(fake: FakeNews, sample: SampleDay) -> tuple[list[str], list[str
         fake.route("/social/posts.csv", sample.csv, "text/csv"),
     ]
     return feeds, social
+
+
+POSITIVE_HEADLINES = (
+    "{name} rallies, traders happy with strong gains",
+    "{name} surges as buyers return, a great week",
+    "Bullish mood: {ticker} climbs and investors cheer",
+)
+NEGATIVE_HEADLINES = (
+    "{name} slumps, traders fear further losses",
+    "{name} crash wipes out gains, a bad week",
+    "Bearish mood: {ticker} falls and investors panic",
+)
+NAMES = {"BTC": "Bitcoin", "ETH": "Ethereum", "BNB": "BNB", "SOL": "Solana"}
+
+
+def reporter_posts(
+    bars: dict[str, Any], *, per_day: int = 4, noise: float = 0.3, seed: int = 0
+) -> list[Post]:
+    """A SYNTHETIC social feed (author ``SYNTHETIC``): at ``per_day`` UTC hours a day, five
+    minutes past the hour, one post per series describing its coin's return over the 24 bars
+    that had closed by then (positive words after a rise, negative after a fall; a random tone
+    with probability ``noise``). Causal by construction (it reports the past, never the
+    future); it carries no information the bars do not already hold."""
+    rng = random.Random(seed)
+    step = 24 // per_day
+    posts = []
+    for key in sorted(bars):
+        coin = coin_of_series(key)
+        if coin is None:
+            continue
+        df = bars[key]
+        times = df.get_column("open_time").to_list()
+        close = df.get_column("close").to_list()
+        for i in range(25, len(times)):
+            t = times[i]  # the bar opening now: bars up to i-1 have closed
+            if t.minute or t.hour % step:
+                continue
+            up = close[i - 1] > close[i - 25]
+            if rng.random() < noise:
+                up = rng.random() < 0.5
+            pool = POSITIVE_HEADLINES if up else NEGATIVE_HEADLINES
+            headline = rng.choice(pool).format(name=NAMES.get(coin, coin), ticker=coin)
+            text = f"{headline} ({t:%Y-%m-%d %H}:05 UTC)"  # distinct texts: no duplicates
+            posts.append(Post(text, t + timedelta(minutes=5), "SYNTHETIC", f"syn-{key}-{i}"))
+    return posts
