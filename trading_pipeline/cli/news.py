@@ -93,9 +93,9 @@ def fetch(
             "no sources: give --feed/--social or set TP_NEWS_FEEDS/TP_SOCIAL_FILES"
         )
     _check_files(feeds + posts)
-    # lazy: httpx, feedparser and VADER load with this verb only
     import httpx
 
+    # lazy: httpx, feedparser and VADER load with this verb only
     from trading_pipeline.news.sources import collect
     from trading_pipeline.news.store import write_day
 

@@ -54,15 +54,18 @@ class SentimentComparison:
         )
 
     def markdown(self) -> str:
-        def fmt(v: Any) -> str:
-            if v is None:
+        def fmt(v: Any, column: str) -> str:
+            if v is None or (isinstance(v, float) and not np.isfinite(v)):
                 return "-"
-            if isinstance(v, float):
-                return f"{v:+.4f}" if np.isfinite(v) else "-"
-            return str(v)
+            if column == "switches":
+                return str(int(v))
+            return f"{v:+.4f}" if isinstance(v, float) else str(v)
 
         lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in self.table()]
+        lines += [
+            "| " + " | ".join(fmt(v, c) for v, c in zip(row, HEADER, strict=True)) + " |"
+            for row in self.table()
+        ]
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:

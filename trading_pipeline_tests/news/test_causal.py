@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from trading_pipeline.news.aggregate import aggregate, news_features, window_stats
-from trading_pipeline.news.sources import RawItem, NewsCounts, score_items
+from trading_pipeline.news.sources import NewsCounts, RawItem, score_items
 from trading_pipeline.selector.state import feature_names, latest_state, state_frame
 from trading_pipeline_tests.fakes.news import reporter_posts
 from trading_pipeline_tests.selector.helpers import SERIES, market

@@ -13,12 +13,18 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+import httpx
 import polars as pl
 
 from trading_pipeline.defs.features.resources import NewsSource
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.tables import image_md, table, tidy
 from trading_pipeline.defs.versions import DATA, source_version
+from trading_pipeline.news.aggregate import aggregate, window_stats
+from trading_pipeline.news.chart import day_chart_png
+from trading_pipeline.news.sources import collect
+from trading_pipeline.news.store import read_day, write_day
+from trading_pipeline.retrying import RetryPolicy
 
 FIRST_DAY = "2024-01-01"
 news_days = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, end_offset=1)
@@ -52,13 +58,6 @@ def news_sentiment(
 ) -> dg.MaterializeResult:
     """News and social posts scored by VADER per coin, aggregated per UTC hour and day;
     usable only by bars that open strictly after each item's publication time."""
-    # lazy: httpx, feedparser and VADER load with this asset only
-    import httpx
-
-    from trading_pipeline.news.sources import collect
-    from trading_pipeline.news.store import write_day
-    from trading_pipeline.retrying import RetryPolicy
-
     if not news_source.feeds and not news_source.social_files:
         raise dg.Failure(
             description="news_sentiment: no sources (set TP_NEWS_FEEDS and/or TP_SOCIAL_FILES)"
@@ -101,11 +100,6 @@ def _day_metadata(
 ) -> dict[str, Any]:
     """One day's metadata: the fetch's counts, the day's items, the bars that see them, the
     per-coin table and the chart."""
-    # lazy: polars frames of the news package, loaded with the asset
-    from trading_pipeline.news.aggregate import aggregate, window_stats
-    from trading_pipeline.news.chart import day_chart_png
-    from trading_pipeline.news.store import read_day
-
     hourly = aggregate(items, "1h")
     daily = aggregate(items, "1d")
     before = read_day(lake.layout, day - timedelta(days=1))
