@@ -127,9 +127,11 @@ def fetch(
 def show(
     day: DayOpt = None,
     from_: Annotated[
-        str | None, typer.Option("--from", metavar="YYYY-MM-DD", help="first day")
+        str | None, typer.Option("--from", metavar="YYYY-MM-DD", help="first day (inclusive)")
     ] = None,
-    to: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM-DD", help="last day")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="YYYY-MM-DD", help="last day (inclusive)")
+    ] = None,
     coin: Annotated[
         str | None, typer.Option("--coin", metavar="TICKER", help="one coin (e.g. BTC), or ALL")
     ] = None,
