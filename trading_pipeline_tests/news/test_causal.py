@@ -12,7 +12,10 @@ import pytest
 
 from trading_pipeline.news.aggregate import aggregate, news_features, window_stats
 from trading_pipeline.news.sources import NewsCounts, RawItem, score_items
+from trading_pipeline.news.store import write_day
+from trading_pipeline.selector.news_state import stored_news_state
 from trading_pipeline.selector.state import feature_names, latest_state, state_frame
+from trading_pipeline.settings import DataLayout
 from trading_pipeline_tests.fakes.news import reporter_posts
 from trading_pipeline_tests.selector.helpers import SERIES, market
 
@@ -116,3 +119,19 @@ def test_live_state_equals_the_training_row(
         news_cols = [n for n in names if ".news_" in n]
         assert [live[n] for n in news_cols] == [row[n] for n in news_cols]
     assert not np.isnan([live[n] for n in names if ".news_" in n]).any()
+
+
+def test_the_live_decision_reads_the_stored_news(
+    bars: dict[str, pl.DataFrame], news: pl.DataFrame, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    layout = DataLayout.under(tmp_path)
+    state_fn = stored_news_state(layout)
+    cut = {k: v.head(650) for k, v in bars.items()}
+    nothing = state_fn(cut, interval="1h")
+    assert [nothing[c] for c in nothing if ".news_" in c] == [0.0] * 2 * (len(SERIES) + 1)
+    for day in sorted(set(news["published_at"].dt.date().to_list())):
+        write_day(layout, day, news)
+    live = state_fn(cut, interval="1h")
+    row = state_frame(bars, interval="1h", news=news).row(649, named=True)
+    assert {c: live[c] for c in live if ".news_" in c} == {c: row[c] for c in live if ".news_" in c}
+    assert live["x.news_items"] > 0
