@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain bench-workers report-selector report-arbitrage report-oos clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain bench-workers report-selector report-sentiment report-arbitrage report-oos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ bench-chain: setup ## the whole chain (make main) on a generated 5 y × 3 × 1h 
 
 report-selector: setup ## real multi-year data: discovery → selector, held-out result beside every baseline
 	$(PY) benchmarks/selector_real.py
+
+report-sentiment: setup ## real bars: the selector held out with and without news sentiment (absent; then a labelled synthetic feed)
+	$(PY) benchmarks/sentiment_real.py
 
 report-arbitrage: setup ## real Coinbase × Binance overlap: alignment, gross spread, what survives costs
 	$(PY) benchmarks/arb_real.py

@@ -63,6 +63,8 @@ class Settings:
     dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL  # TP_DAGSTER_UI_URL
     dagster_home: Path | None = None  # DAGSTER_HOME: the instance runless events are recorded in
     automation: bool = False  # TP_AUTOMATION=on: declarative re-materialization (re-tuning)
+    news_feeds: tuple[str, ...] = ()  # TP_NEWS_FEEDS: RSS/Atom feed URLs or files
+    social_files: tuple[str, ...] = ()  # TP_SOCIAL_FILES: exported posts (JSON lines / CSV)
 
     @property
     def history_dir(self) -> Path:
@@ -136,6 +138,8 @@ class Settings:
             dagster_ui_url=_ui_url(env, "TP_DAGSTER_UI_URL", DEFAULT_DAGSTER_UI_URL),
             dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
             automation=automation == "on",
+            news_feeds=text_sources(env, "TP_NEWS_FEEDS"),
+            social_files=text_sources(env, "TP_SOCIAL_FILES"),
         )
 
 
@@ -147,6 +151,15 @@ def _ui_url(env: Mapping[str, str], name: str, default: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise SettingsError(f"{name} must be an http(s):// URL, got {value!r}")
     return value
+
+
+def text_sources(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated http(s) URLs or file paths (``file://`` allowed) from ``name``."""
+    entries = _split(env.get(name, ""))
+    for entry in entries:
+        if "://" in entry and not entry.startswith(("http://", "https://", "file://")):
+            raise SettingsError(f"{name} entries must be http(s) URLs or file paths, got {entry!r}")
+    return entries
 
 
 def fleet_file_from_env(env: Mapping[str, str] | None = None) -> Path | None:
@@ -258,6 +271,15 @@ class DataLayout:
     def venue_basis_dir(self) -> Path:
         return self.data_dir / "venues" / "basis"
 
+    # news and social sentiment: scored items and their hourly/daily aggregates, per UTC day
+    @property
+    def news_dir(self) -> Path:
+        return self.data_dir / "news"
+
+    def news_path(self, table: str, day: date) -> Path:
+        """``news/<items|hourly|daily>/day=YYYY-MM-DD/data.parquet``."""
+        return self.news_dir / table / f"day={day.isoformat()}" / "data.parquet"
+
     # the selector
     @property
     def selector_dir(self) -> Path:
@@ -348,6 +370,7 @@ class DataLayout:
             ("history", str(self.history_dir)),
             ("manifest", str(self.history.manifest_path)),
             ("features", str(self.features_dir)),
+            ("news", str(self.news_dir)),
             ("discovery", str(self.discovery_dir)),
             ("top strategies", str(self.top_strategies_path)),
             ("selector", str(self.selector_dir)),

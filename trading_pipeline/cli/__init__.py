@@ -18,6 +18,7 @@ from trading_pipeline.cli import (
     discovery,
     fleet,
     history,
+    news,
     ops,
     plot,
     regimes,
@@ -50,6 +51,7 @@ for group in (
     bots,
     fleet,
     venues,
+    news,
     ops,
 ):
     for sub, name in group.APPS:

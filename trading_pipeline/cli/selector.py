@@ -175,6 +175,7 @@ def select_at(
     from trading_pipeline.selector.decide import Decider, Hysteresis, open_registry
     from trading_pipeline.selector.decisions import DecisionStore
     from trading_pipeline.selector.live import StoreCandles
+    from trading_pipeline.selector.news_state import stored_news_state
 
     defaults = Hysteresis()
     try:
@@ -191,6 +192,7 @@ def select_at(
         DecisionStore(layout.decisions_path),
         hysteresis=hysteresis,
         fleet=current_fleet().bots,
+        state_fn=stored_news_state(layout),
     )
     try:
         return decider.tick(at, record=record, replay=True)

@@ -12,6 +12,8 @@ conditions, so a new month of history re-materializes exactly what depends on it
   venue basis and arbitrage study: refreshed once an input changed, if materialized before;
 * ``fear_greed``: once a day (02:00 UTC); a new day of the index alone does not retrain the
   selector (the next month's retraining reads it).
+* ``news_sentiment``: today's partition every hour (at :15); like ``fear_greed``, new news
+  alone does not retrain the selector.
 
 Off (the default) no asset carries a condition, so Dagster creates no automation sensor.
 Dagster's ``default_automation_condition_sensor`` evaluates the conditions when the switch is on
@@ -39,6 +41,7 @@ REFRESH = (
 ).with_label("refresh_when_input_changed")
 
 FEAR_GREED_CRON = "0 2 * * *"
+NEWS_CRON = "15 * * * *"
 
 MONTHLY_ASSETS = ("features", "regime_periods", "market_correlation")
 
@@ -67,7 +70,7 @@ def conditions() -> dict[str, dg.AutomationCondition]:
             "performance_matrix": _refresh("regime_periods"),
             "top_strategies": _refresh(),
             # a new day of the index alone does not retrain (the next month's training reads it)
-            "selector_training_set": _refresh("regime_periods", "fear_greed"),
+            "selector_training_set": _refresh("regime_periods", "fear_greed", "news_sentiment"),
             "selector_model": _refresh(),
             # the selector retrains whenever discovery changed: deploy after it, once
             "bot_assignments": _refresh("top_strategies"),
@@ -77,6 +80,7 @@ def conditions() -> dict[str, dg.AutomationCondition]:
         }
     )
     out["fear_greed"] = A.on_cron(FEAR_GREED_CRON, cron_timezone="UTC")
+    out["news_sentiment"] = A.on_cron(NEWS_CRON, cron_timezone="UTC")
     return out
 
 

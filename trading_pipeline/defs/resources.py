@@ -18,7 +18,7 @@ from pydantic import Field
 
 from trading_pipeline import links
 from trading_pipeline.defs.bots.resources import BotsRuntime
-from trading_pipeline.defs.features.resources import FearGreedSource
+from trading_pipeline.defs.features.resources import FearGreedSource, NewsSource
 from trading_pipeline.defs.history.resources import HistorySource
 from trading_pipeline.defs.parquet_io import ParquetIOManager
 from trading_pipeline.defs.selector.resources import SelectorRuntime
@@ -168,6 +168,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "lake": lake,
         "history_source": HistorySource.from_settings(settings),
         "fear_greed_source": FearGreedSource(base_url=settings.fng_url),
+        "news_source": NewsSource(
+            feeds=list(settings.news_feeds), social_files=list(settings.social_files)
+        ),
         "venues": VenueExchanges.from_settings(settings),
         "bots_runtime": BotsRuntime(market=settings.market),
         "selector_runtime": SelectorRuntime(venue_url=settings.venue_url("binance")),

@@ -461,6 +461,7 @@ def build_dataset(
     provenance: Mapping[str, Any] | None = None,
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
     regime_labels: Mapping[str, pl.DataFrame] | None = None,
+    news: pl.DataFrame | None = None,
 ) -> SelectorDataset:
     """Decision rows from ``results`` (out-of-sample returns) and the series' ``bars``.
 
@@ -469,7 +470,8 @@ def build_dataset(
     share the training will hold out: the candidates are chosen on the returns before it
     (see the module docstring). ``regime_labels`` maps series keys to stored labels
     (``open_time, regime``, e.g. what the ``regime_periods`` step wrote); a series without
-    them is labelled here by the rules labeller.
+    them is labelled here by the rules labeller. ``news`` (scored items, see
+    :mod:`trading_pipeline.news`) adds the news-sentiment features to the state.
     """
     delta = _every_delta(every)
     picked, selection = _choose(
@@ -507,7 +509,9 @@ def build_dataset(
 
     # the state at each window's start: last bar closed by then (open_time + interval <= start)
     step = timedelta(milliseconds=INTERVAL_MS[interval])
-    state = state_frame({s: bars[s] for s in series}, interval=interval, fear_greed=fear_greed)
+    state = state_frame(
+        {s: bars[s] for s in series}, interval=interval, fear_greed=fear_greed, news=news
+    )
     feature_names = [c for c in state.columns if c != "open_time"]
     state = state.with_columns((pl.col("open_time") + step).alias("_available")).drop("open_time")
     rows = table.join_asof(

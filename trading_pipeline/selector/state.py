@@ -25,7 +25,10 @@ Across series (when two or more are given, on the open times they share): ``x.co
 (mean pairwise 168-bar correlation of 1-bar log returns), ``x.breadth_up`` (share of series
 with a positive 168-bar return), ``x.breadth_above_ma`` (share above their 168-bar SMA).
 Optionally ``x.fear_greed`` from :mod:`trading_pipeline.market.sentiment` (availability rule
-applied there).
+applied there), and news/social sentiment from scored items (:mod:`trading_pipeline.news`):
+``<series key>.news_compound`` / ``.news_items`` (items naming the series' coin) and
+``x.news_compound`` / ``x.news_items`` (every item), over the 24 hours before the bar's open
+(published strictly before it); no item is 0.0 and 0, never missing.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.market.schema import INTERVAL_MS, UTC_US
+from trading_pipeline.news.aggregate import feature_columns, news_features
+from trading_pipeline.news.coins import coin_of_series
 
 RET_HORIZONS = (24, 72, 168, 480)
 VOL_HORIZONS = (24, 168)
@@ -75,7 +80,9 @@ SERIES_FEATURES: tuple[str, ...] = (
 CROSS_FEATURES: tuple[str, ...] = ("corr_mean", "breadth_up", "breadth_above_ma")
 
 
-def feature_names(series: tuple[str, ...] | list[str], *, fear_greed: bool = False) -> list[str]:
+def feature_names(
+    series: tuple[str, ...] | list[str], *, fear_greed: bool = False, news: bool = False
+) -> list[str]:
     """The state's keys for these series, in the order :func:`state_frame` gives them (series
     sorted by key, so the order the bars come in never matters)."""
     names = [f"{s}.{f}" for s in sorted(series) for f in SERIES_FEATURES]
@@ -83,6 +90,8 @@ def feature_names(series: tuple[str, ...] | list[str], *, fear_greed: bool = Fal
         names += [f"{CROSS}.{f}" for f in CROSS_FEATURES]
     if fear_greed:
         names.append(f"{CROSS}.fear_greed")
+    if news:
+        names += [c for g in (*sorted(series), CROSS) for c in feature_columns(g)]
     return names
 
 
@@ -250,6 +259,7 @@ def state_frame(
     *,
     interval: str,
     fear_greed: pl.DataFrame | None = None,
+    news: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``open_time`` and every state feature, one row per bar the series share.
 
@@ -282,6 +292,9 @@ def state_frame(
         out = out.join(cross_df, on="open_time", how="left")
     if fear_greed is not None:
         out = out.join(_fng(fear_greed, out), on="open_time", how="left")
+    if news is not None:  # scored items (any number, even none: then 0.0 and 0 throughout)
+        sentiment = news_features(news, out.get_column("open_time"), _coins(keys), cross=CROSS)
+        out = out.join(sentiment, on="open_time", how="left")
     return out.with_columns(pl.exclude("open_time").cast(pl.Float64).fill_null(np.nan))
 
 
@@ -292,11 +305,16 @@ def _fng(fear_greed: pl.DataFrame, frame: pl.DataFrame) -> pl.DataFrame:
     return aligned.select("open_time", pl.col("fear_greed").alias(f"{CROSS}.fear_greed"))
 
 
+def _coins(keys: list[str]) -> dict[str, str | None]:
+    return {k: coin_of_series(k) for k in keys}
+
+
 def latest_state(
     bars: Mapping[str, pl.DataFrame],
     *,
     interval: str,
     fear_greed: pl.DataFrame | None = None,
+    news: pl.DataFrame | None = None,
 ) -> dict[str, float]:
     """The market state at the close of the last bar of each frame (keys as in
     :func:`feature_names`), from its trailing ``STATE_WARMUP_BARS`` bars only.
@@ -321,6 +339,11 @@ def latest_state(
         frame = pl.DataFrame({"open_time": [last]}).with_columns(pl.col("open_time").cast(UTC_US))
         value = _fng(fear_greed, frame).item(0, 1)
         state[f"{CROSS}.fear_greed"] = float("nan") if value is None else float(value)
+    if news is not None:
+        last = min(tails[k].get_column("open_time").max() for k in keys)  # type: ignore[type-var]
+        at = pl.Series("open_time", [last]).cast(UTC_US)
+        row = news_features(news, at, _coins(keys), cross=CROSS).row(0, named=True)
+        state.update({k: float(v) for k, v in row.items() if k != "open_time"})
     return state
 
 

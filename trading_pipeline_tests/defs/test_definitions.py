@@ -26,6 +26,7 @@ ASSETS = [
     "history/klines",
     "history/raw_zips",
     "market_correlation",
+    "news_sentiment",
     "paper_replay_report",
     "performance_matrix",
     "regime_periods",
@@ -58,6 +59,7 @@ RESOURCES = [
     "fear_greed_source",
     "history_source",
     "lake",
+    "news_source",
     "parquet_io_manager",
     "selector_runtime",
     "venues",
@@ -187,6 +189,11 @@ def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     assert lake.layout.bots_dir == Path("/srv/trading-bots/bots")
     io = resources["parquet_io_manager"]
     assert io.base_dir == "/srv/trading-bots/tables"
+    monkeypatch.setenv("TP_NEWS_FEEDS", "http://127.0.0.1:9/rss.xml, /srv/feeds/atom.xml")
+    monkeypatch.setenv("TP_SOCIAL_FILES", "/srv/posts.jsonl")
+    news = defs().resources["news_source"]
+    assert news.feeds == ["http://127.0.0.1:9/rss.xml", "/srv/feeds/atom.xml"]
+    assert news.social_files == ["/srv/posts.jsonl"]
 
 
 def lineage_islands(location: dg.Definitions) -> list[list[str]]:
@@ -226,7 +233,12 @@ EDGES = {
     "strategy_results": {"history/klines", "regime_periods"},
     "performance_matrix": {"strategy_results", "regime_periods"},
     "top_strategies": {"strategy_results"},
-    "selector_training_set": {"strategy_results", "regime_periods", "fear_greed"},
+    "selector_training_set": {
+        "strategy_results",
+        "regime_periods",
+        "fear_greed",
+        "news_sentiment",
+    },
     "selector_model": {"selector_training_set"},
     "bot_assignments": {"top_strategies", "selector_model"},
     "paper_replay_report": {"bot_assignments"},

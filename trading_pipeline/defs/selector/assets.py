@@ -17,12 +17,14 @@ from pydantic import Field
 from trading_pipeline.bots.spec import current_fleet
 from trading_pipeline.defs.discovery.assets import collect_materialized, strategy_results
 from trading_pipeline.defs.features.assets import fear_greed, regime_periods
+from trading_pipeline.defs.features.news import news_sentiment
 from trading_pipeline.defs.resources import DataLake
 from trading_pipeline.defs.tables import image_md, rows_of, table, tidy
 from trading_pipeline.defs.versions import RESEARCH, source_version
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.links import md_link
 from trading_pipeline.market.sentiment import read_fear_greed
+from trading_pipeline.news.store import read_items, stored_days
 from trading_pipeline.regimes.stored import load_labels
 
 GROUP = "selector"
@@ -64,8 +66,10 @@ class SelectorModelConfig(dg.Config):
 @dg.asset(
     group_name=GROUP,
     kinds={"polars", "parquet"},
-    deps=[strategy_results, regime_periods, fear_greed],
-    code_version=source_version(__name__, _DATASET, "trading_pipeline.selector.state"),
+    deps=[strategy_results, regime_periods, fear_greed, news_sentiment],
+    code_version=source_version(
+        __name__, _DATASET, "trading_pipeline.selector.state", "trading_pipeline.news.aggregate"
+    ),
     owners=OWNERS,
 )
 def selector_training_set(
@@ -74,7 +78,8 @@ def selector_training_set(
     lake: DataLake,
 ) -> dg.MaterializeResult:
     """Decision rows from discovery's out-of-sample returns: state at each window's start
-    (with the stored Fear & Greed index when ``fear_greed`` was materialized), regimes of
+    (with the stored Fear & Greed index when ``fear_greed`` was materialized, and the news
+    sentiment features when ``news_sentiment`` stored any day), regimes of
     record from ``regime_periods``' stored labels, label = the candidate (or cash) with the best
     net return over the window."""
     from trading_pipeline.selector.dataset import build_dataset
@@ -88,10 +93,18 @@ def selector_training_set(
     stored = {k: load_labels(lake.layout.features_dir, k) for k in sorted(bars)}
     regimes = {k: v for k, v in stored.items() if v is not None}
     fng = read_fear_greed(lake.layout.feature_path("fear_greed"))
+    news = read_items(lake.layout)
+    news_days = stored_days(lake.layout)
     regimes_from = {k: "regime_periods" if k in regimes else "labelled here" for k in stored}
     provenance = {
         "regime_labels": regimes_from,
         "fear_greed": "stored" if fng is not None else "not materialized",
+        "news_sentiment": (
+            f"stored: {news.height} items, {len(news_days)} days "
+            f"({news_days[0]} .. {news_days[-1]})"
+            if news is not None
+            else "not materialized"
+        ),
         "partitions": [t.partition for t in tuned],
         "discovery_mlflow_runs": {t.partition: t.mlflow_run_id for t in tuned},
         "dagster_run_id": context.run.run_id,
@@ -107,6 +120,7 @@ def selector_training_set(
             fleet=current_fleet().bots,
             fear_greed=fng,
             regime_labels=regimes,
+            news=news,
         )
     except UserInputError as exc:
         raise dg.Failure(description=f"selector training set: {exc}") from exc
@@ -159,6 +173,7 @@ def selector_training_set(
                 ),
                 "regimes_from": ", ".join(f"{k}: {v}" for k, v in regimes_from.items()),
                 "fear_greed": str(provenance["fear_greed"]),
+                "news_sentiment": str(provenance["news_sentiment"]),
             }
         )
     )

@@ -50,6 +50,7 @@ class SelectorRuntime(dg.ConfigurableResource):
         from trading_pipeline.selector.decide import Decider, Hysteresis, open_registry
         from trading_pipeline.selector.decisions import DecisionStore
         from trading_pipeline.selector.live import CandleSource, LiveCandles, StoreCandles
+        from trading_pipeline.selector.news_state import stored_news_state
 
         store = StoreCandles(layout.history_dir)
         candles: CandleSource = store
@@ -67,6 +68,8 @@ class SelectorRuntime(dg.ConfigurableResource):
             open_registry=lambda: open_registry(uri),
             # the index the fear_greed asset stored (a model trained with it reads it too)
             fear_greed=lambda _now: read_fear_greed(layout.feature_path("fear_greed")),
+            # the news the news_sentiment asset stored (0/0 when none: as in training)
+            state_fn=stored_news_state(layout),
         )
 
     def tick(self, layout: DataLayout, now: datetime | None = None) -> TickResult:
