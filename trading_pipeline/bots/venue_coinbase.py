@@ -36,6 +36,15 @@ import ccxt
 _NOT_CREATED = re.compile(r'"success"\s*:\s*false|"error_response"')
 
 
+def _settled_or_open(order: dict[str, Any]) -> dict[str, Any]:
+    """ccxt passes Coinbase's in-between states through (``PENDING``, ``QUEUED``,
+    ``CANCEL_QUEUED``, ``UNKNOWN_ORDER_STATUS``): for the broker they are ``open`` (asked again),
+    never a final "nothing filled"."""
+    if order.get("status") in ("open", "closed", "canceled"):
+        return order
+    return {**order, "status": "open"}
+
+
 class LookupIncomplete(ccxt.ExchangeError):
     """The order list was not read to its end: a missing id proves nothing (never re-send)."""
 
@@ -76,10 +85,17 @@ class CoinbaseVenue:
     def complete(
         self, exchange: ccxt.Exchange, market: Mapping[str, Any], order: dict[str, Any]
     ) -> dict[str, Any]:
-        """The full order behind a create answer (which holds only the ids)."""
+        """The full order behind a create answer (which holds only the ids). An order the venue
+        does not show yet stays ``open``: its fate is asked again later, never assumed."""
         if order.get("status") is not None or order.get("id") is None:
-            return order
-        return exchange.fetch_order(str(order["id"]), market["symbol"])
+            return _settled_or_open(order)
+        try:
+            full = exchange.fetch_order(str(order["id"]), market["symbol"])
+        except (ccxt.NetworkError, ccxt.AuthenticationError):
+            raise
+        except ccxt.ExchangeError:  # placed, but not listed yet
+            return {**order, "status": "open"}
+        return _settled_or_open(full)
 
     def find(
         self, exchange: ccxt.Exchange, market: Mapping[str, Any], client_order_id: str
@@ -93,7 +109,7 @@ class CoinbaseVenue:
             page = exchange.v3PrivateGetBrokerageOrdersHistoricalBatch(request)
             for raw in page.get("orders") or []:
                 if raw.get("client_order_id") == client_order_id:
-                    return exchange.parse_order(raw, market)
+                    return _settled_or_open(exchange.parse_order(raw, market))
             cursor = str(page.get("cursor") or "")
             if not page.get("has_next") or not cursor:
                 return None

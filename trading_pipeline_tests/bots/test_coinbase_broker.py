@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from trading_pipeline.bots.broker import MarketRules, OrderRequest
 from trading_pipeline.bots.ccxt_broker import CcxtBroker, Credentials
+from trading_pipeline.bots.venue_coinbase import CoinbaseVenue
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.retrying import RetryPolicy
 from trading_pipeline.venues.exchange import make_exchange
@@ -154,3 +155,19 @@ def test_keys_refused_shown_nowhere_and_never_live_by_default(srv: FakeCoinbase)
     ex = make_exchange("coinbase", base_url=srv.url)
     with pytest.raises(ccxt.AuthenticationError):
         ex.fetch2("brokerage/accounts", ["v3", "public"], "GET", {})  # no Authorization header
+
+
+class _NotListedYet:
+    """A ccxt stand-in whose venue has placed the order but does not list it yet."""
+
+    def fetch_order(self, order_id: str, symbol: str) -> dict[str, object]:
+        raise ccxt.ExchangeError('coinbase {"error": "NOT_FOUND", "message": "not found"}')
+
+
+def test_an_order_not_listed_yet_or_pending_stays_open_never_final() -> None:
+    venue, market = CoinbaseVenue(), {"symbol": "BTC/USD", "id": "BTC-USD"}
+    created = {"id": "o-1", "clientOrderId": "c-1", "status": None, "filled": None}
+    got = venue.complete(_NotListedYet(), market, created)  # type: ignore[arg-type]
+    assert got["status"] == "open" and got["id"] == "o-1"
+    pending = venue.complete(_NotListedYet(), market, {**created, "status": "PENDING"})  # type: ignore[arg-type]
+    assert pending["status"] == "open"
