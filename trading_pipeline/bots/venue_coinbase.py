@@ -13,8 +13,9 @@ REST reference):
   first) and matches ``client_order_id``; it pages until the list ends and refuses to say "never
   placed" when it had to stop early.
 - **Market orders**: ``market_market_ioc``; a sell gives ``base_size`` (cut to
-  ``base_increment``), a buy gives ``quote_size`` = quantity × the last price, cut to the quote
-  increment (ccxt's ``cost`` param; Coinbase documents quote-sized market buys), so the base
+  ``base_increment``), a buy gives ``quote_size`` = quantity × the last price, truncated by
+  ccxt's ``cost_to_precision`` (the product's price increment; Coinbase documents quote-sized
+  market buys), so the base
   bought is the quote spent less the fee, at the fill price. The create answer carries only the
   ids: the fill (``filled_size``, ``average_filled_price``, ``total_fees`` in the quote) is read
   with ``GET /api/v3/brokerage/orders/historical/{order_id}``.
