@@ -1,10 +1,17 @@
 """The live broker: market orders on a real venue through ccxt, built so money is never doubled.
 
+Binance, Binance US and Coinbase Advanced Trade; what differs per venue (how the client order
+id is sent and looked up, how a market buy is sized, stops) is a small adapter,
+bots/venue_binance.py and bots/venue_coinbase.py. The guarantees below hold for every venue
+(the Binance spelling is given; Coinbase's is in its adapter's docstring).
+
 - **Keys** come only from the environment (``TP_BINANCE_API_KEY`` / ``TP_BINANCE_API_SECRET``,
+  ``TP_BINANCEUS_…``, ``TP_COINBASE_API_KEY`` / ``TP_COINBASE_API_SECRET``: a CDP key name and
+  its EC private key, PEM, ``\\n`` escapes allowed; ccxt signs each request with an ES256 JWT),
   read by :meth:`Credentials.from_env` from the mapping the caller passes, normally
   ``os.environ`` at the command line), are redacted in every repr, and are scrubbed from every
   reason and exception text this module produces. The exchange's own request logging is
-  redacted by :func:`trading_pipeline.venues.exchange.make_exchange`.
+  redacted by :func:`trading_pipeline.venues.exchange.make_exchange` (bearer tokens too).
 - **Never live by default**: :meth:`CcxtBroker.connect` refuses the venue's real URL unless
   ``live=True`` is passed explicitly; a broker pointed at a local server is not live.
 - **Precision and minimums**: the quantity is cut to the market's step
@@ -44,16 +51,37 @@ from trading_pipeline.bots.broker import (
     OrderRequest,
     OrderResult,
 )
+from trading_pipeline.bots.venue_binance import BinanceVenue
+from trading_pipeline.bots.venue_coinbase import CoinbaseVenue
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.retrying import GaveUp
-from trading_pipeline.venues.exchange import REDACTED, RetryPolicy, make_exchange, retry_after_hint
+from trading_pipeline.venues.exchange import (
+    REDACTED,
+    RetryPolicy,
+    make_exchange,
+    redact_tokens,
+    retry_after_hint,
+)
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KEY_ENV = {"binance": "TP_BINANCE_API_KEY", "binanceus": "TP_BINANCEUS_API_KEY"}
-SECRET_ENV = {"binance": "TP_BINANCE_API_SECRET", "binanceus": "TP_BINANCEUS_API_SECRET"}
+KEY_ENV = {
+    "binance": "TP_BINANCE_API_KEY",
+    "binanceus": "TP_BINANCEUS_API_KEY",
+    "coinbase": "TP_COINBASE_API_KEY",
+}
+SECRET_ENV = {
+    "binance": "TP_BINANCE_API_SECRET",
+    "binanceus": "TP_BINANCEUS_API_SECRET",
+    "coinbase": "TP_COINBASE_API_SECRET",
+}
+VENUE_ADAPTERS: dict[str, type[BinanceVenue] | type[CoinbaseVenue]] = {
+    "binance": BinanceVenue,
+    "binanceus": BinanceVenue,
+    "coinbase": CoinbaseVenue,
+}
 
 # Worth retrying: the request may not have been processed, or the venue asked us to slow down.
 RETRYABLE: tuple[type[Exception], ...] = (ccxt.NetworkError,)  # RequestTimeout, DDoSProtection,
@@ -102,6 +130,8 @@ class Credentials:
             raise UserInputError(f"no API key variables for venue {venue!r}")
         key = (env.get(KEY_ENV[venue]) or "").strip()
         secret = (env.get(SECRET_ENV[venue]) or "").strip()
+        if "\\n" in secret:  # a PEM key (Coinbase CDP) kept on one line in a .env file
+            secret = secret.replace("\\n", "\n")
         missing = [n for n, v in ((KEY_ENV[venue], key), (SECRET_ENV[venue], secret)) if not v]
         if missing:
             raise UserInputError(f"live trading needs {' and '.join(missing)} in the environment")
@@ -141,6 +171,9 @@ class CcxtBroker:
         )
         self._results: dict[str, OrderResult] = {}
         self._markets_loaded = False
+        if name not in VENUE_ADAPTERS:
+            raise UserInputError(f"no live order path for venue {name!r}")
+        self.venue = VENUE_ADAPTERS[name]()
 
     @classmethod
     def connect(
@@ -183,7 +216,7 @@ class CcxtBroker:
     def redact(self, text: str) -> str:
         for s in self._secrets:
             text = text.replace(s, REDACTED)
-        return text
+        return redact_tokens(text)
 
     def _why(self, exc: BaseException) -> str:
         msg = " ".join(str(exc).split())
@@ -226,7 +259,8 @@ class CcxtBroker:
             self._markets_loaded = True
 
     def market(self, symbol: str) -> dict[str, Any] | None:
-        """ccxt's market for a Binance id such as ``BTCUSDT`` (None when the venue lacks it)."""
+        """ccxt's market for a venue id such as ``BTCUSDT`` or ``BTC-USD`` (None when the venue
+        lacks it)."""
         self._load_markets()
         found = self.exchange.markets_by_id.get(symbol) if self.exchange.markets_by_id else None
         if found:
@@ -271,11 +305,10 @@ class CcxtBroker:
         )
 
     def _fees_from_trades(self, order_id: str, symbol: str) -> list[dict[str, Any]]:
-        trades = self._call(
-            "fetch trades",
-            lambda: self.exchange.fetch_my_trades(symbol, params={"orderId": order_id}),
+        market = self.exchange.market(symbol)
+        return self._call(
+            "fetch trades", lambda: self.venue.trade_fees(self.exchange, market, order_id)
         )
-        return [t["fee"] for t in trades if t.get("fee") and t["fee"].get("cost") is not None]
 
     def _rejected(self, req: OrderRequest, reason: str, quote: str = "") -> OrderResult:
         result = OrderResult(
@@ -326,15 +359,9 @@ class CcxtBroker:
         if market is None:
             return None
 
-        def lookup() -> Any:
-            try:
-                return self.exchange.fetch_order(
-                    None, market["symbol"], params={"origClientOrderId": client_order_id}
-                )
-            except ccxt.OrderNotFound:
-                return None
-
-        order = self._call("fetch order", lookup)
+        order = self._call(
+            "fetch order", lambda: self.venue.find(self.exchange, market, client_order_id)
+        )
         if order is None:
             return None
         return self._result(client_order_id, order, market)
@@ -359,15 +386,9 @@ class CcxtBroker:
         if market is None:
             return None
 
-        def cancel() -> Any:
-            try:
-                return self.exchange.cancel_order(
-                    None, market["symbol"], params={"origClientOrderId": client_order_id}
-                )
-            except ccxt.OrderNotFound:  # filled, cancelled already, or never placed
-                return None
-
-        order = self._call("cancel order", cancel)
+        order = self._call(
+            "cancel order", lambda: self.venue.cancel(self.exchange, market, client_order_id)
+        )
         if order is None or order.get("status") is None:
             return self.fetch_order(client_order_id, symbol)
         self._results.pop(client_order_id, None)
@@ -378,6 +399,8 @@ class CcxtBroker:
         quote = str(market.get("quote", ""))
         if req.side != "sell" or not (req.stop_price or 0.0) > 0:
             return self._rejected(req, "a stop is a sell with a stop price", quote)
+        if not self.venue.supports_stops:
+            return self._rejected(req, f"{self.name} offers no stop-market order", quote)
         existing = self.fetch_order(req.client_order_id, req.symbol)
         if existing is not None:
             return existing
@@ -391,13 +414,8 @@ class CcxtBroker:
         try:
             order = self._call(
                 "place stop",
-                lambda: self.exchange.create_order(
-                    sym,
-                    "STOP_LOSS",
-                    "sell",
-                    amount,
-                    None,
-                    params={"stopPrice": stop, "newClientOrderId": req.client_order_id},
+                lambda: self.venue.create_stop(
+                    self.exchange, market, amount, stop, req.client_order_id
                 ),
             )
         except FINAL as exc:
@@ -451,8 +469,7 @@ class CcxtBroker:
             return f"quantity {amount:g} {market.get('base')} below {sym}'s minimum {min_amount}"
         min_cost = (limits.get("cost") or {}).get("min")
         if min_cost:
-            ticker = self._call("fetch ticker", lambda: self.exchange.fetch_ticker(sym))
-            price = ticker.get("last") or ticker.get("close")
+            price = self._last_price(sym)
             if price and amount * float(price) < float(min_cost):
                 return (
                     f"order value {amount * float(price):.4f} {market.get('quote')} below "
@@ -460,9 +477,18 @@ class CcxtBroker:
                 )
         return None
 
+    def _last_price(self, sym: str) -> float | None:
+        ticker = self._call("fetch ticker", lambda: self.exchange.fetch_ticker(sym))
+        price = ticker.get("last") or ticker.get("close")
+        return float(price) if price else None
+
     def _send(self, req: OrderRequest, market: Mapping[str, Any], amount: float) -> OrderResult:
         quote = str(market.get("quote", ""))
         tries = 0
+        # a venue that sizes market buys in quote (Coinbase) is told the price they are sized at
+        price = None
+        if req.side == "buy" and self.venue.buys_in_quote:
+            price = self._last_price(market["symbol"])
 
         def send() -> OrderResult:
             nonlocal tries
@@ -471,13 +497,10 @@ class CcxtBroker:
                 found = self.fetch_order(req.client_order_id, req.symbol)
                 if found is not None:
                     return found
-            order = self.exchange.create_order(
-                market["symbol"],
-                "market",
-                req.side,
-                amount,
-                params={"newClientOrderId": req.client_order_id},
+            order = self.venue.create_market(
+                self.exchange, market, req.side, amount, req.client_order_id, price
             )
+            order = self.venue.complete(self.exchange, market, order)
             return self._result(req.client_order_id, order, market)
 
         def say(exc: BaseException, attempt: int, wait: float) -> None:
@@ -498,7 +521,7 @@ class CcxtBroker:
                 before_retry=say,
             )
         except ccxt.InvalidOrder as exc:
-            if "Duplicate order" in str(exc):  # open under this id already: that one counts
+            if self.venue.is_duplicate(exc):  # open under this id already: that one counts
                 found = self.fetch_order(req.client_order_id, req.symbol)
                 if found is not None:
                     return found

@@ -85,7 +85,9 @@ PENDING = ("submitting", "open")
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
-    """``BTCUSDT`` → ``("BTC", "USDT")`` (the quote is the longest known suffix)."""
+    """``BTCUSDT`` → ``("BTC", "USDT")`` (the quote is the longest known suffix); a
+    venue-qualified ``binanceus:BTCUSDT`` (bots/routing.py) splits the same way."""
+    symbol = symbol.rpartition(":")[2]
     for q in sorted(QUOTES, key=len, reverse=True):
         if symbol.endswith(q) and len(symbol) > len(q):
             return symbol[: -len(q)], q

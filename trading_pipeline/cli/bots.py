@@ -127,15 +127,10 @@ def run(
     replay = replay_from is not None or replay_to is not None
     if live and replay:
         raise UserInputError("--replay-from/--replay-to run on the paper broker; drop --live")
-    if live and len(spec.venues) > 1:
-        raise UserInputError(
-            f"{spec.name} trades on {' and '.join(spec.venues)}: live orders there are not "
-            "supported yet, run it with --paper"
-        )
-    if live:  # keys first: a missing one is a one-line error before anything else happens
+    if live:  # keys first (every venue's): a missing one is a one-line error before anything
         from trading_pipeline.bots.ccxt_broker import Credentials
 
-        creds = Credentials.from_env(os.environ, spec.venues[0])
+        creds = {v: Credentials.from_env(os.environ, v) for v in spec.venues}
     first = last = None
     if replay:
         first, last = check_range(
@@ -199,13 +194,16 @@ def run(
     candles: Any
     if live:
         # lazy: loaded with this verb only, so the command line starts fast
-        from trading_pipeline.bots.ccxt_broker import CcxtBroker
+        from trading_pipeline.bots.live_venues import connect_live
 
-        venue = spec.venues[0]
-        broker: Any = CcxtBroker.connect(
-            venue, creds, base_url=settings.venue_url(venue), live=True
+        broker: Any
+        broker, candles = connect_live(
+            spec.venues,
+            spec.symbols,
+            creds,
+            {v: settings.venue_url(v) for v in spec.venues},
+            live=True,
         )
-        candles = ExchangeCandles(broker.exchange)
         mode = "live"
         assignments = lambda: store.current(spec.name)  # noqa: E731 - live: nothing until deployed
     else:

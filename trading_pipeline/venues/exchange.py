@@ -13,6 +13,7 @@ secret before anything reaches the logging system.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,13 @@ from trading_pipeline.retrying import retry_after_from
 from trading_pipeline.venues.names import VENUES as VENUES  # re-exported
 
 REDACTED = "***"
+# a signed request's bearer token (Coinbase's per-request JWT) is a credential too
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every ``Bearer <token>`` replaced by ``Bearer ***``."""
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 # venues: six tries, the wait doubling from 1 s up to 60 s (plus jitter), or what the venue's
@@ -64,7 +72,7 @@ class RedactingLogger:
     def redact(self, text: str) -> str:
         for s in self._secrets:
             text = text.replace(s, REDACTED)
-        return text
+        return redact_tokens(text)
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if not self._target.isEnabledFor(level):
@@ -154,6 +162,8 @@ def make_exchange(
         exchange.options["fetchCurrencies"] = False
         exchange.options["fetchMargins"] = False
         exchange.options["defaultType"] = "spot"
+    if venue == "coinbase":  # balances from Advanced Trade's accounts (ccxt defaults to v2's)
+        exchange.options["fetchBalance"] = "v3PrivateGetBrokerageAccounts"
     exchange.options.update(options)
     if base_url:
         exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base_url)

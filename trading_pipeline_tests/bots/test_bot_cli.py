@@ -32,8 +32,9 @@ def env(
     data = store_factory(frames)
     monkeypatch.setenv("TP_DATA_DIR", str(data))
     monkeypatch.setenv("TP_BOTS_DIR", str(tmp_path / "bots"))
-    monkeypatch.delenv("TP_BINANCE_API_KEY", raising=False)
-    monkeypatch.delenv("TP_BINANCE_API_SECRET", raising=False)
+    for venue in ("BINANCE", "BINANCEUS", "COINBASE"):
+        monkeypatch.delenv(f"TP_{venue}_API_KEY", raising=False)
+        monkeypatch.delenv(f"TP_{venue}_API_SECRET", raising=False)
     return tmp_path
 
 
@@ -43,7 +44,7 @@ def env(
         (["bot", "run", "--bot", "bot9", "--paper"], "unknown bot 'bot9'"),
         (["bot", "run", "--bot", "bot1", "--live"], "live trading needs TP_BINANCE_API_KEY"),
         (["bot", "run", "--bot", "bot1", "--paper", "--live"], "choose --paper or --live"),
-        (["bot", "run", "--bot", "bot4", "--live"], "live orders there are not supported"),
+        (["bot", "run", "--bot", "bot4", "--live"], "live trading needs TP_BINANCEUS_API_KEY"),
         (
             [
                 "bot",

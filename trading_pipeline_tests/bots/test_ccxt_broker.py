@@ -179,7 +179,14 @@ def test_credentials_from_env() -> None:
         Credentials.from_env({"TP_BINANCE_API_KEY": KEY})
     assert KEY not in str(info.value)
     with pytest.raises(UserInputError, match="no API key variables"):
-        Credentials.from_env(env, venue="coinbase")
+        Credentials.from_env(env, venue="kraken")
+    # Coinbase: a CDP key name and its PEM key, kept on one line with \n escapes in a .env file
+    pem = "-----BEGIN EC PRIVATE KEY-----\\nMHcC\\n-----END EC PRIVATE KEY-----\\n"
+    cb = {"TP_COINBASE_API_KEY": "organizations/o/apiKeys/k", "TP_COINBASE_API_SECRET": pem}
+    got = Credentials.from_env(cb, venue="coinbase")
+    assert got.secret.splitlines()[1] == "MHcC" and got.api_key == cb["TP_COINBASE_API_KEY"]
+    with pytest.raises(UserInputError, match="TP_COINBASE_API_KEY"):
+        Credentials.from_env({}, venue="coinbase")
 
 
 class _FixedClock:

@@ -27,6 +27,8 @@ import hashlib
 import hmac
 import json
 import math
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,7 +67,8 @@ class Fault:
     ``status`` (HTTP status, 0 = keep the normal one) with a Binance ``{"code", "msg"}`` body when
     ``code`` is set or a plain-text body otherwise; ``delay_s`` sleeps before answering (longer
     than the client's timeout → the client sees a timeout); ``process`` handles the request
-    normally first, so an order exists even though the client never saw the answer.
+    normally first, so an order exists even though the client never saw the answer; ``reset``
+    drops the connection (after ``delay_s``) instead of answering.
     """
 
     path: str
@@ -77,6 +80,7 @@ class Fault:
     process: bool = False
     times: int = 1
     headers: Mapping[str, str] = field(default_factory=dict)
+    reset: bool = False
 
     @classmethod
     def reject(
@@ -963,6 +967,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.delay_s:
                 time.sleep(fault.delay_s)
+            if fault.reset:  # a dropped connection: no answer at all
+                with contextlib.suppress(OSError):
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.close()
+                return
             if fault.status:
                 status = fault.status
                 payload = {"code": fault.code, "msg": fault.msg} if fault.code is not None else None

@@ -1,13 +1,18 @@
-"""A local stand-in for Coinbase Advanced Trade's public REST API, as ccxt 4.5's ``coinbase`` uses it.
+"""A local stand-in for Coinbase Advanced Trade's REST API, as ccxt 4.5's ``coinbase`` uses it.
 
-Serves exactly the calls ``load_markets`` and ``fetch_ohlcv`` make (checked against
+The trading half (signed order, account and fee endpoints, the account's balances and orders)
+is :mod:`trading_pipeline_tests.fakes.coinbase_orders`, served on the same port.
+
+Serves exactly the calls ``load_markets``, ``fetch_ohlcv`` and ``fetch_ticker`` make (checked against
 ``ccxt/coinbase.py``: ``fetch_currencies``, ``fetch_markets_v3``, ``fetch_ohlcv``/``parse_ohlcv``):
 
 * ``GET /v2/currencies``, ``/v2/currencies/crypto``, ``/v2/exchange-rates``, ``/v2/time``,
   ``/api/v3/brokerage/time``;
 * ``GET /api/v3/brokerage/market/products`` (``{"products": [...], "num_products": "N"}``;
   ``product_type=FUTURE`` answers an empty list: this fake lists spot products only) and
-  ``…/market/products/{id}``;
+  ``…/market/products/{id}`` (increments and minimums from :class:`ProductRules`);
+* ``GET …/market/products/{id}/ticker?limit=`` (``{"trades": [{"price", …}], "best_bid",
+  "best_ask"}``, the price :meth:`FakeCoinbase.price` fills at);
 * ``GET /api/v3/brokerage/market/products/{id}/candles?start=&end=&granularity=[&limit=]``:
   ``{"candles": [{"start": "<unix s>", "low", "high", "open", "close", "volume"}]}``, every field a
   string, newest first, candles whose start lies in ``[start, end]``; more than
@@ -19,9 +24,13 @@ freqtrade feather read through ``market.candles``), one base granularity per pro
 granularities are aggregated from it as Coinbase does. Hours without trades are simply absent,
 like Coinbase's own gaps. ``now`` (unix ms) hides candles that have not opened yet.
 
-Faults for tests: :meth:`FakeCoinbase.add_fault` answers the next N matching requests with an
-HTTP status (429 gives Coinbase's ``rate_limit_exceeded`` body, which ccxt maps to
-``RateLimitExceeded``; other statuses a plain-text body, as a gateway error page would be). Every request is recorded in ``requests``. Binds 127.0.0.1.
+Faults for tests: :meth:`FakeCoinbase.add_fault` answers the next N matching requests (path glob,
+optionally one method) with an HTTP status (429 gives Coinbase's ``rate_limit_exceeded`` body,
+which ccxt maps to ``RateLimitExceeded``, with a ``Retry-After`` when asked; other statuses a
+plain-text body, as a gateway error page would be), late (``delay_s`` beyond the client's
+timeout is a timeout), or by dropping the connection (``reset``); with ``process=True`` the
+request is handled first (an order is placed) and only the answer is lost. Every request is
+recorded in ``requests``. Binds 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -42,6 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import polars as pl
 
 from trading_pipeline.market.schema import INTERVAL_MS, OHLCV, UTC_US
+from trading_pipeline_tests.fakes.coinbase_orders import PRIVATE, CoinbaseBook, ProductRules
 
 MAX_CANDLES = 350
 GRANULARITY_S: dict[str, int] = {
@@ -64,6 +76,7 @@ class RecordedRequest:
     method: str
     path: str
     query: dict[str, str]
+    body: str = ""
 
 
 @dataclass
@@ -72,6 +85,10 @@ class _Fault:
     status: int
     remaining: int | None
     delay_s: float = 0.0
+    method: str | None = None
+    process: bool = False
+    reset: bool = False
+    retry_after: str | None = None
 
 
 @dataclass
@@ -110,8 +127,10 @@ class FakeCoinbase(ThreadingHTTPServer):
         self.products: dict[str, _Product] = {}
         self.requests: list[RecordedRequest] = []
         self.now_ms: int | None = None
+        self.book = CoinbaseBook()
+        self.prices: dict[str, float] = {}
         self._faults: list[_Fault] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def url(self) -> str:
@@ -133,11 +152,55 @@ class FakeCoinbase(ThreadingHTTPServer):
         match: str = "*/candles",
         times: int | None = 1,
         delay_s: float = 0.0,
+        method: str | None = None,
+        process: bool = False,
+        reset: bool = False,
+        retry_after: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests whose path matches ``match`` with ``status``
-        (``None``: forever), after ``delay_s`` seconds; status 200 answers normally, late."""
+        """Answer the next ``times`` requests whose path matches ``match`` (and ``method``) with
+        ``status`` (``None``: forever), after ``delay_s`` seconds; status 200 answers normally,
+        late; ``reset`` drops the connection instead of answering; ``process`` handles the
+        request first (the order exists) and only then fails the answer."""
         with self._lock:
-            self._faults.append(_Fault(match, status, times, delay_s))
+            self._faults.append(
+                _Fault(match, status, times, delay_s, method, process, reset, retry_after)
+            )
+
+    # ------------------------------------------------------------------ trading state
+
+    def set_price(self, product_id: str, price: float | None) -> None:
+        """Fix ``product_id``'s ticker and fill price (None: back to the last visible close)."""
+        with self._lock:
+            if price is None:
+                self.prices.pop(product_id, None)
+            else:
+                self.prices[product_id] = float(price)
+
+    def price(self, product_id: str) -> float | None:
+        """The fill price: a set one, else the close of the last candle opened by ``now``."""
+        if product_id in self.prices:
+            return self.prices[product_id]
+        product = self.products.get(product_id)
+        if product is None:
+            return None
+        rows = product.rows
+        if self.now_ms is not None:
+            rows = [r for r in rows if r[0] * 1000 <= self.now_ms]
+        return rows[-1][4] if rows else None
+
+    def _now_ms(self) -> int:
+        return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+
+    def orders_placed(self, client_order_id: str | None = None) -> list[Any]:
+        """The orders the venue holds (those under ``client_order_id`` only, when given)."""
+        return [
+            o
+            for o in self.book.orders
+            if client_order_id is None or o.client_order_id == client_order_id
+        ]
+
+    def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path and method in (None, r.method)]
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -146,66 +209,120 @@ class FakeCoinbase(ThreadingHTTPServer):
     def candle_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/candles")]
 
-    def _take_fault(self, path: str) -> _Fault | None:
+    def _take_fault(self, path: str, method: str = "GET") -> _Fault | None:
         with self._lock:
             for fault in self._faults:
+                if fault.method not in (None, method):
+                    continue
                 if fnmatch.fnmatch(path, fault.match) and fault.remaining != 0:
                     if fault.remaining is not None:
                         fault.remaining -= 1
                     return fault
         return None
 
-    def _record(self, method: str, path: str, query: dict[str, str]) -> None:
+    def _record(self, method: str, path: str, query: dict[str, str], body: str = "") -> None:
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, query))
+            self.requests.append(RecordedRequest(method, path, query, body))
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: FakeCoinbase
     protocol_version = "HTTP/1.1"
+    _out: tuple[int, bytes, str] | None = None
 
     def log_message(self, format: str, *args: object) -> None:  # quiet
         return
 
     def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._out = (status, json.dumps(body).encode(), "application/json")
+
+    def _text(self, status: int, text: str) -> None:
+        self._out = (status, text.encode(), "text/plain")
 
     def _error(self, status: int, error: str, message: str) -> None:
         self._send(status, {"error": error, "error_details": message, "message": message})
 
-    def do_GET(self) -> None:
+    def _write(self, extra: Mapping[str, str] | None = None) -> None:
+        assert self._out is not None
+        status, data, ctype = self._out
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (extra or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up (a timeout fault)
+
+    def _drop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
+    def _fail(self, fault: _Fault) -> None:
+        """Answer as ``fault`` says (its status, or a dropped connection)."""
+        if fault.reset:
+            self._drop()
+            return
+        if fault.status == 429:
+            self._error(429, "rate_limit_exceeded", "Too many requests")
+        else:  # like a gateway error page: not JSON, so ccxt maps the status
+            self._text(fault.status, f"injected HTTP {fault.status}")
+        self._write({"Retry-After": fault.retry_after} if fault.retry_after else None)
+
+    def _serve(self) -> None:
         parts = urlsplit(self.path)
         path = unquote(parts.path).rstrip("/")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.server._record("GET", path, query)
-        fault = self.server._take_fault(path)
-        if fault is not None and fault.delay_s:
-            time.sleep(fault.delay_s)
-        status = None if fault is None or fault.status == 200 else fault.status
-        if status == 429:
-            self._send(
-                429,
-                {"error": "rate_limit_exceeded", "error_details": "Too many requests",
-                 "message": "Too many requests"},
-            )  # fmt: skip
-            return
-        if status is not None:  # like a gateway error page: not JSON, so ccxt maps the status
-            data = f"injected HTTP {status}".encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        try:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode() if length else ""
+        self.server._record(self.command, path, query, body)
+        fault = self.server._take_fault(path, self.command)
+        failing = fault is not None and (fault.status != 200 or fault.reset)
+        if fault is not None and not fault.process:
+            if fault.delay_s:
+                time.sleep(fault.delay_s)
+            if failing:
+                assert fault is not None
+                return self._fail(fault)
+        self._out = None
+        if path.startswith(PRIVATE) and not path.startswith(PRODUCTS_PATH):
+            self._private(path, query, body)
+        elif self.command == "GET":
             self._route(path, query)
-        except (BrokenPipeError, ConnectionResetError):
-            return
+        else:
+            self._error(404, "NOT_FOUND", "not found")
+        if fault is not None and fault.process:
+            if fault.delay_s:
+                time.sleep(fault.delay_s)
+            if failing:
+                return self._fail(fault)
+        return self._write()
+
+    do_GET = do_POST = do_DELETE = _serve
+
+    def _private(self, path: str, query: dict[str, str], body: str) -> None:
+        srv = self.server
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if path == "/api/v3/brokerage/time":
+            return self._time(v2=False)
+        if not srv.book.authorized(self.command, path, headers):
+            return self._text(401, "Unauthorized\n")
+        with srv._lock:
+            status, payload = srv.book.handle(
+                self.command,
+                path,
+                query,
+                body,
+                now_ms=srv._now_ms(),
+                price=srv.price,
+                products=set(srv.products),
+            )
+        return self._send(status, payload)
 
     def _route(self, path: str, query: dict[str, str]) -> None:
         if path == "/v2/currencies":
@@ -215,8 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/v2/exchange-rates":
             rates = {c: "1" for c in sorted({*self._bases(), *self._quotes()})}
             self._send(200, {"data": {"currency": "USD", "rates": rates}})
-        elif path in ("/v2/time", "/api/v3/brokerage/time"):
-            self._time(v2=path == "/v2/time")
+        elif path == "/v2/time":
+            self._time(v2=True)
         elif path == PRODUCTS_PATH:
             self._list_products(query)
         elif path.startswith(PRODUCTS_PATH + "/"):
@@ -228,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, self._product(product))
             elif rest[1:] == ["candles"]:
                 self._candles(product, query)
+            elif rest[1:] == ["ticker"]:
+                self._ticker(product)
             else:
                 self._error(404, "NOT_FOUND", "not found")
         else:
@@ -253,20 +372,45 @@ class _Handler(BaseHTTPRequestHandler):
             for i, c in enumerate(codes)
         ]  # fmt: skip
 
+    def _ticker(self, product: _Product) -> None:
+        price = self.server.price(product.product_id)
+        if price is None:
+            self._send(200, {"trades": [], "best_bid": "", "best_ask": ""})
+            return
+        step = self.server.book.rules_of(product.product_id).price_increment
+        when = datetime.fromtimestamp(self.server._now_ms() / 1000, UTC)
+        trade = {
+            "trade_id": "1",
+            "product_id": product.product_id,
+            "price": _num(price),
+            "size": "0.001",
+            "time": when.isoformat().replace("+00:00", "Z"),
+            "side": "BUY",
+            "bid": "",
+            "ask": "",
+            "exchange": "",
+        }
+        self._send(
+            200,
+            {"trades": [trade], "best_bid": _num(price - step), "best_ask": _num(price + step)},
+        )
+
     def _product(self, product: _Product) -> dict[str, Any]:
         base, _, quote = product.product_id.partition("-")
-        last = _num(product.rows[-1][4]) if product.rows else ""
+        price = self.server.price(product.product_id)
+        last = _num(price) if price is not None else ""
+        r = self.server.book.rules_of(product.product_id)
         return {
             "product_id": product.product_id,
             "price": last,
             "price_percentage_change_24h": "0",
             "volume_24h": "0",
             "volume_percentage_change_24h": "0",
-            "base_increment": "0.00000001",
-            "quote_increment": "0.01",
-            "quote_min_size": "1",
+            "base_increment": _num(r.base_increment),
+            "quote_increment": _num(r.quote_increment),
+            "quote_min_size": _num(r.quote_min_size),
             "quote_max_size": "150000000",
-            "base_min_size": "0.00000001",
+            "base_min_size": _num(r.base_min_size),
             "base_max_size": "3400",
             "base_name": base,
             "quote_name": _FIAT.get(quote, quote),
@@ -289,7 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
             "base_display_symbol": base,
             "quote_display_symbol": quote,
             "view_only": False,
-            "price_increment": "0.01",
+            "price_increment": _num(r.price_increment),
             "display_name": product.product_id,
             "product_venue": "CBE",
         }
@@ -382,10 +526,24 @@ def running_fake_coinbase(
     *,
     interval: str = "1h",
     now_ms: int | None = None,
+    balances: Mapping[str, float] | None = None,
+    rules: Mapping[str, ProductRules] | None = None,
+    api_key: str | None = None,
+    public_key: Any = None,
+    dedupe: bool = False,
 ) -> Iterator[FakeCoinbase]:
-    """Start a :class:`FakeCoinbase` on an ephemeral 127.0.0.1 port serving ``candles``."""
+    """Start a :class:`FakeCoinbase` on an ephemeral 127.0.0.1 port serving ``candles``; the
+    account holds ``balances`` and checks ``api_key`` (and, given, signatures against
+    ``public_key``) on signed calls (see :mod:`trading_pipeline_tests.fakes.coinbase_orders`)."""
     server = FakeCoinbase()
     server.now_ms = now_ms
+    server.book = CoinbaseBook(
+        balances=dict(balances) if balances is not None else {"USD": 10_000.0},
+        rules=dict(rules or {}),
+        api_key=api_key,
+        public_key=public_key,
+        dedupe=dedupe,
+    )
     for product_id, df in (candles or {}).items():
         server.set_candles(product_id, df, interval=interval)
     thread = threading.Thread(target=server.serve_forever, name="fake-coinbase", daemon=True)
