@@ -12,9 +12,11 @@ holdings drift with prices. Equity is marked at each close.
 
 One compiled loop (numba) over the bars; :func:`simulate_reference` is the same arithmetic in
 plain Python, kept for the parity test. Reported per window: total return, CAGR, Sharpe,
-Sortino, max drawdown (of the per-bar equity), ``trades`` (positions opened: a coin bought from
-no holding), ``orders``, ``turnover`` (traded value per year / mean equity), ``costs`` (fees and
-slippage paid, quote units) and ``exposure`` (mean invested fraction at the close).
+Sortino, max drawdown (of the per-bar equity), ``trades`` (rebalances that filled at least one
+order: the decisions acted on, what discovery's ranking counts as trades for an allocation that
+may stay invested throughout), ``opened`` (coins bought from no holding), ``orders``,
+``turnover`` (traded value per year / mean equity), ``costs`` (fees and slippage paid, quote
+units) and ``exposure`` (mean invested fraction at the close).
 
 Benchmarks over the same bars and costs: buy-and-hold of each coin (all equity in the coin at
 the first fill) and the equal-weight basket bought at the first fill and NOT rebalanced after.
@@ -42,7 +44,7 @@ class PortfolioRun:
 
     equity: np.ndarray  # at each close
     invested: np.ndarray  # invested fraction at each close
-    entries: np.ndarray  # a coin bought from no holding at this bar's open
+    entries: np.ndarray  # a rebalance filled at least one order at this bar's open
     traded: np.ndarray  # traded value at this bar's open
     costs: np.ndarray  # fees + slippage paid at this bar's open
     orders: np.ndarray  # orders filled at this bar's open
@@ -64,11 +66,12 @@ def _simulate(
     fee: np.ndarray,
     slip: np.ndarray,
     min_order: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n, m = close.shape
     equity = np.empty(n)
     invested = np.empty(n)
     entries = np.zeros(n, dtype=np.bool_)
+    opened = np.zeros(n, dtype=np.bool_)
     traded = np.zeros(n)
     costs = np.zeros(n)
     orders = np.zeros(n)
@@ -123,7 +126,8 @@ def _simulate(
                 costs[t] += spend - units * open_[t, i]
                 orders[t] += 1.0
                 if not had[i]:
-                    entries[t] = True
+                    opened[t] = True
+            entries[t] = orders[t] > 0.0
             if cash < 0.0:
                 cash = 0.0
         held = 0.0
@@ -131,7 +135,7 @@ def _simulate(
             held += q[i] * close[t, i]
         equity[t] = cash + held
         invested[t] = held / equity[t] if equity[t] > 0.0 else 0.0
-    return equity, invested, entries, traded, costs, orders
+    return equity, invested, entries, opened, traded, costs, orders
 
 
 def simulate_reference(
@@ -224,7 +228,7 @@ def simulate(
     models = _as_costs(costs, c.shape[1])
     fee = np.array([cm.fee for cm in models], dtype=np.float64)
     slip = np.array([cm.slippage for cm in models], dtype=np.float64)
-    eq, inv, ent, traded, paid, orders = _simulate(
+    eq, inv, ent, opened, traded, paid, orders = _simulate(
         o, c, w, d, float(cash), fee, slip, float(min_order_value)
     )
     metrics = curve_metrics(eq, cash, "1h")  # sharpe rescaled below to the real bar length
@@ -239,6 +243,7 @@ def simulate(
         sortino=float(r.mean() / down * math.sqrt(bars_per_year)) if down > 0 else 0.0,
         cagr=float(growth ** (1.0 / years) - 1.0) if growth > 0 else -1.0,
         trades=float(ent.sum()),
+        opened=float(opened.sum()),
         orders=float(orders.sum()),
         turnover=float(traded.sum() / max(float(np.mean(eq)), 1e-12) / years),
         costs=float(paid.sum()),

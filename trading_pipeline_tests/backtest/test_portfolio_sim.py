@@ -74,7 +74,7 @@ def test_one_coin_held_by_hand() -> None:
     units = 1000.0 / (1 + fee) / (11.0 * (1 + slip))
     expected = [1000.0, units * 11.5, units * 12.5, units * 14.0]
     np.testing.assert_allclose(run.equity, expected, rtol=1e-12)
-    assert run.metrics["trades"] == 1 and run.metrics["orders"] == 1
+    assert run.metrics["trades"] == 1 and run.metrics["orders"] == 1 and run.metrics["opened"] == 1
     assert run.metrics["total_return"] == pytest.approx(expected[-1] / 1000.0 - 1.0)
 
 
@@ -108,3 +108,19 @@ def test_benchmarks_basket_not_rebalanced() -> None:
 def test_bad_shapes_refused() -> None:
     with pytest.raises(UserInputError):
         simulate(np.ones((3, 2)), np.ones((3, 3)), np.ones((3, 2)), [True] * 3, bars_per_year=1.0)
+
+
+def test_trades_count_rebalances_that_filled() -> None:
+    """A decision whose orders are all below the minimum order value is no trade."""
+    open_ = np.full((5, 2), 10.0)
+    close = np.full((5, 2), 10.0)
+    w = np.array([[0.5, 0.5], [0.5, 0.5], [0.501, 0.499], [0.2, 0.8], [0.2, 0.8]])
+    decide = np.array([False, True, True, False, False])
+    run = simulate(
+        open_, close, w, decide, cash=1000.0, costs=CostModel(fee=0.0, slippage_bps=0.0),
+        bars_per_year=8760.0, min_order_value=5.0,
+    )  # fmt: skip
+    # bar 1: the forced first decision fills (2 orders); bar 2: 0.5 → 0.5, nothing to do;
+    # bar 3: 0.5/0.5 → 0.501/0.499 is a 1-unit order < 5: skipped
+    assert run.entries.tolist() == [False, True, False, False, False]
+    assert run.metrics["trades"] == 1 and run.metrics["opened"] == 1 and run.metrics["orders"] == 2
