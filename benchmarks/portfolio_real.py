@@ -74,6 +74,15 @@ def load_coin(base: Path, coin: str) -> tuple[pl.DataFrame, str]:
     return merged, note
 
 
+def bad_arguments(args: argparse.Namespace, coins: list[str]) -> str:
+    """What is wrong with the command line ("" when nothing)."""
+    if args.trials < 1 or args.folds < 1:
+        return "--trials and --folds must be >= 1"
+    if len(coins) < 2 or any(c not in FILES for c in coins) or len(set(coins)) != len(coins):
+        return f"--coins must be two or more of {', '.join(FILES)}"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=100, help="TPE trials per fold (default 100)")
@@ -84,16 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object at the end, no table")
     args = ap.parse_args(argv)
     coins = [c.strip().upper() for c in args.coins.split(",") if c.strip()]
-    if args.trials < 1 or args.folds < 1:
-        print("error: --trials and --folds must be >= 1", file=sys.stderr)
-        return 2
-    if len(coins) < 2 or any(c not in FILES for c in coins) or len(set(coins)) != len(coins):
-        print(f"error: --coins must be two or more of {', '.join(FILES)}", file=sys.stderr)
+    bad = bad_arguments(args, coins)
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
         return 2
     base = real_dir()
     missing = [rel for c in coins for rel in FILES[c] if base is None or not (base / rel).exists()]
     if base is None or missing:
-        print(f"real hourly data absent ({missing[0] if missing else 'no shared/data/real'}); skipped")
+        print(
+            f"real hourly data absent ({missing[0] if missing else 'no shared/data/real'}); skipped"
+        )
         return 0
 
     # lazy: the skip above needs none of these (optuna, numba kernels)
@@ -112,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.family:
         unknown = sorted(set(args.family) - set(names))
         if unknown:
-            print(f"error: unknown family {unknown[0]!r}; known: {', '.join(names)}", file=sys.stderr)
+            print(
+                f"error: unknown family {unknown[0]!r}; known: {', '.join(names)}", file=sys.stderr
+            )
             return 2
         names = [n for n in names if n in args.family]
     series: dict[str, pl.DataFrame] = {}
@@ -193,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         costs=costs,
         bars_per_year=ev.bars_per_year,
     )
-    labels = {c: f"buy & hold {c}" for c in coins} | {BASKET: "equal-weight basket (not rebalanced)"}
+    labels = {c: f"buy & hold {c}" for c in coins} | {
+        BASKET: "equal-weight basket (not rebalanced)"
+    }
     runs = {labels[k]: v for k, v in bench.items()}
     runs["equal-weight basket (rebalanced every 30 d)"] = rebalanced
     for label, run in runs.items():
@@ -209,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"setup": head, "rows": rows}, default=str))
         return 0
+    print_table(rows)
+    print(f"\n{len(results)} families in {time.perf_counter() - t_all:.0f} s")
+    return 0
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The markdown table of the families and the benchmarks, then each family's parameters."""
     print()
     print(
         "| strategy / benchmark | OOS Sharpe | OOS return | max DD | DSR (family's trials) "
@@ -233,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if not r.get("benchmark"):
             print(f"{r['name']}: last fold's parameters {r['last_params']}")
-    print(f"\n{len(results)} families in {time.perf_counter() - t_all:.0f} s")
-    return 0
 
 
 if __name__ == "__main__":

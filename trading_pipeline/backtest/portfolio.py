@@ -57,6 +57,80 @@ class PortfolioRun:
 
 
 @njit(cache=True, error_model="numpy")
+def _sells(
+    o: np.ndarray,
+    w: np.ndarray,
+    q: np.ndarray,
+    value: float,
+    fee: np.ndarray,
+    slip: np.ndarray,
+    min_order: float,
+    want: np.ndarray,
+    out: np.ndarray,
+) -> float:
+    """Sell down to the targets (a zero target sells the coin whole); fill ``want`` with the
+    cash each buy needs (fee included). Returns the cash received; ``out`` accumulates traded
+    value, costs and orders."""
+    got_all = 0.0
+    for i in range(q.shape[0]):
+        target = w[i] * value
+        cur = q[i] * o[i]
+        want[i] = 0.0
+        if cur > target and q[i] > 0.0:
+            if w[i] <= 0.0:
+                units = q[i]
+            elif cur - target >= min_order:
+                units = (cur - target) / o[i]
+            else:
+                continue
+            got = units * o[i] * (1.0 - slip[i]) * (1.0 - fee[i])
+            got_all += got
+            q[i] = 0.0 if w[i] <= 0.0 else q[i] - units
+            out[0] += units * o[i]
+            out[1] += units * o[i] - got
+            out[2] += 1.0
+        elif target - cur >= min_order:
+            want[i] = (target - cur) * (1.0 + fee[i])
+    return got_all
+
+
+@njit(cache=True, error_model="numpy")
+def _buys(
+    o: np.ndarray,
+    q: np.ndarray,
+    cash: float,
+    fee: np.ndarray,
+    slip: np.ndarray,
+    min_order: float,
+    want: np.ndarray,
+    out: np.ndarray,
+) -> float:
+    """Buy ``want`` (scaled down together when ``cash`` does not cover it); returns the cash
+    spent, ``out[3]`` set when a coin was bought from no holding."""
+    need = 0.0
+    for i in range(q.shape[0]):
+        need += want[i]
+    scale = 1.0
+    if need > cash:
+        scale = cash / need if need > 0.0 else 0.0
+    spent = 0.0
+    for i in range(q.shape[0]):
+        spend = want[i] * scale
+        if spend <= 0.0 or spend / (1.0 + fee[i]) < min_order:
+            continue
+        notional = spend / (1.0 + fee[i])
+        units = notional / (o[i] * (1.0 + slip[i]))
+        if q[i] <= 0.0:
+            out[3] = 1.0
+        q[i] += units
+        spent += spend
+        out[0] += notional
+        out[1] += spend - units * o[i]
+        out[2] += 1.0
+    return spent
+
+
+@njit(cache=True, error_model="numpy")
 def _simulate(
     open_: np.ndarray,
     close: np.ndarray,
@@ -77,59 +151,21 @@ def _simulate(
     orders = np.zeros(n)
     q = np.zeros(m)
     want = np.zeros(m)
+    out = np.zeros(4)  # traded value, costs, orders, opened
     cash = cash0
     for t in range(n):
         if t > 0 and decide[t - 1]:
+            o = open_[t]
             value = cash
             for i in range(m):
-                value += q[i] * open_[t, i]
-            had = q > 0.0
-            # sells first
-            for i in range(m):
-                target = weights[t - 1, i] * value
-                cur = q[i] * open_[t, i]
-                want[i] = 0.0
-                if cur > target and q[i] > 0.0:
-                    if weights[t - 1, i] <= 0.0:
-                        units = q[i]
-                    elif cur - target >= min_order:
-                        units = (cur - target) / open_[t, i]
-                    else:
-                        continue
-                    px = open_[t, i] * (1.0 - slip[i])
-                    gross = units * px
-                    got = gross * (1.0 - fee[i])
-                    cash += got
-                    q[i] -= units
-                    if weights[t - 1, i] <= 0.0:
-                        q[i] = 0.0
-                    traded[t] += units * open_[t, i]
-                    costs[t] += units * open_[t, i] - got
-                    orders[t] += 1.0
-                elif target - cur >= min_order:
-                    want[i] = (target - cur) * (1.0 + fee[i])
-            need = 0.0
-            for i in range(m):
-                need += want[i]
-            scale = 1.0
-            if need > cash:
-                scale = cash / need if need > 0.0 else 0.0
-            for i in range(m):
-                spend = want[i] * scale
-                if spend <= 0.0 or spend / (1.0 + fee[i]) < min_order:
-                    continue
-                notional = spend / (1.0 + fee[i])
-                units = notional / (open_[t, i] * (1.0 + slip[i]))
-                q[i] += units
-                cash -= spend
-                traded[t] += notional
-                costs[t] += spend - units * open_[t, i]
-                orders[t] += 1.0
-                if not had[i]:
-                    opened[t] = True
-            entries[t] = orders[t] > 0.0
-            if cash < 0.0:
-                cash = 0.0
+                value += q[i] * o[i]
+            out[:] = 0.0
+            cash += _sells(o, weights[t - 1], q, value, fee, slip, min_order, want, out)
+            cash -= _buys(o, q, cash, fee, slip, min_order, want, out)
+            cash = max(cash, 0.0)
+            traded[t], costs[t], orders[t] = out[0], out[1], out[2]
+            opened[t] = out[3] > 0.0
+            entries[t] = out[2] > 0.0
         held = 0.0
         for i in range(m):
             held += q[i] * close[t, i]

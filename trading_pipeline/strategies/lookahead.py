@@ -346,7 +346,8 @@ def _shocked(bars: pl.DataFrame, period: int, offset: int, factor: float) -> pl.
     hit = (idx % period == offset) & (idx > 0)
     scale = {c: factor for c in ("open", "high", "low", "close")} | {"volume": factor**4}
     # a universe frame's coins (``<coin>__close`` ...) are shocked alike
-    scale |= {c: scale[c.rsplit("__", 1)[1]] for c in bars.columns if c.rsplit("__", 1)[-1] in scale}
+    coins = {c: c.rsplit("__", 1)[1] for c in bars.columns if "__" in c}
+    scale |= {c: scale[kind] for c, kind in coins.items() if kind in scale}
     return bars.with_columns(
         pl.when(hit).then(pl.col(c) * f).otherwise(pl.col(c)).alias(c)
         for c, f in scale.items()

@@ -56,7 +56,9 @@ def universe_frame(series: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         )
     ).to_series()
     if bad.any():
-        raise UserInputError(f"NaN, missing or non-positive price in universe bar {bad.arg_true()[0]}")
+        raise UserInputError(
+            f"NaN, missing or non-positive price in universe bar {bad.arg_true()[0]}"
+        )
     return out
 
 
