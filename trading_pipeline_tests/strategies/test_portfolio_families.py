@@ -90,6 +90,7 @@ def test_honest_families_audit_clean(name: str) -> None:
     assert report.verdict == "clean", report.describe()
     assert report.points > 20 and report.shock_runs > 0
     assert report.shock_partial == 0  # the shock scan covered every bar of every coin
+    assert report.stable, report.describe()  # no dependence on history beyond the warm-up
 
 
 def test_leaky_variant_is_caught() -> None:
