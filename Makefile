@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TP := $(VENV)/bin/trading-pipeline
 
-.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain bench-workers report-selector report-sentiment report-arbitrage report-oos clean
+.PHONY: help setup main fetch test test-fast lint pytest ui mlflow optuna bench bench-history bench-backtest bench-features bench-tuning bench-decision bench-lookahead bench-chain bench-workers report-selector report-sentiment report-arbitrage report-oos report-portfolio clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ report-arbitrage: setup ## real Coinbase × Binance overlap: alignment, gross sp
 
 report-oos: setup ## real BTC 1h: each family's continuous out-of-sample account beside the flat restart and buy-and-hold
 	$(PY) benchmarks/oos_continuous_real.py
+
+report-portfolio: setup ## real BTC/ETH/BNB 1h: portfolio families walk-forward, deflated, beside buy-and-hold of each coin and the equal-weight basket
+	$(PY) benchmarks/portfolio_real.py
 
 clean: ## remove the virtualenv and caches (keeps ./data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -32,7 +32,8 @@ import polars as pl
 from scipy import stats
 
 from trading_pipeline.backtest.costs import RiskRules
-from trading_pipeline.discovery.evaluate import Evaluator, Window, metrics_from_returns
+from trading_pipeline.discovery.evaluate import Window, metrics_from_returns
+from trading_pipeline.discovery.portfolio_eval import evaluator_for
 from trading_pipeline.discovery.robustness import (
     DeflatedSharpe,
     PBOResult,
@@ -178,7 +179,7 @@ def collect(
     """Build the out-of-sample result of a study group from its storage."""
     import optuna
 
-    ev = Evaluator(
+    ev = evaluator_for(
         bars, family, interval=spec.interval, costs=spec.costs, risk=risk, cash=spec.cash
     )
     folds_out: list[FoldResult] = []

@@ -56,6 +56,7 @@ from trading_pipeline.discovery.batch import (
     segment_bounds,
 )
 from trading_pipeline.discovery.evaluate import Evaluator
+from trading_pipeline.discovery.portfolio_eval import evaluator_for
 from trading_pipeline.discovery.splits import Fold, walk_forward
 from trading_pipeline.discovery.storage import add_trials
 from trading_pipeline.errors import UserInputError
@@ -159,7 +160,9 @@ def study_name(family: str, version: int, series: str) -> str:
 def fingerprint(bars: pl.DataFrame) -> str:
     """A short hash of the bars' times and OHLC (workers refuse to join with other data)."""
     h = hashlib.sha256()
-    for col in ("open_time", "open", "high", "low", "close"):
+    # a universe frame (portfolio families) adds every coin's ``<coin>__<price>`` columns
+    coins = [c for c in bars.columns if c.endswith(("__open", "__high", "__low", "__close"))]
+    for col in ("open_time", "open", "high", "low", "close", *coins):
         if col in bars.columns:
             h.update(bars[col].to_physical().to_numpy().tobytes())
     return h.hexdigest()[:16]
@@ -469,7 +472,7 @@ def tune(
     if n_trials < 0:
         raise UserInputError("--trials must be >= 0")
     _quiet()
-    evaluator = Evaluator(
+    evaluator = evaluator_for(
         bars, family, interval=spec.interval, costs=spec.costs, risk=risk, cash=spec.cash
     )
     folds = spec.walk.split(bars.height)
@@ -541,7 +544,7 @@ def work(
             f"the data differ from the data study {study_group} was created with "
             f"({bars.height} bars vs {spec.n_bars})"
         )
-    evaluator = Evaluator(
+    evaluator = evaluator_for(
         bars, family, interval=spec.interval, costs=spec.costs, risk=risk, cash=spec.cash
     )
     folds = spec.walk.split(bars.height)

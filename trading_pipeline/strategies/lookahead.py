@@ -345,6 +345,9 @@ def _shocked(bars: pl.DataFrame, period: int, offset: int, factor: float) -> pl.
     idx = pl.int_range(pl.len())
     hit = (idx % period == offset) & (idx > 0)
     scale = {c: factor for c in ("open", "high", "low", "close")} | {"volume": factor**4}
+    # a universe frame's coins (``<coin>__close`` ...) are shocked alike
+    coins = {c: c.rsplit("__", 1)[1] for c in bars.columns if "__" in c}
+    scale |= {c: scale[kind] for c, kind in coins.items() if kind in scale}
     return bars.with_columns(
         pl.when(hit).then(pl.col(c) * f).otherwise(pl.col(c)).alias(c)
         for c, f in scale.items()

@@ -25,6 +25,9 @@ from trading_pipeline.strategies.momentum import Momentum
 from trading_pipeline.strategies.rsi_reversion import RsiReversion
 from trading_pipeline.strategies.sandbox import no_outside_input
 from trading_pipeline.strategies.sma_cross import SmaCross
+from trading_pipeline.strategies.trend_vol import TrendVol
+from trading_pipeline.strategies.vol_target import VolTarget
+from trading_pipeline.strategies.xs_momentum import CrossSectionalMomentum
 
 FAMILIES: dict[str, StrategyFamily] = {
     f.name: f
@@ -44,10 +47,17 @@ FAMILIES: dict[str, StrategyFamily] = {
 # single-series tuner, so they are kept out of FAMILIES).
 MULTI_FAMILIES: dict[str, StrategyFamily] = {f.name: f for f in (Arbitrage(), Hedging())}
 
+# Portfolio families: target weights over a universe of coins (one universe frame as the
+# series; tuned, audited and judged like single-series families, simulated by
+# backtest.portfolio). Kept out of FAMILIES: the per-symbol discovery partitions do not run them.
+PORTFOLIO_FAMILIES: dict[str, StrategyFamily] = {
+    f.name: f for f in (CrossSectionalMomentum(), VolTarget(), TrendVol())
+}
+
 
 def get_family(name: str, extra: dict[str, StrategyFamily] | None = None) -> StrategyFamily:
     """The family called ``name`` (user families in ``extra`` first)."""
-    pool = {**FAMILIES, **MULTI_FAMILIES, **(extra or {})}
+    pool = {**FAMILIES, **MULTI_FAMILIES, **PORTFOLIO_FAMILIES, **(extra or {})}
     if name not in pool:
         raise UserInputError(f"unknown strategy {name!r}; known: {', '.join(sorted(pool))}")
     return pool[name]
@@ -95,7 +105,7 @@ def load_strategy_file(path: str | Path) -> dict[str, StrategyFamily]:
             found[obj.name] = obj()
     if not found:
         raise UserInputError(f"strategy file {p} defines no StrategyFamily subclass with a name")
-    shadowing = sorted(set(found) & (set(FAMILIES) | set(MULTI_FAMILIES)))
+    shadowing = sorted(set(found) & (set(FAMILIES) | set(MULTI_FAMILIES) | set(PORTFOLIO_FAMILIES)))
     if shadowing:
         raise UserInputError(
             f"strategy file {p} defines {shadowing[0]!r}, the name of a built-in family; rename it"
