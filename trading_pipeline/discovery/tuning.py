@@ -61,6 +61,7 @@ from trading_pipeline.discovery.splits import Fold, walk_forward
 from trading_pipeline.discovery.storage import add_trials
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import StrategyFamily
+from trading_pipeline.strategies.universe import require_fitting_frame
 
 if TYPE_CHECKING:
     import optuna
@@ -194,6 +195,7 @@ def make_spec(
     costs: CostModel | None = None,
     cash: float = 1000.0,
 ) -> TuneSpec:
+    require_fitting_frame(family, bars)
     walk = walk or WalkForward()
     walk.split(bars.height)  # validate before any study is created
     return TuneSpec(

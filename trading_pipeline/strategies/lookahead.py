@@ -34,6 +34,7 @@ from trading_pipeline.market.candles import CandleError, load_store
 from trading_pipeline.regimes.synthetic import synthetic_bars
 from trading_pipeline.strategies.base import Params, ParamValue, Signals, StrategyFamily
 from trading_pipeline.strategies.sandbox import OutsideInput, no_outside_input
+from trading_pipeline.strategies.universe import require_fitting_frame
 
 Verdict = Literal["clean", "leaky", "inconclusive"]
 MAX_CHANGE_POINTS = 120
@@ -491,6 +492,7 @@ def audit_family(
 ) -> AuditReport:
     """Run the lookahead audit (and the recursive check) of ``fam`` on ``bars``; ``shock=False``
     skips the shock scan (truncation points only)."""
+    require_fitting_frame(fam, bars)
     t0 = time.perf_counter()
     sets = (
         [fam.validate(p) for p in params] if params else param_sets(fam, samples=samples, seed=seed)

@@ -76,6 +76,17 @@ def is_universe(frame: pl.DataFrame) -> bool:
     return bool(coins_of(frame)) and "close" not in frame.columns
 
 
+def require_fitting_frame(family: object, frame: pl.DataFrame) -> None:
+    """One clear line when a portfolio family meets one series, before any audit or study."""
+    name = getattr(family, "name", "?")
+    portfolio = bool(getattr(family, "portfolio", False))
+    if portfolio and not is_universe(frame):
+        raise UserInputError(
+            f"{name} is a portfolio family: it runs on a universe of coins "
+            "(`make report-portfolio`, discovery.portfolio_study), not on one series"
+        )
+
+
 @dataclass(frozen=True)
 class Universe:
     """The arrays of a universe frame: open and close ``(bars, coins)``, open times (ms)."""

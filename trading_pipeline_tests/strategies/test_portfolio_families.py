@@ -12,7 +12,8 @@ import pytest
 
 from trading_pipeline.discovery.gate import LookaheadRefused, require_no_lookahead
 from trading_pipeline.discovery.portfolio_study import tune_universe
-from trading_pipeline.discovery.tuning import WalkForward
+from trading_pipeline.discovery.tuning import WalkForward, make_spec
+from trading_pipeline.errors import UserInputError
 from trading_pipeline.strategies.base import Params
 from trading_pipeline.strategies.lookahead import audit_family
 from trading_pipeline.strategies.portfolio import weights_of
@@ -118,3 +119,13 @@ def test_discovery_refuses_the_leaky_variant(tmp_path) -> None:  # type: ignore[
         )
     assert optuna.get_all_study_summaries(storage) == []  # no trial, no study
     assert list(tmp_path.iterdir()) == []  # a refusal caches nothing
+
+
+@pytest.mark.parametrize("name", sorted(PORTFOLIO_FAMILIES))
+def test_a_portfolio_family_on_one_series_is_one_clear_line(name: str) -> None:
+    one = make_bars(400, seed=1)
+    fam = get_family(name)
+    with pytest.raises(UserInputError, match=f"{name} is a portfolio family"):
+        audit_family(fam, one)
+    with pytest.raises(UserInputError, match="not on one series"):
+        make_spec(one, fam, series="spot-BTCUSDT-1h", interval="1h")
