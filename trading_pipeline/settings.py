@@ -63,6 +63,9 @@ class Settings:
     dagster_ui_url: str = DEFAULT_DAGSTER_UI_URL  # TP_DAGSTER_UI_URL
     dagster_home: Path | None = None  # DAGSTER_HOME: the instance runless events are recorded in
     automation: bool = False  # TP_AUTOMATION=on: declarative re-materialization (re-tuning)
+    # TP_FLEET_SERIES=on (default): the history series are the universe AND every bot's
+    # (symbol, interval) from the fleet in force; off: the configured universe only
+    fleet_series: bool = True
 
     @property
     def history_dir(self) -> Path:
@@ -112,6 +115,11 @@ class Settings:
         automation = (env.get("TP_AUTOMATION") or "off").strip().lower()
         if automation not in ("on", "off"):
             raise SettingsError(f"TP_AUTOMATION must be on or off, got {env['TP_AUTOMATION']!r}")
+        fleet_series = (env.get("TP_FLEET_SERIES") or "on").strip().lower()
+        if fleet_series not in ("on", "off"):
+            raise SettingsError(
+                f"TP_FLEET_SERIES must be on or off, got {env['TP_FLEET_SERIES']!r}"
+            )
         return cls(
             data_dir=data_dir,
             history_dir_override=Path(history) if history else None,
@@ -136,6 +144,7 @@ class Settings:
             dagster_ui_url=_ui_url(env, "TP_DAGSTER_UI_URL", DEFAULT_DAGSTER_UI_URL),
             dagster_home=Path(env["DAGSTER_HOME"]) if env.get("DAGSTER_HOME") else None,
             automation=automation == "on",
+            fleet_series=fleet_series == "on",
         )
 
 
