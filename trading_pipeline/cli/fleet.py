@@ -115,6 +115,28 @@ def _print_fleet(data: dict[str, Any]) -> None:
         f"capital {data['capital_total']:.1%} of the fleet's; fleet daily loss limit "
         f"{data['daily_loss']:.0%}"
     )
+    for b in data["bots"]:
+        console.print(escape(f"  {b['name']}: {data_source(b)}"))
+
+
+def data_source(bot: dict[str, Any]) -> str:
+    """Where a bot's bars come from (and, for a momentum bot, how its symbols are picked)."""
+    vision = [s for s in bot["symbols"] if ":" not in s]
+    venue = [s for s in bot["symbols"] if ":" in s]
+    parts = []
+    if vision:
+        parts.append(
+            f"{len(vision)} Binance Vision series at {bot['interval']} (history sensor, "
+            "TP_FLEET_SERIES)"
+        )
+    if venue:
+        parts.append(f"venue candles {', '.join(venue)} (venues assets)")
+    if bot.get("momentum_top"):
+        parts.append(
+            f"trades the top {bot['momentum_top']} by {bot['momentum_lookback']}-bar return, "
+            "recomputed at each decision from closed bars"
+        )
+    return "; ".join(parts)
 
 
 @fleet_app.command("status")

@@ -31,9 +31,9 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from trading_pipeline.market.momentum_pick import MomentumPick, momentum_pick
 from trading_pipeline.handoff import CASH, NO_CHAMPION, BotLike
 from trading_pipeline.history.layout import Series
+from trading_pipeline.market.momentum_pick import MomentumPick, momentum_pick
 from trading_pipeline.market.schema import INTERVAL_MS
 from trading_pipeline.regimes.base import UNKNOWN, RegimeLabeller
 from trading_pipeline.regimes.current import HISTORY_DAYS, current_regime
