@@ -559,7 +559,7 @@ def replay_fleet(
         if not frames or initial <= 0 or outside:
             result.bots[spec.name] = BotReplay(
                 spec.name,
-                a.family,
+                CASH if outside else a.family,
                 {},
                 tuple(a.symbols),
                 initial,

@@ -153,3 +153,30 @@ def test_a_real_month_replay_gives_every_bot_an_assignment_and_pnl_or_a_reason(
     for name, b in report["bots"].items():
         print(name, b["family"], round(b["pnl"], 2), b["cash_reason"] or "")
     assert pl.DataFrame(r.bots["bot1"].equity).height > 24 * 28
+
+
+def test_an_assignment_outside_the_momentum_pick_holds_cash_and_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    frames = {
+        s: make_bars(800, seed=i, vol=0.004, drift=0.0015 * (i - 1), start=START)
+        for i, s in enumerate(COINS)
+    }
+    frames["BTCUSDT"] = make_bars(800, seed=11, vol=0.004, drift=-0.003, start=START)
+    write_frames(data / "history", frames)
+    momentum = get_family("momentum")
+    bot3 = Assignment(
+        "bot3", 1, ("BTCUSDT",), "1h", "momentum", momentum.version, momentum.validate({}), 0.25
+    )
+    layout = DataLayout.under(data)
+    r = replay_fleet(
+        start=FROM,
+        end=TO,
+        out_dir=tmp_path / "report",
+        load=store_loader(layout.history_dir, start=FROM, end=TO),
+        assignments={"bot3": bot3},
+        reasons=cash_reasons(layout, current_fleet().bots, {"bot3": bot3}),
+    )
+    b3 = summary(r)["bots"]["bot3"]
+    assert b3["family"] == "cash" and b3["assignment"]["family"] == "momentum"
+    assert b3["cash_reason"].startswith("its assigned BTCUSDT not in the momentum pick")
+    assert b3["fills"] == [] and b3["pnl"] == pytest.approx(0.0)
