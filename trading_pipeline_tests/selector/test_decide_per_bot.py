@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from trading_pipeline.bots.spec import CASH, FLEET, FLEET_BY_NAME
 from trading_pipeline.market.momentum_pick import momentum_pick
@@ -38,6 +39,7 @@ def test_a_bot_is_offered_only_candidates_tuned_at_its_own_interval() -> None:
     assert ids == [CASH, EMA_SOL_5M.id]  # the hourly ema_cross study is not bot2's
 
 
+@pytest.mark.slow  # ten series read from a store
 def test_bot3_is_offered_only_its_momentum_pick_and_the_pick_is_recorded(tmp_path: Path) -> None:
     n = 400
     coins = ("BTCUSDT", "SOLUSDT", "XRPUSDT", "ETHUSDT", "BNBUSDT", "ADAUSDT")
@@ -75,6 +77,7 @@ def test_bot3_is_offered_only_its_momentum_pick_and_the_pick_is_recorded(tmp_pat
     assert next(d for d in free if d.bot == "bot3").choice == MOM["BTCUSDT"].id
 
 
+@pytest.mark.slow  # two stores of ten series
 def test_a_later_bar_does_not_move_an_earlier_decisions_pick(tmp_path: Path) -> None:
     n = 300
     coins = ("BTCUSDT", "SOLUSDT", "XRPUSDT", "ETHUSDT", "BNBUSDT", "ADAUSDT")
