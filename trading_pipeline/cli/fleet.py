@@ -259,7 +259,10 @@ def _status_data(root: Path, mode: str) -> dict[str, Any]:
             "version": a.version,
             "family": a.family,
             "symbols": list(a.symbols),
+            "interval": a.interval,
             "capital_fraction": a.capital_fraction,
+            # the selector's reason (a momentum bot's top-N pick is in it)
+            "reason": dict(a.lineage).get("reason"),
         }
         for b, a in assignments.items()
     }
@@ -306,6 +309,10 @@ def _print_status(data: dict[str, Any]) -> None:
         console.print(f"  {symbol}: {value:.2f}")
     for c in data["conflicts"]:
         console.print(f"[bold red]opposite positions[/] {escape(str(c))}")
+    for bot in names:
+        reason = data["assignments"].get(bot, {}).get("reason")
+        if reason:
+            console.print(escape(f"  {bot}: {reason}"))
 
 
 @fleet_app.command("allocate")

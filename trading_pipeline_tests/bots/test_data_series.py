@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 
 from trading_pipeline.bots.data_series import families_for_series, fleet_series, series_in_force
@@ -74,3 +78,55 @@ def test_a_momentum_top_outside_the_bots_symbols_is_refused(value: str) -> None:
     text = default_fleet_text().replace("momentum_top = 5", f"momentum_top = {value}")
     with pytest.raises(FleetFileError, match="bot bot3: momentum_top must be a whole number"):
         parse_fleet_text(text, "x.toml")
+
+
+def test_fleet_status_shows_the_momentum_pick_behind_bot3s_assignment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from trading_pipeline.bots.deploy_store import DeploymentStore
+    from trading_pipeline.bots.fleet import candidates_from_decisions
+    from trading_pipeline.cli import main
+    from trading_pipeline.market.momentum_pick import momentum_pick
+    from trading_pipeline.selector.decisions import Decision
+    from trading_pipeline.strategies.registry import get_family
+    from trading_pipeline_tests.fakes.bars import START, make_bars
+
+    at = START + timedelta(hours=200)
+    frames = {s: make_bars(300, seed=i) for i, s in enumerate(SCALPING_UNIVERSE[:6])}
+    pick = momentum_pick(frames, at=at, interval="1h", top=5, lookback=168)
+    symbol = pick.picked[0]
+    decision = Decision(
+        decided_at=datetime.now(UTC),
+        bot="bot3",
+        choice=f"momentum@spot-{symbol}-1h",
+        family="momentum",
+        version=get_family("momentum").version,
+        params={},
+        series=f"spot-{symbol}-1h",
+        symbols=(symbol,),
+        regime="unknown",
+        probabilities={},
+        inputs_hash="x",
+        model_name="strategy-selector",
+        model_version=1,
+        model_run_id=None,
+        changed=True,
+        reason=f"first model decision; {pick.describe()}",
+    )
+    (bot3,) = [c for c in candidates_from_decisions({"bot3": decision}, {}) if c.bot == "bot3"]
+    store = DeploymentStore(tmp_path / "bots")
+    report = store.deploy([bot3])
+    assert not report.refused, report.refused
+    # the assignment file records the pick ...
+    saved = json.loads((tmp_path / "bots" / "bot3" / "assignment.json").read_text())
+    assert pick.describe() in saved["lineage"]["reason"]
+    # ... and fleet status shows it
+    assert main(["fleet", "status", "--bots-dir", str(tmp_path / "bots")]) == 0
+    out = capsys.readouterr().out
+    assert "bot3: first model decision; momentum top 5 of 6" in " ".join(out.split())
+    assert main(["fleet", "status", "--json", "--bots-dir", str(tmp_path / "bots")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["assignments"]["bot3"]["interval"] == "1h"
+    assert pick.describe() in data["assignments"]["bot3"]["reason"]
