@@ -353,23 +353,27 @@ class Chain:
         return runs
 
     def families_for(self, key: str) -> tuple[str, ...]:
-        """The families tuned on series ``key``: the budget's on the configured universe; on a
-        series only some bot's fleet entry brings (``--series-from-fleet``), the families the
-        bots trading it may run, so each bot is given strategies tuned on its own series."""
-        if not self.source.fleet_series or key in {s.key for s in self.source.series()}:
+        """The families tuned on series ``key``: the budget's (``TP_MAIN_FAMILIES``); with
+        ``--series-from-fleet`` also every family a bot trading the series may run (only those
+        on a series the fleet alone brings), so each bot is given strategies tuned on its own
+        series."""
+        if not self.source.fleet_series:
             return self.budget.families
         # lazy: the fleet file is read only for fleet series
         from trading_pipeline.bots.data_series import families_for_series
         from trading_pipeline.bots.spec import current_fleet
 
-        return families_for_series(Series.parse(key), current_fleet().bots, TUNED_FAMILIES)
+        fleet = families_for_series(Series.parse(key), current_fleet().bots, TUNED_FAMILIES)
+        if key not in {s.key for s in self.source.series()}:
+            return fleet
+        return self.budget.families + tuple(f for f in fleet if f not in self.budget.families)
 
     def stage_discovery(self) -> int:
         b = self.budget
         self.echo(
             f"discovery: {', '.join(b.families)} × {len(self.source.universe)} series"
             + (
-                f" (+ each bot's own families on {len(self.report.series) - len(self.source.universe)} fleet series)"
+                f" (+ the families of the bots trading each of {len(self.report.series)} series)"
                 if self.source.fleet_series
                 else ""
             )

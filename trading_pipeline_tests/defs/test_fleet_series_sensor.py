@@ -92,6 +92,10 @@ def test_the_main_job_tunes_fleet_series_on_their_bots_families(
             series_from_fleet=True,
         )
     assert "spot-SOLUSDT-5m" in wide.report.series and "spot-SOLUSDT-1h" in wide.report.series
-    assert wide.families_for("spot-BTCUSDT-1h") == ("sma_cross",)  # the universe: the budget
+    assert small.families_for("spot-BTCUSDT-1h") == ("sma_cross",)  # the budget only
+    # the universe: the budget first, then what the bots trading it may run (bot3's families)
+    btc = wide.families_for("spot-BTCUSDT-1h")
+    assert btc[0] == "sma_cross" and set(DEFAULT_FLEET.bot("bot3").families) <= set(btc)
+    assert len(btc) == len(set(btc))
     assert wide.families_for("spot-SOLUSDT-5m") == DEFAULT_FLEET.bot("bot2").families
     assert wide.families_for("spot-SOLUSDT-1h") == DEFAULT_FLEET.bot("bot3").families
