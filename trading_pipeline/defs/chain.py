@@ -189,10 +189,11 @@ class Chain:
         source, lake = configured["history_source"], configured["lake"]
         assert isinstance(source, HistorySource) and isinstance(lake, DataLake)
         # the main job runs the configured universe unless asked for every bot's series too
-        # (``--series-from-fleet``): a small mirror holds the universe, not ten 5-minute coins
+        # (``--series-from-fleet``): a small mirror holds the universe, not ten 5-minute coins.
+        # Only the chain's own list of series changes: the runs keep the location's resource
+        # (Dagster requires the very object bound to the assets), whose runs never read it.
         if source.fleet_series != series_from_fleet:
             source = source.model_copy(update={"fleet_series": series_from_fleet})
-            configured["history_source"] = source
         self.source, self.lake = source, lake
         self.job = self.location.resolve_implicit_global_asset_job_def()
         self.keys = {k.to_user_string(): k for k in self.location.resolve_all_asset_keys()}

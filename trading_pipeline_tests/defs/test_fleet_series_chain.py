@@ -73,6 +73,8 @@ def test_series_from_fleet_fetches_and_features_a_bots_5m_series(
     for name in ("TP_HISTORY_DIR", "TP_MARKET", "TP_INTERVAL", "TP_FLEET_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TP_UNIVERSE", "BTCUSDT")
+    # the location's resource says universe only: the flag alone widens what the chain runs
+    monkeypatch.setenv("TP_FLEET_SERIES", "off")
     monkeypatch.setenv("TP_DATA_DIR", str(data))
     monkeypatch.setenv("TP_VISION_URL", mirror_url)
     monkeypatch.setenv("TP_VISION_LISTING_URL", mirror_url)
