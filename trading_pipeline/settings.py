@@ -65,6 +65,9 @@ class Settings:
     automation: bool = False  # TP_AUTOMATION=on: declarative re-materialization (re-tuning)
     news_feeds: tuple[str, ...] = ()  # TP_NEWS_FEEDS: RSS/Atom feed URLs or files
     social_files: tuple[str, ...] = ()  # TP_SOCIAL_FILES: exported posts (JSON lines / CSV)
+    # TP_FLEET_SERIES=on (default): the history series are the universe AND every bot's
+    # (symbol, interval) from the fleet in force; off: the configured universe only
+    fleet_series: bool = True
 
     @property
     def history_dir(self) -> Path:
@@ -114,6 +117,11 @@ class Settings:
         automation = (env.get("TP_AUTOMATION") or "off").strip().lower()
         if automation not in ("on", "off"):
             raise SettingsError(f"TP_AUTOMATION must be on or off, got {env['TP_AUTOMATION']!r}")
+        fleet_series = (env.get("TP_FLEET_SERIES") or "on").strip().lower()
+        if fleet_series not in ("on", "off"):
+            raise SettingsError(
+                f"TP_FLEET_SERIES must be on or off, got {env['TP_FLEET_SERIES']!r}"
+            )
         return cls(
             data_dir=data_dir,
             history_dir_override=Path(history) if history else None,
@@ -140,6 +148,7 @@ class Settings:
             automation=automation == "on",
             news_feeds=text_sources(env, "TP_NEWS_FEEDS"),
             social_files=text_sources(env, "TP_SOCIAL_FILES"),
+            fleet_series=fleet_series == "on",
         )
 
 

@@ -14,7 +14,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ DEFAULT_FLEET_RESOURCE = "fleet.toml"
 DEFAULT_SOURCE = f"trading_pipeline/bots/{DEFAULT_FLEET_RESOURCE} (package default)"
 FRACTION_TOLERANCE = 1e-9  # fractions are floats: 0.3 + 0.25 + 0.25 + 0.15 + 0.05 may exceed 1
 DEFAULT_FLEET_DAILY_LOSS = 0.10
+DEFAULT_MOMENTUM_LOOKBACK = 168  # bars of trailing return behind a momentum pick (7 days of 1h)
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")  # becomes a folder name under the bots dir
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -47,6 +48,8 @@ _BOT_KEYS = frozenset(
         "default_params",
         "risk",
         "description",
+        "momentum_top",
+        "momentum_lookback",
     }
 )
 _TOP_KEYS = frozenset({"fleet", "universes", "bots"})
@@ -74,6 +77,10 @@ class BotSpec:
     default_params: Mapping[str, object] = field(default_factory=dict)
     description: str = ""
     risk: RiskLimits = field(default_factory=RiskLimits)
+    # > 0: at each decision the bot trades only the ``momentum_top`` symbols with the highest
+    # trailing return over ``momentum_lookback`` closed bars (market/momentum_pick.py)
+    momentum_top: int = 0
+    momentum_lookback: int = DEFAULT_MOMENTUM_LOOKBACK
 
     def allows(self, family: str) -> bool:
         return family == CASH or family in self.families
@@ -126,6 +133,14 @@ class Fleet:
                     "default_params": dict(b.default_params),
                     "risk": {n: getattr(b.risk, n) for n in RISK_LIMIT_NAMES},
                     "description": b.description,
+                    **(
+                        {
+                            "momentum_top": b.momentum_top,
+                            "momentum_lookback": b.momentum_lookback,
+                        }
+                        if b.momentum_top
+                        else {}
+                    ),
                 }
                 for b in self.bots
             ],
@@ -254,6 +269,13 @@ def _default(
     return family, dict(params)
 
 
+def _count(raw: Mapping[str, Any], key: str, name: str, default: int, high: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise UserInputError(f"bot {name}: {key} must be a whole number in [0, {high}]")
+    return int(value)
+
+
 def _bot(raw: Any, index: int, universes: Mapping[str, tuple[str, ...]]) -> BotSpec:
     name = _name(raw, index)
     interval = raw["interval"]
@@ -278,6 +300,15 @@ def _bot(raw: Any, index: int, universes: Mapping[str, tuple[str, ...]]) -> BotS
         description=raw.get("description", ""),
         risk=_risk(raw.get("risk", {}), name),
     )
+    spec = replace(
+        spec,
+        momentum_top=_count(raw, "momentum_top", name, 0, len(spec.symbols)),
+        momentum_lookback=_count(
+            raw, "momentum_lookback", name, DEFAULT_MOMENTUM_LOOKBACK, 100_000
+        ),
+    )
+    if spec.momentum_top and spec.momentum_lookback < 1:
+        raise UserInputError(f"bot {name}: momentum_lookback must be at least 1 bar")
     _check_symbols(spec)
     return spec
 

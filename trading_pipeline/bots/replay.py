@@ -17,7 +17,7 @@ import logging
 import math
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from trading_pipeline.bots.spec import CASH, current_fleet, default_split
 from trading_pipeline.bots.tuned import TuningWindows, in_sample, tuning_windows
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_path, atomic_write_text
+from trading_pipeline.market.momentum_pick import MomentumPick, momentum_pick
 from trading_pipeline.settings import LEDGER_FILE, DataLayout
 
 log = logging.getLogger("trading_pipeline.bots.replay")
@@ -70,6 +71,10 @@ class BotReplay:
     buy_and_hold: float | None = None  # return of holding the bot's symbols, equal weights
     # the share of the replay inside the tuning windows of the study behind its parameters
     in_sample: dict[str, Any] = field(default_factory=dict)
+    # what it was told to run (version, interval, source) and, holding cash, why
+    assignment: dict[str, Any] = field(default_factory=dict)
+    cash_reason: str | None = None
+    momentum_pick: dict[str, Any] | None = None  # a momentum bot's causal top-N at the start
 
     @property
     def final(self) -> float:
@@ -401,6 +406,50 @@ def store_loader(
     return load
 
 
+def describe_assignment(a: AssignmentLike) -> dict[str, Any]:
+    """The assignment as the report shows it: family, symbols, interval, version, where from."""
+    lineage = dict(getattr(a, "lineage", None) or {})
+    return {
+        "family": a.family,
+        "symbols": list(a.symbols),
+        "interval": a.interval,
+        "params": dict(a.params or {}),
+        "version": a.version,
+        "source": str(lineage.get("source") or ("selector" if lineage.get("reason") else "")),
+    }
+
+
+def start_pick(spec: Any, load: FrameLoader, start: datetime) -> MomentumPick | None:
+    """A momentum bot's top-N at the replay's start from bars closed by then (None for other
+    bots); a symbol without history is listed as unranked."""
+    top = int(getattr(spec, "momentum_top", 0) or 0)
+    if top < 1:
+        return None
+    lookback = int(spec.momentum_lookback)
+    frames: dict[str, pl.DataFrame | None] = {}
+    for symbol in spec.symbols:
+        try:
+            frames[symbol] = load((symbol,), spec.interval, lookback + 1).get(symbol)
+        except UserInputError:
+            frames[symbol] = None
+    return momentum_pick(frames, at=start, interval=spec.interval, top=top, lookback=lookback)
+
+
+def _picked(a: AssignmentLike, pick: MomentumPick | None) -> tuple[AssignmentLike, str | None]:
+    """``a`` on the symbols of the pick only (a strategy outside the pick holds cash)."""
+    if pick is None or a.family == CASH:
+        return a, None
+    kept = tuple(s for s in a.symbols if s in pick.picked)
+    if kept == tuple(a.symbols):
+        return a, None
+    if not kept:
+        return a, (
+            f"its assigned {', '.join(a.symbols)} not in the momentum pick "
+            f"({', '.join(pick.picked) or 'none'}): held cash"
+        )
+    return replace(a, symbols=kept), None  # type: ignore[type-var]
+
+
 def warmup_bars(a: AssignmentLike) -> int:
     """Bars of history the assignment's signals need before its first step (1 for cash)."""
     if a.family == CASH:
@@ -457,6 +506,7 @@ def replay_fleet(
     costs: CostModel | None = None,
     tuning: Mapping[str, TuningWindows] | None = None,
     progress: Callable[[float, float], None] | None = None,
+    reasons: Mapping[str, str] | None = None,
 ) -> ReplayResult:
     """Replay every bot of the fleet in force; write ``report.json`` and ``equity.png`` in
     ``out_dir``.
@@ -469,6 +519,9 @@ def replay_fleet(
     ``tuning`` (bot → the windows its parameters were tuned on, :mod:`.tuned`) marks the share
     of the replay that is in-sample for each bot (``in_sample`` of its result). ``progress``
     is told ``(done, total)`` in milliseconds of the replayed span as the bars close.
+    ``reasons`` (bot → why it holds cash, :mod:`.cash_reason`) go into each cash bot's line;
+    a momentum bot (``momentum_top``) trades only its assigned symbols inside its top-N at
+    ``start``, computed from bars closed by then and recorded.
     """
     from trading_pipeline.bots.assignment import default_assignment
 
@@ -481,21 +534,32 @@ def replay_fleet(
     guard = FleetGuard(fleet.daily_loss, capital)
     lanes: dict[str, _Lane] = {}
     benchmarks: dict[str, float | None] = {}
+    extras: dict[str, tuple[dict[str, Any], str | None, dict[str, Any] | None]] = {}
     for spec in fleet.bots:
         a = (assignments or {}).get(spec.name) or default_assignment(spec)
         initial = capital * float(split.get(spec.name, 0.0))
+        shown = describe_assignment(a)
+        pick = start_pick(spec, load, start)
+        a, outside = _picked(a, pick)
+        why: str | None = outside
+        if why is None and a.family == CASH:
+            why = (reasons or {}).get(spec.name)
         try:
-            frames = load(tuple(a.symbols), a.interval, warmup_bars(a))
+            frames = {} if outside else load(tuple(a.symbols), a.interval, warmup_bars(a))
         except UserInputError as exc:
             if a.family != CASH:
                 raise
             frames, note = {}, f"no history ({exc}); held cash"
         else:
             note = ""
-        if not frames or initial <= 0:
+        if why is None and initial <= 0:
+            why = "no capital: its share of the fleet is 0"
+        if why is None and (a.family == CASH or not frames):
+            why = note or "holds cash (no reason recorded)"
+        if not frames or initial <= 0 or outside:
             result.bots[spec.name] = BotReplay(
                 spec.name,
-                a.family,
+                CASH if outside else a.family,
                 {},
                 tuple(a.symbols),
                 initial,
@@ -504,8 +568,12 @@ def replay_fleet(
                 pl.DataFrame(),
                 pl.DataFrame(),
                 note or "holds cash",
+                assignment=shown,
+                cash_reason=why,
+                momentum_pick=pick.to_dict() if pick else None,
             )
             continue
+        extras[spec.name] = (shown, why, pick.to_dict() if pick else None)
         lanes[spec.name] = _lane(
             a,
             frames,
@@ -525,6 +593,10 @@ def replay_fleet(
         for name, lane in lanes.items():
             result.bots[name] = lane.result()
             result.bots[name].buy_and_hold = benchmarks[name]
+            shown, why, picked = extras[name]
+            result.bots[name].assignment = shown
+            result.bots[name].cash_reason = why
+            result.bots[name].momentum_pick = picked
     finally:
         for lane in lanes.values():
             lane.close()
@@ -616,6 +688,9 @@ def summary(result: ReplayResult, base: Path | None = None) -> dict[str, Any]:
             "risk_events": events,
             "ledger": _rel(b.ledger_path, base, result.out_dir),
             "note": b.note,
+            "assignment": b.assignment,
+            "cash_reason": b.cash_reason,
+            "momentum_pick": b.momentum_pick,
             "in_sample": b.in_sample or in_sample(result.start, result.end, None),
             "in_sample_fraction": (b.in_sample or {}).get("fraction"),
         }

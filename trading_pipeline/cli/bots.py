@@ -274,6 +274,11 @@ def replay_cmd(
 
     assignments = DeploymentStore(settings.bots_dir).all_current()
     tuning = tuning_of_fleet(settings.layout, assignments)
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.bots.cash_reason import cash_reasons
+    from trading_pipeline.bots.spec import current_fleet
+
+    reasons = cash_reasons(settings.layout, current_fleet().bots, assignments)
     target = out or settings.layout.replay_dir(first, last)
     if target.exists() and not target.is_dir():
         raise UserInputError(f"--out {target} exists and is not a folder")
@@ -295,6 +300,7 @@ def replay_cmd(
             capital=capital,
             tuning=tuning,
             progress=advance,
+            reasons=reasons,
         )
     if as_json:
         print(json.dumps(data, indent=2, default=str))
@@ -308,12 +314,34 @@ def replay_cmd(
             f"({b['return']:+7.1%}, {beside})  "
             f"fills {len(b['fills']):4}  risk events {len(b['risk_events'])}" + in_sample_mark(b)
         )
+        print(f"        {assignment_line(b)}")
     if data.get("in_sample_bots"):
         print(
             f"IN-SAMPLE: {', '.join(data['in_sample_bots'])} replay bars their parameters were "
             "tuned or selected on; those results say nothing about unseen data"
         )
     print(f"report: {target / 'report.json'}, {target / 'equity.png'}")
+
+
+def assignment_line(bot: Mapping[str, Any]) -> str:
+    """``assignment v3 sma_cross 1h BTCUSDT,ETHUSDT (selector)`` then, for a cash bot, why;
+    a momentum bot's pick at the start after it."""
+    a = bot.get("assignment") or {}
+    where = f" ({a['source']})" if a.get("source") else ""
+    line = (
+        f"assignment v{a.get('version', '?')} {a.get('family', bot['family'])} "
+        f"{a.get('interval', '?')} {','.join(a.get('symbols') or bot['symbols'])}{where}"
+    )
+    if bot.get("cash_reason"):
+        line += f"; cash: {bot['cash_reason']}"
+    pick = bot.get("momentum_pick")
+    if pick:
+        line += (
+            f"; momentum top {pick['top']} at {pick['at'][:16]}: "
+            f"{', '.join(pick['picked']) or 'none'}"
+            + (f" (no history: {len(pick['unranked'])})" if pick.get("unranked") else "")
+        )
+    return line
 
 
 def in_sample_mark(bot: Mapping[str, Any]) -> str:

@@ -115,6 +115,28 @@ def _print_fleet(data: dict[str, Any]) -> None:
         f"capital {data['capital_total']:.1%} of the fleet's; fleet daily loss limit "
         f"{data['daily_loss']:.0%}"
     )
+    for b in data["bots"]:
+        console.print(escape(f"  {b['name']}: {data_source(b)}"))
+
+
+def data_source(bot: dict[str, Any]) -> str:
+    """Where a bot's bars come from (and, for a momentum bot, how its symbols are picked)."""
+    vision = [s for s in bot["symbols"] if ":" not in s]
+    venue = [s for s in bot["symbols"] if ":" in s]
+    parts = []
+    if vision:
+        parts.append(
+            f"{len(vision)} Binance Vision series at {bot['interval']} (history sensor, "
+            "TP_FLEET_SERIES)"
+        )
+    if venue:
+        parts.append(f"venue candles {', '.join(venue)} (venues assets)")
+    if bot.get("momentum_top"):
+        parts.append(
+            f"trades the top {bot['momentum_top']} by {bot['momentum_lookback']}-bar return, "
+            "recomputed at each decision from closed bars"
+        )
+    return "; ".join(parts)
 
 
 @fleet_app.command("status")
@@ -237,7 +259,10 @@ def _status_data(root: Path, mode: str) -> dict[str, Any]:
             "version": a.version,
             "family": a.family,
             "symbols": list(a.symbols),
+            "interval": a.interval,
             "capital_fraction": a.capital_fraction,
+            # the selector's reason (a momentum bot's top-N pick is in it)
+            "reason": dict(a.lineage).get("reason"),
         }
         for b, a in assignments.items()
     }
@@ -284,6 +309,10 @@ def _print_status(data: dict[str, Any]) -> None:
         console.print(f"  {symbol}: {value:.2f}")
     for c in data["conflicts"]:
         console.print(f"[bold red]opposite positions[/] {escape(str(c))}")
+    for bot in names:
+        reason = data["assignments"].get(bot, {}).get("reason")
+        if reason:
+            console.print(escape(f"  {bot}: {reason}"))
 
 
 @fleet_app.command("allocate")

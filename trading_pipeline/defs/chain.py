@@ -173,6 +173,7 @@ class Chain:
         now: datetime | None = None,
         stop: StopSignals | None = None,
         resources: Mapping[str, object] | None = None,
+        series_from_fleet: bool = False,
     ):
         self.instance = instance
         self.location = location or _location()
@@ -187,6 +188,12 @@ class Chain:
         self.resources = configured
         source, lake = configured["history_source"], configured["lake"]
         assert isinstance(source, HistorySource) and isinstance(lake, DataLake)
+        # the main job runs the configured universe unless asked for every bot's series too
+        # (``--series-from-fleet``): a small mirror holds the universe, not ten 5-minute coins.
+        # Only the chain's own list of series changes: the runs keep the location's resource
+        # (Dagster requires the very object bound to the assets), whose runs never read it.
+        if source.fleet_series != series_from_fleet:
+            source = source.model_copy(update={"fleet_series": series_from_fleet})
         self.source, self.lake = source, lake
         self.job = self.location.resolve_implicit_global_asset_job_def()
         self.keys = {k.to_user_string(): k for k in self.location.resolve_all_asset_keys()}
@@ -346,18 +353,39 @@ class Chain:
                 raise ChainFailed(f"market_correlation failed: {why}")
         return runs
 
+    def families_for(self, key: str) -> tuple[str, ...]:
+        """The families tuned on series ``key``: the budget's (``TP_MAIN_FAMILIES``); with
+        ``--series-from-fleet`` also every family a bot trading the series may run (only those
+        on a series the fleet alone brings), so each bot is given strategies tuned on its own
+        series."""
+        if not self.source.fleet_series:
+            return self.budget.families
+        # lazy: the fleet file is read only for fleet series
+        from trading_pipeline.bots.data_series import families_for_series
+        from trading_pipeline.bots.spec import current_fleet
+
+        fleet = families_for_series(Series.parse(key), current_fleet().bots, TUNED_FAMILIES)
+        if key not in {s.key for s in self.source.series()}:
+            return fleet
+        return self.budget.families + tuple(f for f in fleet if f not in self.budget.families)
+
     def stage_discovery(self) -> int:
         b = self.budget
         self.echo(
-            f"discovery: {', '.join(b.families)} × {len(self.source.universe)} series, "
-            f"{b.trials} trials × {b.folds} folds each (TP_MAIN_TRIALS, TP_MAIN_FAMILIES)"
+            f"discovery: {', '.join(b.families)} × {len(self.source.universe)} series"
+            + (
+                f" (+ the families of the bots trading each of {len(self.report.series)} series)"
+                if self.source.fleet_series
+                else ""
+            )
+            + f", {b.trials} trials × {b.folds} folds each (TP_MAIN_TRIALS, TP_MAIN_FAMILIES)"
         )
         config = {"ops": {"strategy_results": {"config": {"trials": b.trials, "folds": b.folds}}}}
         runs, good = 0, 0
         for key in self.source.series_keys():
             t0 = time.perf_counter()
             done = []
-            for family in b.families:
+            for family in self.families_for(key):
                 ok, why = self.materialize(
                     "discovery",
                     ["strategy_results"],

@@ -2,7 +2,8 @@
 
 ``python -m trading_pipeline.defs.main_job`` (what ``make main`` runs) materializes, stage by
 stage as in-process runs in the instance of ``DAGSTER_HOME`` (so they show in the UI after):
-history for the configured universe (``TP_UNIVERSE`` from ``TP_START``) → features and regimes →
+history for the configured universe (``TP_UNIVERSE`` from ``TP_START``; with
+``--series-from-fleet`` also every bot's own series from the fleet file) → features and regimes →
 discovery (``TP_MAIN_FAMILIES`` × series, ``TP_MAIN_TRIALS`` trials × ``TP_MAIN_FOLDS`` folds) →
 performance matrix and top strategies → selector training set and model → one decision per bot →
 bot assignments → a paper replay of the last complete month; then a summary read back from what
@@ -44,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--families", metavar="A,B", help="families to tune (TP_MAIN_FAMILIES)")
     p.add_argument("--trials", metavar="N", help="trials per fold and study (TP_MAIN_TRIALS)")
     p.add_argument("--folds", metavar="N", help="walk-forward folds (TP_MAIN_FOLDS)")
+    p.add_argument(
+        "--series-from-fleet",
+        action="store_true",
+        help="also every bot's (symbol, interval) from the fleet file: bot2's ten 5m coins, "
+        "bot3's hourly universe, each tuned on its bots' families (default: TP_UNIVERSE only)",
+    )
     p.add_argument(
         "--stages",
         metavar="A,B",
@@ -105,7 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with StopSignals() as stop:
         try:
             with dg.DagsterInstance.get() as instance:
-                chain = Chain(instance, budget=budget, echo=_echo, verbose=verbose, stop=stop)
+                chain = Chain(
+                    instance,
+                    budget=budget,
+                    echo=_echo,
+                    verbose=verbose,
+                    stop=stop,
+                    series_from_fleet=args.series_from_fleet,
+                )
                 chain.run(stages)
                 from trading_pipeline.defs.chain_summary import summary_lines  # lazy: polars
 

@@ -33,6 +33,7 @@ import polars as pl
 
 from trading_pipeline.handoff import CASH, NO_CHAMPION, BotLike
 from trading_pipeline.history.layout import Series
+from trading_pipeline.market.momentum_pick import MomentumPick, momentum_pick
 from trading_pipeline.market.schema import INTERVAL_MS
 from trading_pipeline.regimes.base import UNKNOWN, RegimeLabeller
 from trading_pipeline.regimes.current import HISTORY_DAYS, current_regime
@@ -142,16 +143,55 @@ def _symbol(series: str) -> str | None:
         return None
 
 
+def _interval(series: str) -> str | None:
+    try:
+        return Series.parse(series).interval
+    except ValueError:
+        return None
+
+
 def is_cash(c: CandidateLike) -> bool:
     return c.id == CASH or c.family == CASH
 
 
-def eligible_candidates(candidates: Sequence[CandidateLike], bot: BotLike) -> list[CandidateLike]:
-    """The candidates ``bot`` may run: an allowed family on one of its symbols, and cash."""
+def eligible_candidates(
+    candidates: Sequence[CandidateLike], bot: BotLike, symbols: Sequence[str] | None = None
+) -> list[CandidateLike]:
+    """The candidates ``bot`` may run: an allowed family tuned on one of its symbols (or of
+    ``symbols``, a momentum pick) at its own bar interval, and cash."""
+    allowed = bot.symbols if symbols is None else tuple(s for s in symbols if s in bot.symbols)
     out = []
     for c in candidates:
-        if is_cash(c) or (bot.allows(c.family) and _symbol(c.series) in bot.symbols):
+        if is_cash(c) or (
+            bot.allows(c.family)
+            and _symbol(c.series) in allowed
+            and _interval(c.series) == bot.interval
+        ):
             out.append(c)
+    return out
+
+
+def momentum_picks(
+    candles: CandleSource, fleet: Sequence[BotLike], now: datetime
+) -> dict[str, MomentumPick]:
+    """Each momentum bot's (``momentum_top`` > 0) pick at ``now`` from bars closed by then;
+    a symbol whose candles cannot be read is listed as unranked."""
+    out: dict[str, MomentumPick] = {}
+    for bot in fleet:
+        top = int(getattr(bot, "momentum_top", 0) or 0)
+        if top < 1:
+            continue
+        lookback = int(getattr(bot, "momentum_lookback", 168))
+        frames: dict[str, pl.DataFrame | None] = {}
+        for symbol in bot.symbols:
+            key = Series("spot", symbol, bot.interval).key
+            try:
+                frames[symbol] = candles.bars([key], now=now, lookback=lookback + 1).get(key)
+            except Exception:  # a coin not fetched yet (or the venue down): not ranked
+                frames[symbol] = None
+        out[bot.name] = momentum_pick(
+            frames, at=now, interval=bot.interval, top=top, lookback=lookback
+        )
     return out
 
 
@@ -304,8 +344,12 @@ def decide_once(
     labeller: RegimeLabeller | None = None,
     state_fn: StateFn | None = None,
     fear_greed: pl.DataFrame | None = None,
+    picks: Mapping[str, MomentumPick] | None = None,
 ) -> list[Decision]:
     """One decision per bot of ``fleet`` from closed ``bars`` (series key → frame) at ``now``.
+
+    ``picks`` (bot → :class:`MomentumPick`, computed causally at ``now``) restrict a momentum
+    bot to its top symbols; the pick is recorded in the decision's reason.
 
     ``current`` holds each bot's choice in force (its latest decision) with the hysteresis
     state. Nothing is read or written: the caller records the result.
@@ -342,7 +386,8 @@ def decide_once(
     by_id = {c.id: c for c in model.candidates}
     out = []
     for bot in fleet:
-        cands = eligible_candidates(model.candidates, bot)
+        pick = (picks or {}).get(bot.name)
+        cands = eligible_candidates(model.candidates, bot, pick.picked if pick else None)
         ids = [c.id for c in cands]
         if CASH not in by_id:
             ids.append(CASH)
@@ -363,7 +408,7 @@ def decide_once(
             "model_version": ref.version,
             "model_run_id": ref.run_id,
             "changed": changed,
-            "reason": reason + note,
+            "reason": reason + note + (f"; {pick.describe()}" if pick else ""),
             "streak": streak,
         }
         if c is None or is_cash(c):
@@ -503,6 +548,7 @@ class Decider:
             labeller=self.labeller,
             state_fn=self.state_fn,
             fear_greed=self.fear_greed(now) if self.fear_greed is not None else None,
+            picks=momentum_picks(self.candles, self.fleet, now),
         )
         return decisions, ref
 

@@ -33,7 +33,8 @@ SCALPING = (
     "AVAXUSDT",
 )
 
-# The fleet as bots/spec.py spelled it in code before it became a file (commit 2dff1ce).
+# The fleet as bots/spec.py spelled it in code before it became a file (commit 2dff1ce), with
+# bot3's top-5 momentum pick made explicit (issue 18).
 TODAYS_FLEET = (
     BotSpec(
         name="bot1",
@@ -62,6 +63,7 @@ TODAYS_FLEET = (
         families=("momentum", "donchian_breakout", "macd"),
         capital_fraction=0.25,
         description="momentum and breakout on the five coins with the strongest recent momentum",
+        momentum_top=5,  # issue 18: the top five are recomputed at each decision
     ),
     BotSpec(
         name="bot4",

@@ -184,7 +184,13 @@ def test_resources_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
     source, lake = resources["history_source"], resources["lake"]
     assert isinstance(source, HistorySource) and isinstance(lake, DataLake)
     assert source.vision_url == "http://127.0.0.1:9"
-    assert source.series_keys() == ["spot-SOLUSDT-1h"]
+    # TP_FLEET_SERIES unset = on: the universe first, then every bot's series of the fleet
+    assert source.fleet_series is True
+    assert (
+        source.series_keys()[0] == "spot-SOLUSDT-1h" and "spot-SOLUSDT-5m" in source.series_keys()
+    )
+    monkeypatch.setenv("TP_FLEET_SERIES", "off")
+    assert defs().resources["history_source"].series_keys() == ["spot-SOLUSDT-1h"]
     assert lake.layout.history_dir == Path("/srv/trading-bots/history-elsewhere")
     assert lake.layout.bots_dir == Path("/srv/trading-bots/bots")
     io = resources["parquet_io_manager"]

@@ -6,6 +6,7 @@ buy-and-hold, the equity chart and the risk events; ``report.json`` and ``equity
 ``<bots_dir>/replays/<from>-<to>/`` and attached to the MLflow run.
 """
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -51,8 +52,22 @@ PNL_DESCRIPTIONS = {
     "fills": "orders filled",
     "risk_events": "risk events (daily loss, drawdown, halt)",
     "in_sample": "share of the replay inside the deployed study's train/test windows",
+    "assignment": "what it ran: family, interval, symbols (a momentum bot: its top-N at the start)",
+    "cash_reason": "why it held cash (empty when it ran a strategy)",
     "note": "",
 }
+
+
+def assignment_line(bot: Mapping[str, Any]) -> str:
+    """``sma_cross 1h BTCUSDT,ETHUSDT`` (+ ``; top-5: …`` for a momentum bot)."""
+    a = bot.get("assignment") or {}
+    line = f"{a.get('family', bot['family'])} {a.get('interval', '')} " + ",".join(
+        a.get("symbols") or bot["symbols"]
+    )
+    pick = bot.get("momentum_pick")
+    if pick:
+        line += f"; top-{pick['top']}: {','.join(pick['picked']) or 'none'}"
+    return line
 
 
 def _tables(data: dict[str, Any]) -> tuple[dg.TableMetadataValue, dg.TableMetadataValue]:
@@ -71,6 +86,8 @@ def _tables(data: dict[str, Any]) -> tuple[dg.TableMetadataValue, dg.TableMetada
             "fills": len(b["fills"]),
             "risk_events": len(b["risk_events"]),
             "in_sample": b.get("in_sample_fraction"),
+            "assignment": assignment_line(b),
+            "cash_reason": b.get("cash_reason") or "",
             "note": b.get("note", ""),
         }
         for name, b in data["bots"].items()
@@ -180,14 +197,20 @@ def paper_replay_report(
     layout = lake.layout
     store = bots_runtime.store(layout)
     target = layout.replay_dir(start.date(), end.date())
+    # lazy: as replay_report's module, the cash reasons read the fleet file
+    from trading_pipeline.bots.cash_reason import cash_reasons
+    from trading_pipeline.bots.spec import current_fleet
+
+    current = store.all_current()
     data = replay_report(
         target,
         start=start,
         end=end,
         load=store_loader(layout.history_dir, start=start, end=end, market=bots_runtime.market),
-        assignments=store.all_current() or None,
+        assignments=current or None,
         capital=config.capital,
-        tuning=tuning_of_fleet(layout, store.all_current()),
+        tuning=tuning_of_fleet(layout, current),
+        reasons=cash_reasons(layout, current_fleet().bots, current),
     )
     report_json, report_png = target / "report.json", target / "equity.png"
     experiment_id, run_id = _log_mlflow(

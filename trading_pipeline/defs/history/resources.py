@@ -1,4 +1,6 @@
-"""The ``HistorySource`` resource: where Binance Vision is reached and which series to keep."""
+"""The ``HistorySource`` resource: where Binance Vision is reached and which series to keep:
+the configured universe (``series``) and, with ``fleet_series``, every bot's own series too
+(``series_in_force``, what the history sensor registers and the chain runs)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ class HistorySource(dg.ConfigurableResource):
     interval: str = Field(default="1h", description="kline interval")
     start: str = Field(default="2019-01-01", description="first month fetched, YYYY-MM-DD")
     concurrency: int = Field(default=4, description="downloads in flight")
+    fleet_series: bool = Field(
+        default=False,
+        description="also every bot's (symbol, interval) from the fleet in force (TP_FLEET_SERIES)",
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HistorySource:
@@ -30,11 +36,23 @@ class HistorySource(dg.ConfigurableResource):
             interval=settings.interval,
             start=settings.start,
             concurrency=settings.concurrency,
+            fleet_series=settings.fleet_series,
         )
 
     def series(self) -> list[Series]:
         """The configured universe as series of the configured market and interval."""
         return [Series(self.market, s.strip().upper(), self.interval) for s in self.universe]
 
+    def series_in_force(self) -> list[Series]:
+        """The configured universe, then (``fleet_series``) every bot's series of the fleet in
+        force not already in it; bot4's venue-qualified symbols are left to the venues assets."""
+        # lazy: the fleet file is read when the series are asked for (TP_FLEET_FILE may change)
+        from trading_pipeline.bots.data_series import series_in_force
+        from trading_pipeline.bots.spec import current_fleet
+
+        bots = current_fleet().bots if self.fleet_series else ()
+        return series_in_force(self.universe, self.interval, market=self.market, bots=bots)
+
     def series_keys(self) -> list[str]:
-        return [s.key for s in self.series()]
+        """Keys of :meth:`series_in_force`: the partitions the history sensor registers."""
+        return [s.key for s in self.series_in_force()]

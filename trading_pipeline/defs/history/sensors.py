@@ -63,7 +63,10 @@ def late_month_requests(
 @dg.sensor(
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Adds the series of the configured universe (TP_UNIVERSE…) as partitions.",
+    description=(
+        "Adds the series in force as partitions: the configured universe (TP_UNIVERSE…) and "
+        "every bot's (symbol, interval) from the fleet file (TP_FLEET_SERIES=off: universe only)."
+    ),
 )
 def history_series(
     context: dg.SensorEvaluationContext, history_source: HistorySource
@@ -71,7 +74,7 @@ def history_series(
     known = set(context.instance.get_dynamic_partitions(series_partitions.name or "series"))
     new = [k for k in history_source.series_keys() if k not in known]
     if not new:
-        return dg.SkipReason(f"all {len(known)} configured series are registered")
+        return dg.SkipReason(f"all {len(known)} series in force are registered")
     return dg.SensorResult(dynamic_partitions_requests=[series_partitions.build_add_request(new)])
 
 
