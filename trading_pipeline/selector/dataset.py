@@ -339,8 +339,16 @@ def _choose(
     for r in sorted(matching, key=key):
         symbol, interval = _symbol_interval(r.spec.series)
         best.setdefault((r.spec.family, symbol, interval or r.spec.interval), r)
-    picked = sorted({r.spec.study_group: r for r in best.values()}.values(), key=key)
-    picked = picked[:max_candidates]
+    ranked = sorted({r.spec.study_group: r for r in best.values()}.values(), key=key)
+    # each bot's own best study first, so a bot with many series (bot2's ten 5-minute coins)
+    # cannot crowd another bot out of the capped list; the rest fill it best first
+    reserved: dict[str, StudyResult] = {}
+    for bot in fleet:
+        mine = [r for r in ranked if _matches(r, bot)]
+        if mine:
+            reserved.setdefault(mine[0].spec.study_group, mine[0])
+    rest = [r for r in ranked if r.spec.study_group not in reserved]
+    picked = sorted([*reserved.values(), *rest[: max(0, max_candidates - len(reserved))]], key=key)
     chosen = {r.spec.study_group for r in picked}
     record = {
         "rule": SELECTION_RULE,
@@ -349,6 +357,7 @@ def _choose(
         "every": every,
         "min_trades": (rule or RankingRule()).min_trades,
         "max_candidates": max_candidates,
+        "reserved_per_bot": sorted(reserved),
         "matching_studies": len(matching),
         "scores": [
             {"study": r.spec.study_group, "picked": r.spec.study_group in chosen}
@@ -399,7 +408,8 @@ def select_candidates(
     holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
 ) -> list[StudyResult]:
     """Per bot, the best study of each (family, symbol) it may run at its interval; the union
-    best first, at most ``max_candidates`` (cash is added separately). "Best" is judged on
+    best first, at most ``max_candidates`` (cash is added separately) — but every bot's own best
+    study is always among them, so one bot's many series cannot crowd another out. "Best" is judged on
     the returns before :func:`selection_cutoff` only (:func:`development_scores`), so the
     held-out period the training will judge on never influences which studies compete."""
     picked, _ = _choose(

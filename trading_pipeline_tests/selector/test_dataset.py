@@ -228,3 +228,15 @@ def test_candidates_are_chosen_before_the_held_out_period(bars: dict[str, pl.Dat
     assert ds_a.frame.head(before).equals(ds_b.frame.head(before))
     assert np.array_equal(ds_a.returns[:before], ds_b.returns[:before])
     assert not np.array_equal(ds_a.returns[before:], ds_b.returns[before:])
+
+
+def test_every_bot_keeps_its_best_study_under_the_cap(bars: dict[str, pl.DataFrame]) -> None:
+    """A cap of one cannot crowd a bot out: each bot with a matching study keeps its best."""
+    res = candidates(bars)
+    fams_of = {bot.name: set(bot.families) for bot in FLEET}
+    offered = {b for b, fams in fams_of.items() if any(r.spec.family in fams for r in res)}
+    assert len(offered) >= 2  # the fixture offers studies to more than one bot
+    picked = select_candidates(res, max_candidates=1, fleet=FLEET)
+    served = {b for b, fams in fams_of.items() if any(r.spec.family in fams for r in picked)}
+    assert served == offered
+    assert len(picked) == len(offered)
