@@ -5,7 +5,8 @@ one sma_cross study group (4 folds, TPE, one trial at a time, so every trial is 
 round trip: what the storage, not the batching, decides). Storages:
 
 * ``journal-file`` — the embedded default (``journal:PATH``, batched appends);
-* ``journal-redis`` — Optuna's journal on Redis (``JournalRedisBackend``, 127.0.0.1:6379);
+* ``journal-redis`` — Optuna's journal on Redis (``redis://…``: ``JournalRedisBackend``,
+  batched appends, 127.0.0.1:6379);
 * ``grpc-proxy`` — Optuna's gRPC storage proxy (``run_grpc_proxy_server``) over PostgreSQL, the
   workers talking gRPC to it;
 * ``postgres-rdb`` — ``RDBStorage`` on PostgreSQL directly.
@@ -39,8 +40,15 @@ FOLDS = 4
 BARS = 8760  # one year of hourly bars: the study's own cost stays small beside the storage's
 # one core per worker: numba's parallel kernels and polars otherwise spread one worker over both
 # cores, and then a second worker has nothing left to scale onto
-ONE_THREAD = {**os.environ, "NUMBA_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1"}
+ONE_THREAD = {
+    **os.environ,
+    "NUMBA_NUM_THREADS": "1",
+    "POLARS_MAX_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
 STORAGES = ("journal-file", "journal-redis", "grpc-proxy", "postgres-rdb")
+SCALE_OUT = "journal-redis"  # the storage the README's scale-out mode uses for studies
+WORKERS_BATCH = 10  # finished trials a worker writes at a time (``tune-worker``'s default: 50)
 
 
 def _port_open(port: int) -> bool:
@@ -74,9 +82,6 @@ def open_kind(kind: str, where: str) -> Any:
 
     if kind == "journal-file":
         return open_storage(f"journal:{where}", data_dir=tempfile.gettempdir())
-    if kind == "journal-redis":
-        backend = optuna.storages.journal.JournalRedisBackend(where)
-        return optuna.storages.JournalStorage(backend)
     if kind == "grpc-proxy":
         host, port = where.split(":")
         return optuna.storages.GrpcStorageProxy(host=host, port=int(port))

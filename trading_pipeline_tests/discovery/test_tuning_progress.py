@@ -7,12 +7,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-pytestmark = pytest.mark.slow  # Optuna walk-forward studies
-
 from trading_pipeline.discovery.storage import open_storage
 from trading_pipeline.discovery.tuning import WalkForward, make_spec, optimize_buffered, tune, work
 from trading_pipeline.strategies.registry import get_family
 from trading_pipeline_tests.fakes.bars import START_2021, make_bars
+
+pytestmark = pytest.mark.slow  # Optuna walk-forward studies
 
 SMA = get_family("sma_cross")
 
