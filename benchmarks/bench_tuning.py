@@ -291,6 +291,23 @@ def verdict(rates: dict[str, list[Rate]]) -> None:
         )
 
 
+def workers_speedup(trials: int) -> None:
+    """Two tuning workers against one on the same study (``bench_workers``): the embedded
+    journal file and the scale-out storage (Optuna's journal on Redis), each worker's trials/s,
+    beside a pure-Python CPU burn measured at the same moment (the machine's own ceiling)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_workers
+
+    print(f"tuning workers: 1 vs 2 processes on one sma_cross study, {trials} trials per fold, "
+          f"{bench_workers.WORKERS_BATCH} trials written per batch; {bench_workers.load()}")  # fmt: skip
+    print(bench_workers.HEADER)
+    bench_workers.prime()
+    print(bench_workers.burn(), flush=True)
+    for kind in ("journal-file", bench_workers.SCALE_OUT):
+        print(bench_workers.compare(kind, trials, bench_workers.WORKERS_BATCH), flush=True)
+    print(bench_workers.burn(), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=500, help="batched trials per fold (4 folds)")
@@ -298,6 +315,10 @@ def main() -> None:
         "--family", action="append", choices=FAMILIES, help="only these families (repeatable)"
     )
     ap.add_argument("--postgres", action="store_true", help="add the PostgreSQL worker runs")
+    ap.add_argument(
+        "--workers-trials", type=int, default=120, metavar="N",
+        help="trials per fold of the 1-vs-2 worker speed-up (bench_workers); 0 skips it",
+    )  # fmt: skip
     ap.add_argument("--worker", nargs=3, metavar=("STUDY", "URL", "TRIALS"))
     args = ap.parse_args()
     if args.worker:
@@ -318,6 +339,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rates = per_family(bars, args.trials, Path(tmp), tuple(args.family or FAMILIES))
     verdict(rates)
+    if args.workers_trials > 0:
+        workers_speedup(args.workers_trials)
     print(f"done: {load()}")
     if not args.postgres:
         return

@@ -5,7 +5,8 @@ one sma_cross study group (4 folds, TPE, one trial at a time, so every trial is 
 round trip: what the storage, not the batching, decides). Storages:
 
 * ``journal-file`` — the embedded default (``journal:PATH``, batched appends);
-* ``journal-redis`` — Optuna's journal on Redis (``JournalRedisBackend``, 127.0.0.1:6379);
+* ``journal-redis`` — Optuna's journal on Redis (``redis://…``: ``JournalRedisBackend``,
+  batched appends, 127.0.0.1:6379);
 * ``grpc-proxy`` — Optuna's gRPC storage proxy (``run_grpc_proxy_server``) over PostgreSQL, the
   workers talking gRPC to it;
 * ``postgres-rdb`` — ``RDBStorage`` on PostgreSQL directly.
@@ -39,8 +40,15 @@ FOLDS = 4
 BARS = 8760  # one year of hourly bars: the study's own cost stays small beside the storage's
 # one core per worker: numba's parallel kernels and polars otherwise spread one worker over both
 # cores, and then a second worker has nothing left to scale onto
-ONE_THREAD = {**os.environ, "NUMBA_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1", "OMP_NUM_THREADS": "1"}
+ONE_THREAD = {
+    **os.environ,
+    "NUMBA_NUM_THREADS": "1",
+    "POLARS_MAX_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+}
 STORAGES = ("journal-file", "journal-redis", "grpc-proxy", "postgres-rdb")
+SCALE_OUT = "journal-redis"  # the storage the README's scale-out mode uses for studies
+WORKERS_BATCH = 10  # finished trials a worker writes at a time (``tune-worker``'s default: 50)
 
 
 def _port_open(port: int) -> bool:
@@ -74,31 +82,40 @@ def open_kind(kind: str, where: str) -> Any:
 
     if kind == "journal-file":
         return open_storage(f"journal:{where}", data_dir=tempfile.gettempdir())
-    if kind == "journal-redis":
-        backend = optuna.storages.journal.JournalRedisBackend(where)
-        return optuna.storages.JournalStorage(backend)
     if kind == "grpc-proxy":
         host, port = where.split(":")
         return optuna.storages.GrpcStorageProxy(host=host, port=int(port))
     return open_storage(where, data_dir=tempfile.gettempdir())
 
 
-def worker(kind: str, where: str, group: str, trials: int, seed: int) -> None:
-    """One worker process: ``trials`` trials on each fold study of ``group``; prints JSON."""
+def worker(kind: str, where: str, group: str, trials: int, seed: int, batch: int) -> None:
+    """One worker process: ``trials`` trials on each fold study of ``group``; prints JSON.
+
+    Start-up (imports, the bars, loading the compiled kernels: paid once per process, not per
+    trial) happens before the clock starts; the worker then says ``ready`` and waits for
+    ``go`` on stdin, so the workers of one measurement run their trials at the same time."""
     warnings.filterwarnings("ignore")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from trading_pipeline.discovery.evaluate import Evaluator
     from trading_pipeline.discovery.tuning import work
     from trading_pipeline.strategies.registry import get_family
 
+    t_start = time.perf_counter()
     storage = open_kind(kind, where)
-    t0 = time.perf_counter()
+    b = bars()
+    fam = get_family("sma_cross")
+    Evaluator(b, fam, interval="1h").warm_up(0, len(b) // 2)
+    print(json.dumps({"ready": time.perf_counter() - t_start}), flush=True)
+    sys.stdin.readline()
+    t0, c0 = time.time(), time.process_time()
     run = work(
-        bars(), get_family("sma_cross"), study_group=group, storage=storage, n_trials=trials,
-        seed=seed, sampler="tpe", batch=1,
+        b, fam, study_group=group, storage=storage, n_trials=trials, seed=seed, sampler="tpe",
+        batch=batch,
     )  # fmt: skip
-    print(json.dumps({"trials": run.trials_run, "seconds": time.perf_counter() - t0}))
+    cpu = time.process_time() - c0
+    print(json.dumps({"trials": run.trials_run, "start": t0, "end": time.time(), "cpu": cpu}))
 
 
 def _grpc_server(port: int) -> None:
@@ -111,8 +128,9 @@ def _grpc_server(port: int) -> None:
     optuna.storages.run_grpc_proxy_server(storage, host="127.0.0.1", port=port)
 
 
-def measure(kind: str, trials: int, workers: int) -> dict[str, Any] | str:
-    """Trials/s of ``workers`` processes on one fresh study (``trials`` per fold in all)."""
+def measure(kind: str, trials: int, workers: int, batch: int = 1) -> dict[str, Any] | str:
+    """Trials/s of ``workers`` processes on one fresh study (``trials`` per fold in all),
+    each writing ``batch`` finished trials at a time."""
     from trading_pipeline.discovery.tuning import WalkForward, make_spec, tune
     from trading_pipeline.strategies.registry import get_family
 
@@ -156,7 +174,9 @@ def measure(kind: str, trials: int, workers: int) -> dict[str, Any] | str:
                     spec.study_group,
                     str(per),
                     str(i + 1),
+                    str(batch),
                 ],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
                 cwd=ROOT,
@@ -164,44 +184,108 @@ def measure(kind: str, trials: int, workers: int) -> dict[str, Any] | str:
             )
             for i in range(workers)
         ]
+        startup = [json.loads(_last_line(p))["ready"] for p in procs]
+        for p in procs:  # every worker is ready: all start their trials now
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
         runs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     finally:
         if server is not None:
             server.terminate()
-    each = [r["trials"] / r["seconds"] for r in runs]
-    total = sum(r["trials"] for r in runs) / max(r["seconds"] for r in runs)
-    return {"workers": workers, "each": each, "total": total}
+    each = [r["trials"] / (r["end"] - r["start"]) for r in runs]
+    span = max(r["end"] for r in runs) - min(r["start"] for r in runs)
+    total = sum(r["trials"] for r in runs) / span
+    cpu = sum(r["cpu"] for r in runs) / sum(r["trials"] for r in runs)  # CPU seconds a trial
+    return {"workers": workers, "each": each, "total": total, "startup": max(startup), "cpu": cpu}
+
+
+def _last_line(proc: subprocess.Popen[str]) -> str:
+    """The worker's ``ready`` line (its stdout up to it)."""
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"worker {proc.pid} ended before it was ready (rc {proc.wait()})")
+    return line
+
+
+def compare(kind: str, trials: int, batch: int = 1) -> str:
+    """One table row: ``kind``'s trials/s with one worker, then two (each, together), the
+    speed-up, and the CPU a trial costs a worker among two over alone (1.00: sharing the study
+    adds no work, so only free cores limit the speed-up)."""
+    alone = measure(kind, trials, 1, batch)
+    if isinstance(alone, str):
+        return f"{kind:14} {alone}"
+    pair = measure(kind, trials, 2, batch)
+    assert not isinstance(pair, str)
+    each = " + ".join(f"{x:.0f}" for x in pair["each"])
+    return (f"{kind:14} {batch:>5} {alone['total']:>8.0f}/s {each:>16} /s "
+            f"{pair['total']:>8.0f}/s {pair['total'] / alone['total']:>8.2f}× "
+            f"{pair['cpu'] / alone['cpu']:>8.2f}")  # fmt: skip
+
+
+HEADER = (
+    f"{'storage':14} {'batch':>5} {'1 worker':>10} {'2 workers (each)':>20} {'together':>10} "
+    f"{'speed-up':>9} {'CPU/trial':>9}"
+)
+
+
+def _burn(_: int) -> float:
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(8_000_000):
+        x += i * i % 7
+    return time.perf_counter() - t0
+
+
+def burn() -> str:
+    """The reference row: a pure-Python CPU burn, 1 process vs 2 at once, now (what the
+    machine's free cores allow under the current load)."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        alone = pool.map(_burn, [0])[0]
+    with ctx.Pool(2) as pool:
+        t0 = time.perf_counter()
+        pool.map(_burn, [0, 1], chunksize=1)
+        pair = time.perf_counter() - t0
+    return f"{'cpu burn (ref)':14} {'':>5} {'':>10} {'':>20} {'':>10} {2 * alone / pair:>8.2f}×"
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
+
+
+def prime() -> None:
+    """Fill numba's on-disk cache so no measured process pays a compile another did not."""
+    measure("journal-file", 4, 1)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=240, help="trials per fold, all workers")
     ap.add_argument("--storage", action="append", choices=STORAGES, help="only these")
-    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--batch", type=int, action="append",
+        help="finished trials each worker writes at a time (repeatable; default 1 and 10)",
+    )  # fmt: skip
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        kind, where, group, trials, seed = args.worker
-        worker(kind, where, group, int(trials), int(seed))
+        kind, where, group, trials, seed, batch = args.worker
+        worker(kind, where, group, int(trials), int(seed), int(batch))
         return 0
     sys.path.insert(0, str(ROOT))
-    one, five, _ = os.getloadavg()
-    print(f"sma_cross, TPE one trial at a time, {FOLDS} folds, {BARS} bars, {args.trials} trials "
-          f"per fold; load average {one:.2f}/{five:.2f} on {os.cpu_count()} cores")  # fmt: skip
-    print(
-        f"{'storage':14} {'1 worker':>10} {'2 workers (each)':>26} {'together':>10} {'speed-up':>9}"
-    )
-    # prime numba's on-disk cache so no measured process pays a compile the other did not
-    measure("journal-file", 4, 1)
+    print(f"sma_cross, TPE (one trial per ask), {FOLDS} folds, {BARS} bars, {args.trials} trials "
+          f"per fold; {load()}")  # fmt: skip
+    print(HEADER)
+    prime()
+    print(burn(), flush=True)
     for kind in args.storage or STORAGES:
-        alone = measure(kind, args.trials, 1)
-        if isinstance(alone, str):
-            print(f"{kind:14} {alone}")
-            continue
-        pair = measure(kind, args.trials, 2)
-        assert not isinstance(pair, str)
-        each = " + ".join(f"{x:.0f}" for x in pair["each"])
-        print(f"{kind:14} {alone['total']:>8.0f}/s {each:>22} /s {pair['total']:>8.0f}/s "
-              f"{pair['total'] / alone['total']:>8.2f}×")  # fmt: skip
+        for batch in args.batch or (1, 10):
+            print(compare(kind, args.trials, batch), flush=True)
+    print(burn(), flush=True)
+    print(f"after: {load()}")
     return 0
 
 

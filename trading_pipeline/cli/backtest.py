@@ -359,6 +359,41 @@ def _cell(value: Any, col: str) -> str:
     return str(value)
 
 
+SWEEP_PARTS = 20  # pieces of the grid with a progress bar (one fused call each)
+
+
+def _run_grid(engine: Any, bars: Any, fam: Any, combos: list[dict[str, Any]], **kw: Any) -> Any:
+    """``engine.run_grid`` over ``combos``: in one call, or, when a progress bar is shown, in
+    up to ``SWEEP_PARTS`` consecutive pieces (same rows, same order) with the bar advancing."""
+    import numpy as np
+
+    # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.cli.progress import progress_bar
+
+    with progress_bar(f"sweep {fam.name}: {len(combos):,} combos × {bars.height:,} bars") as bar:
+        if bar is None or len(combos) < 2:
+            res = engine.run_grid(bars, fam, combos, **kw)
+            if bar is not None:
+                bar(len(combos), len(combos))
+            return res
+        size = -(-len(combos) // SWEEP_PARTS)
+        bar(0, len(combos))
+        parts = []
+        for i in range(0, len(combos), size):
+            parts.append(engine.run_grid(bars, fam, combos[i : i + size], **kw))
+            bar(min(i + size, len(combos)), len(combos))
+    first = parts[0]
+    return engine.GridResult(
+        first.family,
+        first.version,
+        [p for part in parts for p in part.params],
+        {m: np.concatenate([part.metrics[m] for part in parts]) for m in first.metrics},
+        first.bars,
+        sum(part.seconds for part in parts),
+        all(part.fused for part in parts),
+    )
+
+
 @verbs.command()
 def sweep(
     strategy: StrategyOpt,
@@ -418,7 +453,7 @@ def sweep(
     engine.run_grid(
         bars.head(min(bars.height, 64)), fam, combos[:1], cash=cash, costs=costs, interval=iv
     )
-    res = engine.run_grid(bars, fam, combos, cash=cash, costs=costs, risk=risk, interval=iv)
+    res = _run_grid(engine, bars, fam, combos, cash=cash, costs=costs, risk=risk, interval=iv)
     bh = engine.buy_and_hold(bars, cash=cash, costs=costs, interval=iv)
     order = res.order("sharpe")
     rate = len(res) / res.seconds if res.seconds > 0 else float("inf")

@@ -201,6 +201,7 @@ def tune(
     """Tune a strategy walk-forward; report out-of-sample results only, tracked in MLflow."""
     # lazy: loaded with this verb only, so the command line starts fast
     from trading_pipeline.backtest.costs import CostModel
+    from trading_pipeline.cli.progress import progress_bar
     from trading_pipeline.discovery.batch import check_sampler
     from trading_pipeline.discovery.gate import remember, require_no_lookahead
     from trading_pipeline.discovery.results import collect
@@ -239,16 +240,19 @@ def tune(
     audit = require_no_lookahead(family, bars, cache_dir=layout.audits_dir, data=key, write=False)
     _quiet()
     study_storage = open_storage(url, data_dir=settings.data_dir)
-    run_tune(
-        bars,
-        family,
-        spec=spec,
-        storage=study_storage,
-        n_trials=trials,
-        seed=seed,
-        sampler=sampler,
-        ask=batch,
-    )
+    label = f"tune {family.name} {key}: {trials} trials × {folds} folds"
+    with progress_bar(label) as advance:
+        run_tune(
+            bars,
+            family,
+            spec=spec,
+            storage=study_storage,
+            n_trials=trials,
+            seed=seed,
+            sampler=sampler,
+            ask=batch,
+            progress=advance,
+        )
     remember(audit, cache_dir=layout.audits_dir, name=family.name)
     if trials == 0:
         try:
@@ -305,6 +309,7 @@ def tune_worker(
 ) -> None:
     """Join an existing study and add --trials trials to each of its folds."""
     # lazy: loaded with this verb only, so the command line starts fast
+    from trading_pipeline.cli.progress import progress_bar
     from trading_pipeline.discovery.batch import check_sampler
     from trading_pipeline.discovery.gate import require_no_lookahead
     from trading_pipeline.discovery.storage import open_storage, redact
@@ -333,16 +338,18 @@ def tune_worker(
     require_no_lookahead(
         family, bars, cache_dir=settings.layout.audits_dir, data=study, write=False
     )
-    run = work(
-        bars,
-        family,
-        study_group=study,
-        storage=study_storage,
-        n_trials=trials,
-        seed=seed,
-        sampler=sampler,
-        ask=batch,
-    )
+    with progress_bar(f"tune-worker {study}: {trials} trials × {spec.walk.folds} folds") as advance:
+        run = work(
+            bars,
+            family,
+            study_group=study,
+            storage=study_storage,
+            n_trials=trials,
+            seed=seed,
+            sampler=sampler,
+            ask=batch,
+            progress=advance,
+        )
     rate = run.trials_run / run.seconds if run.seconds > 0 else 0.0
     out = {
         "study": study,

@@ -128,7 +128,7 @@ StorageOpt = Annotated[
     typer.Option(
         "--storage",
         metavar="URL",
-        help="Optuna storage: journal:PATH, sqlite:///PATH or postgresql://… "
+        help="Optuna storage: journal:PATH, sqlite:///PATH, postgresql://… or redis://… "
         "(default TP_OPTUNA_STORAGE, else the journal file DATA_DIR/optuna/studies.log)",
     ),
 ]

@@ -5,6 +5,9 @@
 * ``sqlite:///…`` or ``postgresql://…`` → ``RDBStorage``: PostgreSQL lets many
   ``tune-worker`` processes on many hosts share one study.
 * ``journal:PATH`` → a journal file at PATH.
+* ``redis://HOST:PORT/DB`` → Optuna's journal on Redis (``JournalRedisBackend``): the
+  scale-out storage for tuning workers on many hosts (each worker replays only the entries it
+  has not seen; ``make bench-workers`` compares the kinds).
 
 Finished trials computed elsewhere (a batch run in memory) are written with :func:`add_trials`:
 on a journal file all of them go in one append (one lock, one ``fsync``) instead of one per
@@ -37,10 +40,12 @@ def default_storage_url(data_dir: str | Path) -> str:
 def check_storage_url(url: str) -> str:
     """``url`` when it names a storage kind this project opens, else the one-line error
     :func:`open_storage` would give (checked before any work, opening nothing)."""
-    if url.startswith(("journal:", "sqlite:///", "postgresql://", "postgresql+psycopg2://")):
+    kinds = ("journal:", "sqlite:///", "postgresql://", "postgresql+psycopg2://", "redis://")
+    if url.startswith(kinds):
         return url
     raise UserInputError(
-        f"unsupported study storage {url!r}: use journal:PATH, sqlite:///PATH or postgresql://…"
+        f"unsupported study storage {url!r}: use journal:PATH, sqlite:///PATH, postgresql://… "
+        "or redis://…"
     )
 
 
@@ -67,6 +72,8 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
                 f"cannot open study storage {url}: {exc.strerror or exc}"
             ) from exc
         return optuna.storages.journal.JournalStorage(BufferedJournal(backend))  # type: ignore[arg-type]
+    if url.startswith("redis://"):
+        return _open_redis(url)
     # the rest is a database URL (check_storage_url let nothing else through)
     if url.startswith("sqlite:///") and not create:
         _check_file(Path(url.removeprefix("sqlite:///")), url, create=False)
@@ -77,6 +84,23 @@ def open_storage(url: str | None, *, data_dir: str | Path, create: bool = True) 
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as exc:
         why = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
         raise EnvironmentFault(f"cannot open study storage {redact(url)}: {why}") from exc
+
+
+def _open_redis(url: str) -> BaseStorage:
+    """Optuna's journal on the Redis server at ``url`` (answering before any work)."""
+    import warnings
+
+    import optuna.storages.journal
+    import redis
+
+    try:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.1
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            backend = optuna.storages.journal.JournalRedisBackend(url)
+        backend._redis.ping()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        raise EnvironmentFault(f"cannot open study storage {redact(url)}: {exc}") from exc
+    return optuna.storages.journal.JournalStorage(BufferedJournal(backend))  # type: ignore[arg-type]
 
 
 def _check_file(path: Path, url: str, *, create: bool) -> None:

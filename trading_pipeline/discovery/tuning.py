@@ -277,6 +277,13 @@ def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=_finished_states()))
 
 
+def _trial_key(trial: optuna.trial.FrozenTrial) -> tuple[Any, ...]:
+    """What tells a trial written from an in-memory copy apart from every other trial (the
+    storage gives it a new number and id): its start time, parameters, values and state."""
+    params = tuple(sorted(trial.params.items()))
+    return (trial.datetime_start, params, tuple(trial.values or ()), trial.state)
+
+
 def optimize_buffered(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
@@ -284,11 +291,13 @@ def optimize_buffered(
     *,
     batch: int = DEFAULT_BATCH,
     run: Callable[[optuna.Study, int], None] | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> int:
     """Run ``n_trials`` trials of ``study`` in memory, writing them to its storage in batches.
 
     Each batch starts from an in-memory copy of every finished trial in the storage (other
-    workers' included; the previous batch's copy when no other worker wrote since), runs up
+    workers' included: the previous batch's copy, topped up with the trials other workers
+    wrote since, so a batch costs the same among workers as alone), runs up
     to ``batch`` trials with the study's own sampler and pruner (the same objects across
     batches, so a seeded sampler stays reproducible), then appends the finished trials to the
     storage in one go (one journal append: :func:`.storage.add_trials`), which numbers them
@@ -297,25 +306,38 @@ def optimize_buffered(
     when given, runs the ``k`` trials instead of ``mem.optimize`` (the batched ask/tell of
     :mod:`.batch`; a ``run`` with ``direct = True`` gets the study itself and writes ``batch``
     at a time). The study's system attributes (a QMC sampler's position) travel through the
-    in-memory copy.
+    in-memory copy. ``advance(k)``, when given, is called after each batch with the number of
+    trials it ran (a progress bar).
     """
     import optuna
 
     if run is not None and getattr(run, "direct", False):  # writes to the storage itself
         run(study, n_trials)
+        if advance is not None:
+            advance(n_trials)
         return n_trials
     done = 0
     mem: optuna.Study | None = None
+    seen: set[int] = set()  # numbers of the stored trials the copy holds
+    mine: set[tuple[Any, ...]] = set()  # the previous batch's own trials, as written
     while done < n_trials:
         k = min(batch, n_trials - done)
         stored = study.get_trials(deepcopy=False, states=_finished_states())
-        if mem is None or len(mem.get_trials(deepcopy=False)) != len(stored):
-            # the first batch, or other workers wrote trials meanwhile: a fresh copy (else the
-            # copy already holds every stored trial: the previous batches' own)
+        new = [t for t in stored if t.number not in seen]
+        foreign = [t for t in new if _trial_key(t) not in mine]
+        if mem is None or len(new) - len(foreign) != len(mine):
+            # the first batch (or the storage no longer holds what the copy was built from):
+            # a fresh copy of every stored trial
             mem = optuna.create_study(
                 direction="maximize", sampler=study.sampler, pruner=study.pruner
             )
             mem.add_trials(stored)
+        elif foreign:
+            # other workers' trials since the last batch join the copy: only those, so a
+            # worker among others does not rebuild the whole study before every batch
+            mem.add_trials(foreign)
+        seen.update(t.number for t in new)
+        mine = set()
         carried = study._storage.get_study_system_attrs(study._study_id)
         had = mem._storage.get_study_system_attrs(mem._study_id)
         for key, value in carried.items():
@@ -328,12 +350,17 @@ def optimize_buffered(
             else:
                 run(mem, k)
         finally:  # Ctrl-C or an error: keep the trials that did finish
-            fresh = mem.get_trials(deepcopy=False)[base:]
-            add_trials(study, [t for t in fresh if t.state in _finished_states()])
+            fresh = [
+                t for t in mem.get_trials(deepcopy=False)[base:] if t.state in _finished_states()
+            ]
+            add_trials(study, fresh)
+            mine = {_trial_key(t) for t in fresh}
             for key, value in mem._storage.get_study_system_attrs(mem._study_id).items():
                 if carried.get(key) != value:
                     study._storage.set_study_system_attr(study._study_id, key, value)
         done += k
+        if advance is not None:
+            advance(k)
     return done
 
 
@@ -466,11 +493,14 @@ def tune(
     batch: int = DEFAULT_BATCH,
     sampler: str = "tpe",
     ask: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> TuneRun:
     """Top every fold study of ``spec`` up to ``n_trials`` finished trials (resumable).
 
     Families with a compiled form are evaluated ``ask`` trials per fused call (default:
-    :func:`.batch.default_ask`), identical to one-at-a-time evaluation (see :mod:`.batch`)."""
+    :func:`.batch.default_ask`), identical to one-at-a-time evaluation (see :mod:`.batch`).
+    ``progress(done, total)``, when given, is called as trials finish (``total``: the trials
+    this call runs over all folds)."""
     if n_trials < 0:
         raise UserInputError("--trials must be >= 0")
     _quiet()
@@ -483,19 +513,42 @@ def tune(
     ran = 0
     t0 = time.perf_counter()
     warm = supersede(spec, storage)
-    for fold in folds:
-        study = open_fold_study(
-            spec, fold.index, storage, seed=seed, create=True, sampler_name=sampler
-        )
+    studies = [
+        open_fold_study(spec, fold.index, storage, seed=seed, create=True, sampler_name=sampler)
+        for fold in folds
+    ]
+    advance = _counter(progress, sum(max(0, n_trials - _finished(s)) for s in studies))
+    for fold, study in zip(folds, studies, strict=True):
         objective = make_objective(evaluator, fold, spec.walk.segments)
         if warm:  # resume the search from the best parameters of the superseded study
             seeds = warm.get(fold.index) or warm[max(warm)]
-            ran += _warm_start(study, objective, seeds, n_trials - _finished(study))
+            warmed = _warm_start(study, objective, seeds, n_trials - _finished(study))
+            ran += warmed
+            if advance is not None:
+                advance(warmed)
         todo = n_trials - _finished(study)
         if todo > 0:
             run = runner(fold) if runner else None
-            ran += optimize_buffered(study, objective, todo, batch=batch, run=run)
+            ran += optimize_buffered(study, objective, todo, batch=batch, run=run, advance=advance)
     return TuneRun(spec.study_group, ran, time.perf_counter() - t0)
+
+
+def _counter(
+    progress: Callable[[float, float], None] | None, total: int
+) -> Callable[[int], None] | None:
+    """``advance(k)`` adding ``k`` finished trials to ``progress(done, total)`` (None without
+    a ``progress``); reports ``(0, total)`` at once."""
+    if progress is None:
+        return None
+    done = 0
+    progress(0, total)
+
+    def advance(k: int) -> None:
+        nonlocal done
+        done = min(total, done + k)
+        progress(done, total)
+
+    return advance
 
 
 def load_spec(study_group: str, storage: BaseStorage) -> TuneSpec:
@@ -530,8 +583,10 @@ def work(
     batch: int = DEFAULT_BATCH,
     sampler: str = "tpe",
     ask: int | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> TuneRun:
-    """Join an existing study group and add ``n_trials`` trials to each of its fold studies."""
+    """Join an existing study group and add ``n_trials`` trials to each of its fold studies
+    (``progress(done, total)`` as in :func:`tune`)."""
     if n_trials < 1:
         raise UserInputError("--trials must be >= 1")
     _quiet()
@@ -553,11 +608,12 @@ def work(
     evaluator.warm_up(folds[0].train_start, folds[0].train_stop)
     runner = batch_runner(evaluator, spec.walk.segments, sampler, ask, seed, batch)
     t0 = time.perf_counter()
+    advance = _counter(progress, n_trials * len(folds))
     for fold in folds:
         study = open_fold_study(
             spec, fold.index, storage, seed=seed, create=False, sampler_name=sampler
         )
         objective = make_objective(evaluator, fold, spec.walk.segments)
         run = runner(fold) if runner else None
-        optimize_buffered(study, objective, n_trials, batch=batch, run=run)
+        optimize_buffered(study, objective, n_trials, batch=batch, run=run, advance=advance)
     return TuneRun(study_group, n_trials * spec.walk.folds, time.perf_counter() - t0)

@@ -151,10 +151,20 @@ def test_klines_to_top_strategies(instance: dg.DagsterInstance, data_dir: Path) 
     assert isinstance(sharpe, dg.TableMetadataValue)
     assert [c.name for c in sharpe.schema.columns][:2] == ["series", "strategy"]
     assert problems(mmeta) == []
+    # the heatmap inline: a Markdown entry under the UI's 1,000 characters pointing at the
+    # image its MLflow run holds; the same PNG self-contained in heatmap_png
     heatmap = mmeta["heatmap"].value
-    assert heatmap.startswith("![sharpe by regime](data:image/png;base64,")
-    png = base64.b64decode(heatmap.split(",", 1)[1].rstrip(")"))
+    assert len(heatmap) < 1000 and "/get-artifact?path=sharpe_by_regime.png" in heatmap
+    assert mmeta["mlflow_run_id"].value in heatmap
+    inline = mmeta["heatmap_png"].value
+    assert inline.startswith("![sharpe by regime](data:image/png;base64,")
+    png = base64.b64decode(inline.split(",", 1)[1].rstrip(")"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(layout.mlflow_tracking_uri)
+    logged = client.download_artifacts(mmeta["mlflow_run_id"].value, "sharpe_by_regime.png")
+    assert Path(logged).read_bytes() == png
 
     doc = json.loads(layout.top_strategies_path.read_text())
     assert doc["candidates"] == len(FAMILIES) and doc["rule"]["min_trades"] == 0

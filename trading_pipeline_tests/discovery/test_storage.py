@@ -52,7 +52,7 @@ def test_postgres_url(postgres_url: str, tmp_path: Path) -> None:
 
 def test_unknown_scheme_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="unsupported study storage"):
-        open_storage("redis://localhost", data_dir=tmp_path)
+        open_storage("mysql://localhost/optuna", data_dir=tmp_path)  # redis:// is a kind now
     assert not (tmp_path / "optuna").exists()
 
 

@@ -402,6 +402,8 @@ def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.
         matrix.write_parquet(tmp)
     wide = pivot(matrix, "sharpe")
     best = best_per_regime(matrix)
+    png = heatmap_png(matrix)
+    run_id, heatmap = _heatmap_run(context, lake, png)
     return dg.MaterializeResult(
         metadata=tidy(
             {
@@ -412,13 +414,45 @@ def performance_matrix(context: dg.AssetExecutionContext, lake: DataLake) -> dg.
                 "series_without_labels": ", ".join(unlabelled) or "none",
                 "rows": matrix.height,
                 "path": dg.MetadataValue.path(str(path)),
-                "heatmap": image_md(heatmap_png(matrix), "sharpe by regime"),
+                # inline on the asset page (a short Markdown entry: the MLflow UI serves the
+                # image); the same chart self-contained, one click away, for when it is down
+                "heatmap": heatmap,
+                "heatmap_png": image_md(png, "sharpe by regime"),
+                "mlflow_run_id": run_id,
                 "sharpe_by_regime": table(wide),
                 "best_per_regime": table(best),
                 "matrix": table(matrix),
             }
         )
     )
+
+
+HEATMAP = "sharpe_by_regime.png"
+
+
+def _heatmap_run(
+    context: dg.AssetExecutionContext, lake: DataLake, png: bytes
+) -> tuple[str, dg.MarkdownMetadataValue]:
+    """The heatmap logged to an MLflow run of its own (``performance_matrix``, linked to this
+    Dagster run), and the short Markdown entry showing it from the MLflow UI: the asset page
+    renders Markdown inline only under 1,000 characters, which no PNG data URI is."""
+    import tempfile
+    from pathlib import Path
+
+    tracker = lake.tracker(EXPERIMENT)
+    run_id = tracker.start_run(
+        "performance_matrix",
+        tags=lake.dagster_tags(context.run.run_id, context.asset_key),
+        description="Out-of-sample Sharpe per strategy × regime (the performance_matrix asset).",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / HEATMAP
+        path.write_bytes(png)
+        tracker.log_artifact(run_id, path)
+    tracker.end_run(run_id)
+    ui = mlflow_ui(lake.mlflow_ui_url, lake.layout.mlflow_tracking_uri)
+    alt = "out-of-sample Sharpe by regime (served by the MLflow UI; heatmap_png holds it too)"
+    return run_id, artifact_image(ui, run_id, HEATMAP, alt)
 
 
 TOP_COLUMNS = (
