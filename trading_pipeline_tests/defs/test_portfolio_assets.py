@@ -3,13 +3,14 @@ family tuned on their universe in a real Optuna journal → its row in the perfo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
-from trading_pipeline.defs.discovery.assets import performance_matrix
+from trading_pipeline.defs.discovery.assets import performance_matrix, top_strategies
 from trading_pipeline.defs.discovery.portfolio import portfolio_results
 from trading_pipeline.discovery.matrix import ALL, BENCHMARK
 from trading_pipeline.settings import DataLayout
@@ -55,7 +56,12 @@ def test_a_portfolio_family_is_ranked_in_the_matrix(
     assert summary.records[0].data["strategy"] == meta["oos_sharpe"].value
     assert problems(meta) == []
 
-    matrix_run = dg.materialize([performance_matrix], instance=instance, resources=resources)
+    matrix_run = dg.materialize(
+        [performance_matrix, top_strategies],
+        instance=instance,
+        resources=resources,
+        run_config=ops_config(top_strategies={"min_trades": 0}),
+    )
     assert matrix_run.success
     matrix = pl.read_parquet(DataLayout.under(data_dir).performance_matrix_path)
     rows = matrix.filter((pl.col("strategy") == FAMILY) & (pl.col("series") == UNIVERSE))
@@ -66,3 +72,8 @@ def test_a_portfolio_family_is_ranked_in_the_matrix(
     assert matrix.filter((pl.col("strategy") == BENCHMARK) & (pl.col("series") == UNIVERSE)).height
     mmeta = matrix_run.asset_materializations_for_node("performance_matrix")[0].metadata
     assert UNIVERSE in str(mmeta["series"].value)
+    # ranked beside the single-series families, deflated over every trial on the universe
+    doc = json.loads(DataLayout.under(data_dir).top_strategies_path.read_text())
+    (row,) = [r for r in doc["ranked"] if r["series"] == UNIVERSE]
+    assert row["strategy"] == FAMILY and row["dagster_partition"] == FAMILY
+    assert row["n_trials"] == TINY["trials"] * TINY["folds"]
