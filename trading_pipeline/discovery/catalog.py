@@ -29,6 +29,7 @@ from trading_pipeline.discovery.tuning import (
     fingerprint,
     load_spec,
 )
+from trading_pipeline.discovery.universe_bars import is_universe_key, load_universe
 from trading_pipeline.errors import UserInputError
 from trading_pipeline.fsutil import atomic_write_text
 from trading_pipeline.history.layout import Series
@@ -176,6 +177,11 @@ class StudyCatalog:
         return "", CatalogEntry(result, head)
 
     def _load_bars(self, series_key: str) -> pl.DataFrame | None:
+        if is_universe_key(series_key):  # a portfolio study's series: its coins joined
+            try:
+                return load_universe(self.layout.history_dir, series_key)
+            except UserInputError:
+                return None
         try:
             series = Series.parse(series_key)
             return load_store(

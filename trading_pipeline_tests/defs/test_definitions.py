@@ -29,6 +29,7 @@ ASSETS = [
     "news_sentiment",
     "paper_replay_report",
     "performance_matrix",
+    "portfolio_results",
     "regime_periods",
     "selector_model",
     "selector_training_set",
@@ -237,8 +238,9 @@ EDGES = {
     "regime_periods": {"history/klines"},
     "market_correlation": {"history/klines"},
     "strategy_results": {"history/klines", "regime_periods"},
-    "performance_matrix": {"strategy_results", "regime_periods"},
-    "top_strategies": {"strategy_results"},
+    "portfolio_results": {"history/klines", "regime_periods"},
+    "performance_matrix": {"strategy_results", "portfolio_results", "regime_periods"},
+    "top_strategies": {"strategy_results", "portfolio_results"},
     "selector_training_set": {
         "strategy_results",
         "regime_periods",
@@ -314,7 +316,7 @@ def test_every_asset_has_a_code_version_owners_and_a_description(
     # discovery's version is the built-in families' versions and code fingerprints
     from trading_pipeline.defs.versions import discovery_version
 
-    for name in ("strategy_results", "performance_matrix", "top_strategies"):
+    for name in ("strategy_results", "portfolio_results", "performance_matrix", "top_strategies"):
         version = graph.get(dg.AssetKey(name)).code_version
         assert version is not None and version.startswith("families-")
     assert discovery_version() != ""

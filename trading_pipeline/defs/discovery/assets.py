@@ -27,6 +27,7 @@ from trading_pipeline.defs.discovery.partitions import (
     family_series,
     split_family_series,
 )
+from trading_pipeline.defs.discovery.portfolio import portfolio_results
 from trading_pipeline.defs.features.assets import regime_periods
 from trading_pipeline.defs.history.assets import klines
 from trading_pipeline.defs.history.partitions import series_month_key
@@ -342,13 +343,16 @@ def _meta_value(metadata: Mapping[str, Any], name: str) -> Any:
 
 
 def collect_materialized(context: dg.AssetExecutionContext, lake: DataLake) -> list[Tuned]:
-    """The study group of every materialized ``strategy_results`` partition, as far as the
-    catalog finds it usable (family version and bars unchanged since tuning); the others are
-    skipped with a warning: re-run them."""
+    """The study group of every materialized ``strategy_results`` and ``portfolio_results``
+    partition, as far as the catalog finds it usable (family version and bars unchanged since
+    tuning); the others are skipped with a warning: re-run them."""
     instance = context.instance
-    key = strategy_results.key
     by_group: dict[str, tuple[str, str | None]] = {}
-    for partition in sorted(instance.get_materialized_partitions(key)):
+    for key, partition in [
+        (asset, partition)
+        for asset in (strategy_results.key, portfolio_results.key)
+        for partition in sorted(instance.get_materialized_partitions(asset))
+    ]:
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records
@@ -368,14 +372,16 @@ def collect_materialized(context: dg.AssetExecutionContext, lake: DataLake) -> l
         Tuned(by_group[e.group][0], e.result, e.bars, by_group[e.group][1]) for e in usable.entries
     ]
     if not out:
-        raise dg.Failure(description="no usable strategy_results partition: materialize some")
+        raise dg.Failure(
+            description="no usable strategy_results or portfolio_results partition: materialize some"
+        )
     return out
 
 
 @dg.asset(
     group_name=GROUP,
     kinds={"polars", "parquet"},
-    deps=[strategy_results, regime_periods],
+    deps=[strategy_results, portfolio_results, regime_periods],
     code_version=CODE_VERSION,
     owners=OWNERS,
 )
@@ -475,7 +481,7 @@ TOP_COLUMNS = (
 @dg.asset(
     group_name=GROUP,
     kinds={"python", "json"},
-    deps=[strategy_results],
+    deps=[strategy_results, portfolio_results],
     code_version=CODE_VERSION,
     owners=OWNERS,
 )
