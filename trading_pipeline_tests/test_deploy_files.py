@@ -145,12 +145,17 @@ def test_compose_file_matches_the_compose_spec_and_publishes_on_loopback_only() 
     assert out.returncode == 0, out.stdout + out.stderr
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "mlflow", "code-location", "webserver", "daemon"} <= set(services)
+    assert {"postgres", "redis", "mlflow", "code-location", "webserver", "daemon"} <= set(services)
     roles = {name: svc.get("command", [None])[0] for name, svc in services.items()}
-    assert roles == {"postgres": None, "mlflow": "mlflow", "code-location": "code-location",
-                     "webserver": "webserver", "daemon": "daemon"}  # fmt: skip
-    images = {svc["image"] for n, svc in services.items() if n != "postgres"}
+    assert roles == {"postgres": None, "redis": "redis-server", "mlflow": "mlflow",
+                     "code-location": "code-location", "webserver": "webserver",
+                     "daemon": "daemon"}  # fmt: skip
+    images = {svc["image"] for n, svc in services.items() if n not in ("postgres", "redis")}
     assert images == {"trading-pipeline:latest"}  # one image, every role
+    # the studies survive a restart: Redis writes its append-only file to a named volume
+    assert "--appendonly" in services["redis"]["command"]
+    assert any(str(v).startswith("redis-data:") for v in services["redis"]["volumes"])
+    assert compose["x-tp-env"]["TP_OPTUNA_STORAGE"].startswith("redis://redis:")
     for svc in services.values():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), port
