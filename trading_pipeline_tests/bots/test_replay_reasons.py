@@ -42,16 +42,21 @@ def _check_every_bot(report: dict[str, Any]) -> None:
             assert b["pnl"] == pytest.approx(b["final"] - b["initial"])
 
 
-def test_five_bots_each_trade_or_say_why_they_hold_cash(tmp_path: Path) -> None:
+def _drifting_history(tmp_path: Path) -> Path:
+    """Six of bot3's ten coins with hourly history, drifting apart (SOL up most, BTC down most);
+    no 5-minute history and no tuned study at all. Returns the data dir."""
     data = tmp_path / "data"
-    # six of bot3's ten coins have hourly history, drifting apart (SOL up most, BTC down most);
-    # no 5-minute history and no tuned study at all
     frames = {
         s: make_bars(800, seed=i, vol=0.004, drift=0.0015 * (i - 1), start=START)
         for i, s in enumerate(COINS)
     }
     frames["BTCUSDT"] = make_bars(800, seed=11, vol=0.004, drift=-0.003, start=START)
     write_frames(data / "history", frames)
+    return data
+
+
+def test_five_bots_each_trade_or_say_why_they_hold_cash(tmp_path: Path) -> None:
+    data = _drifting_history(tmp_path)
     momentum = get_family("momentum")
     bot3 = Assignment(
         "bot3",
@@ -156,13 +161,7 @@ def test_a_real_month_replay_gives_every_bot_an_assignment_and_pnl_or_a_reason(
 
 
 def test_an_assignment_outside_the_momentum_pick_holds_cash_and_says_so(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    frames = {
-        s: make_bars(800, seed=i, vol=0.004, drift=0.0015 * (i - 1), start=START)
-        for i, s in enumerate(COINS)
-    }
-    frames["BTCUSDT"] = make_bars(800, seed=11, vol=0.004, drift=-0.003, start=START)
-    write_frames(data / "history", frames)
+    data = _drifting_history(tmp_path)
     momentum = get_family("momentum")
     bot3 = Assignment(
         "bot3", 1, ("BTCUSDT",), "1h", "momentum", momentum.version, momentum.validate({}), 0.25
