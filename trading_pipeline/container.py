@@ -67,7 +67,7 @@ def command(role: str, args: Sequence[str], env: Mapping[str, str]) -> list[str]
                                                        / "mlflow" / "artifacts"))  # fmt: skip
         return ["mlflow", "server", "--host", host, "--port", env.get("TP_MLFLOW_PORT", "5000"),
                 "--backend-store-uri", backend, "--artifacts-destination", artifacts,
-                *args]  # fmt: skip
+                "--app-name", "training-view", *args]  # fmt: skip
     raise ValueError(
         f"unknown role {role!r}: use fetch, cli, bot, code-location, webserver, daemon or mlflow"
     )

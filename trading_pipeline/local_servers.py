@@ -142,6 +142,9 @@ def mlflow_server_command(port: int, backend_uri: str, artifacts_dir: Path) -> l
         artifacts_dir.resolve().as_uri(),
         "--workers",
         "1",
+        # the UI opens on model training, not GenAI, on a browser's first visit
+        "--app-name",
+        "training-view",
     ]
 
 

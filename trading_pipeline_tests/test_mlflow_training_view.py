@@ -111,19 +111,20 @@ def test_experiment_page_shows_the_training_view(
         # not the GenAI view: no trace overview, no "Evaluations"
         for genai in ("Token Usage", "Latency", "Evaluation runs", "Evaluations"):
             assert genai not in text, f"{genai!r} on the experiment page"
-        # a first visit to the bare experiment URL (a fresh browser: nothing remembered) opens
-        # the GenAI overview whatever the experiment's kind tag says: 3.17's UI takes the view
-        # from its per-browser switch (localStorage ``mlflow.workflowType_v1``, default "genai")
-        # and reads ``mlflow.experimentKind`` only when that switch is disabled, which 3.17
-        # never does. So every link the project gives carries the query. When this fails,
-        # MLflow honours the kind again: drop the query from the links.
+        # a first visit to the bare experiment URL (a fresh browser: nothing remembered): 3.17's
+        # UI takes the view from its per-browser switch (localStorage ``mlflow.workflowType_v1``,
+        # default "genai") whatever the kind tag says; the server the project runs
+        # (``--app-name training-view``, mlflow_ui_app.py) presets that switch to model training
         bare = _chromium(
             tmp_path / "profile-bare", "--dump-dom",
             f"http://127.0.0.1:{port}/#/experiments/{tracker.experiment_id}",
         )  # fmt: skip
         assert bare.returncode == 0, bare.stderr[-2000:]
         bare_text = _text(bare.stdout)
-        assert "Overview - Experiment" in bare_text and "Token Usage" in bare_text
+        assert "Runs - Experiment" in bare_text and " | Runs | Models | " in bare_text
+        assert "sma_cross-v1-spot-SYNUSDT-1h" in bare_text
+        for genai in ("Token Usage", "Latency", "Evaluations"):
+            assert genai not in bare_text, f"{genai!r} on a first visit to the bare URL"
         # a run's link, as Dagster metadata and the fleet page give it, opens in the same view
         link = mlflow_run_url(f"http://127.0.0.1:{port}", run_id, tracker.experiment_id)
         page = _chromium(tmp_path / "profile3", "--dump-dom", link)
