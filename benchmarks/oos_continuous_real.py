@@ -59,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     base = real_dir()
     path = base / FILE if base else None
     if path is None or not path.exists():
-        print(f"real BTC/USDT 1h data absent ({path or 'no shared/data/real found'}); skipped")
-        return 0
+        print(
+            f"error: real BTC/USDT 1h data absent ({path or 'no shared/data/real found'}); "
+            "no report",
+            file=sys.stderr,
+        )
+        return 2
 
     # lazy: the skip above needs none of these (optuna, numba kernels)
     import optuna

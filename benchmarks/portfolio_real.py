@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,10 @@ import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from oos_continuous_real import real_dir  # noqa: E402  (one rule for finding the real data)
+
 FILES: dict[str, tuple[str, ...]] = {
     "BTC": ("Roshan7869-algotrading/freqtrade_binance_spot_1h/BTC_USDT-1h.feather",),
     "ETH": ("Roshan7869-algotrading/freqtrade_binance_spot_1h/ETH_USDT-1h.feather",),
@@ -46,17 +49,6 @@ FILES: dict[str, tuple[str, ...]] = {
     ),
 }
 REBALANCED_EVERY = 24 * 30
-
-
-def real_dir() -> Path | None:
-    """The shared real-data folder: ``TP_REAL_DATA``, else ``shared/data/real`` in an ancestor."""
-    env = os.environ.get("TP_REAL_DATA")
-    if env:
-        return Path(env)
-    for up in ROOT.parents:
-        if (up / "shared" / "data" / "real").is_dir():
-            return up / "shared" / "data" / "real"
-    return None
 
 
 def load_coin(base: Path, coin: str) -> tuple[pl.DataFrame, str]:
@@ -101,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [rel for c in coins for rel in FILES[c] if base is None or not (base / rel).exists()]
     if base is None or missing:
         print(
-            f"real hourly data absent ({missing[0] if missing else 'no shared/data/real'}); skipped"
+            f"error: real hourly data absent ({missing[0] if missing else 'no shared/data/real'}); "
+            "no report",
+            file=sys.stderr,
         )
-        return 0
+        return 2
 
     # lazy: the skip above needs none of these (optuna, numba kernels)
     import optuna
